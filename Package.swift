@@ -1,0 +1,61 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "gatehouse",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "gatehouse", targets: ["gatehouse"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+    ],
+    targets: [
+        // libevent 2.1 through pkg-config; the module map links event_pthreads explicitly.
+        .systemLibrary(
+            name: "CLibevent",
+            pkgConfig: "libevent",
+            providers: [.apt(["libevent-dev"])]
+        ),
+        // Values shared by every layer: errors, reasons, decisions, the access-log record. No I/O.
+        .target(name: "GatehouseCore"),
+        // Path normalization, globs, the route table, client-address rules. Pure.
+        .target(name: "GatehousePolicy", dependencies: ["GatehouseCore"]),
+        // JWS/JWK verification and claims. Pure; swift-crypto only.
+        .target(
+            name: "GatehouseAuth",
+            dependencies: [
+                "GatehouseCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
+        // YAML -> raw structs -> validated domain values with FILE:LINE:COL problems.
+        .target(
+            name: "GatehouseConfig",
+            dependencies: ["GatehouseCore", "GatehousePolicy", .product(name: "Yams", package: "Yams")]
+        ),
+        // evhttp listeners, workers, upstream pools, admin endpoints, log sink.
+        .target(
+            name: "GatehouseServer",
+            dependencies: ["CLibevent", "GatehouseCore", "GatehousePolicy", "GatehouseConfig"]
+        ),
+        .executableTarget(
+            name: "gatehouse",
+            dependencies: [
+                "GatehouseServer", "GatehouseConfig", "GatehousePolicy", "GatehouseCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "GatehouseCoreTests", dependencies: ["GatehouseCore"]),
+        .testTarget(name: "GatehousePolicyTests", dependencies: ["GatehousePolicy"]),
+        .testTarget(
+            name: "GatehouseConfigTests",
+            dependencies: ["GatehouseConfig"],
+            resources: [.copy("Golden")]
+        ),
+        .testTarget(name: "GatehouseAuthTests", dependencies: ["GatehouseAuth"]),
+    ]
+)

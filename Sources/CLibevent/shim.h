@@ -1,0 +1,62 @@
+#ifndef GATEHOUSE_CLIBEVENT_SHIM_H
+#define GATEHOUSE_CLIBEVENT_SHIM_H
+/* System headers first: libevent's event-config.h defines _GNU_SOURCE, and a shim that
+   includes only event2 headers clashes with SwiftGlibc over fd_set on clean builds. */
+#include <sys/types.h>
+#include <sys/time.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <string.h>
+#include <signal.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+#include <event2/http.h>
+#include <event2/http_struct.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/util.h>
+
+/* Swift cannot walk the TAILQ macros of evkeyvalq nor see macro constants: small helpers. */
+
+static inline struct evkeyval *gh_headers_first(struct evkeyvalq *q) { return q->tqh_first; }
+static inline struct evkeyval *gh_header_next(struct evkeyval *kv) { return kv->next.tqe_next; }
+
+static inline short gh_ev_read(void) { return EV_READ; }
+static inline short gh_ev_write(void) { return EV_WRITE; }
+static inline short gh_ev_persist(void) { return EV_PERSIST; }
+static inline short gh_ev_signal(void) { return EV_SIGNAL; }
+
+/* evsignal_new / evtimer_new are macros. */
+static inline struct event *gh_signal_new(struct event_base *b, int sig,
+        void (*cb)(evutil_socket_t, short, void *), void *arg) {
+    return event_new(b, sig, EV_SIGNAL | EV_PERSIST, cb, arg);
+}
+static inline struct event *gh_timer_new(struct event_base *b, int persist,
+        void (*cb)(evutil_socket_t, short, void *), void *arg) {
+    return event_new(b, -1, persist ? EV_PERSIST : 0, cb, arg);
+}
+static inline int gh_timer_add_ms(struct event *ev, long long ms) {
+    struct timeval tv; tv.tv_sec = ms / 1000; tv.tv_usec = (ms % 1000) * 1000;
+    return event_add(ev, &tv);
+}
+
+/* Ignore SIGPIPE: writes to closed sockets must return EPIPE, not kill the process. */
+static inline void gh_ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
+
+/* Block the handled signals in worker threads so that only the main loop sees them. */
+static inline void gh_block_signals_in_thread(void) {
+    sigset_t set; sigemptyset(&set);
+    sigaddset(&set, SIGHUP); sigaddset(&set, SIGTERM); sigaddset(&set, SIGINT); sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+#endif

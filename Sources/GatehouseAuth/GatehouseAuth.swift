@@ -1,0 +1,2 @@
+// JWS/JWK verification lives here (issue 3).
+import GatehouseCore

@@ -1,0 +1,113 @@
+import GatehouseCore
+import GatehousePolicy
+
+/// The validated configuration: every value present, checked and typed. Immutable; the server
+/// swaps whole snapshots on reload.
+public struct GatewayConfig: Sendable {
+    /// The config file's path as given on the command line.
+    public var path: String
+    public var server: ServerSettings
+    public var admin: AdminSettings?
+    public var upstreams: [String: UpstreamSettings]
+    public var routes: RouteTable
+    public var accessLog: AccessLogSettings
+
+    public init(path: String, server: ServerSettings, admin: AdminSettings?, upstreams: [String: UpstreamSettings],
+                routes: RouteTable, accessLog: AccessLogSettings) {
+        self.path = path; self.server = server; self.admin = admin; self.upstreams = upstreams
+        self.routes = routes; self.accessLog = accessLog
+    }
+}
+
+/// `host:port`; IPv6 hosts without brackets (`::1`), written `[::1]:8080` in the config.
+public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: UInt16
+    public init(host: String, port: UInt16) { self.host = host; self.port = port }
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// SPEC §2 `server`.
+public struct ServerSettings: Sendable {
+    public var listen: [ListenAddress]
+    /// Event-loop threads; already resolved (0 in the file becomes the core count).
+    public var workers: Int
+    public var maxHeaderBytes: Int
+    public var maxBodyBytes: Int
+    public var readTimeoutMs: Int64
+    public var shutdownGraceMs: Int64
+    public var trustedProxies: [CIDR]
+    public var publicOrigin: String?
+    public var pathPolicy: PathPolicy
+
+    public init(listen: [ListenAddress], workers: Int, maxHeaderBytes: Int, maxBodyBytes: Int, readTimeoutMs: Int64,
+                shutdownGraceMs: Int64, trustedProxies: [CIDR], publicOrigin: String?, pathPolicy: PathPolicy) {
+        self.listen = listen; self.workers = workers; self.maxHeaderBytes = maxHeaderBytes
+        self.maxBodyBytes = maxBodyBytes; self.readTimeoutMs = readTimeoutMs; self.shutdownGraceMs = shutdownGraceMs
+        self.trustedProxies = trustedProxies; self.publicOrigin = publicOrigin; self.pathPolicy = pathPolicy
+    }
+}
+
+/// SPEC §2 `admin`.
+public struct AdminSettings: Sendable {
+    public var listen: ListenAddress
+    public init(listen: ListenAddress) { self.listen = listen }
+}
+
+/// One upstream target: `http://host:port` (plain HTTP; the port defaults to 80).
+public struct UpstreamTarget: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: UInt16
+    public init(host: String, port: UInt16) { self.host = host; self.port = port }
+    /// The `Host` header value for this target (`preserve_host: false`): `host` or `host:port`.
+    public var hostHeader: String {
+        let h = host.contains(":") ? "[\(host)]" : host
+        return port == 80 ? h : "\(h):\(port)"
+    }
+    public var description: String { "http://\(hostHeader)" }
+}
+
+/// SPEC §2 `upstreams.NAME`.
+public struct UpstreamSettings: Sendable {
+    public var name: String
+    public var targets: [UpstreamTarget]
+    public var connectTimeoutMs: Int64
+    public var timeoutMs: Int64
+    public var maxIdlePerWorker: Int
+    public var preserveHost: Bool
+    public init(name: String, targets: [UpstreamTarget], connectTimeoutMs: Int64 = 2000, timeoutMs: Int64 = 30000,
+                maxIdlePerWorker: Int = 32, preserveHost: Bool = true) {
+        self.name = name; self.targets = targets; self.connectTimeoutMs = connectTimeoutMs; self.timeoutMs = timeoutMs
+        self.maxIdlePerWorker = maxIdlePerWorker; self.preserveHost = preserveHost
+    }
+}
+
+/// SPEC §2 `access_log`.
+public struct AccessLogSettings: Sendable {
+    public enum Format: String, Sendable, CaseIterable { case json, combined }
+    /// `stdout`, or an absolute file path (relative paths are resolved by the loader).
+    public var path: String
+    public var format: Format
+    public init(path: String = "stdout", format: Format = .json) { self.path = path; self.format = format }
+}
+
+/// One problem found while loading: `FILE:LINE:COL: error: message` (SPEC §10).
+public struct ConfigProblem: Sendable, CustomStringConvertible, Equatable {
+    public enum Severity: String, Sendable { case error, warning }
+    public var location: SourceLocation
+    public var severity: Severity
+    public var message: String
+    public init(_ severity: Severity, at location: SourceLocation, _ message: String) {
+        self.severity = severity; self.location = location; self.message = message
+    }
+    public var description: String { "\(location): \(severity.rawValue): \(message)" }
+}
+
+/// What loading produced: a config when there were no errors, and every problem found.
+public struct ConfigLoadResult: Sendable {
+    public var config: GatewayConfig?
+    public var problems: [ConfigProblem]
+    public init(config: GatewayConfig?, problems: [ConfigProblem]) { self.config = config; self.problems = problems }
+    public var errors: [ConfigProblem] { problems.filter { $0.severity == .error } }
+    public var warnings: [ConfigProblem] { problems.filter { $0.severity == .warning } }
+}

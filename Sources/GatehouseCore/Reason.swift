@@ -1,0 +1,54 @@
+/// Why a request ended the way it did: a stable id shared by the access log (`reason`) and
+/// metrics labels. Never sent to the client.
+public enum Reason: String, Sendable, CaseIterable {
+    // request shape
+    case malformedRequest = "malformed_request"
+    case pathRejected = "path_rejected"
+    case headersTooLarge = "headers_too_large"
+    case payloadTooLarge = "payload_too_large"
+    case noRoute = "no_route"
+    // authentication
+    case missingCredentials = "missing_credentials"
+    case malformedToken = "malformed_token"
+    case tokenTooLarge = "token_too_large"
+    case unknownIssuer = "unknown_issuer"
+    case algNotAllowed = "alg_not_allowed"
+    case unknownKid = "unknown_kid"
+    case badSignature = "bad_signature"
+    case tokenExpired = "token_expired"
+    case tokenNotYetValid = "token_not_yet_valid"
+    case wrongAudience = "wrong_audience"
+    case wrongIssuer = "wrong_issuer"
+    case unsupportedCrit = "unsupported_crit"
+    case issuerNotAllowed = "issuer_not_allowed"
+    case noKeys = "no_keys"
+    case sessionExpired = "session_expired"
+    case sessionRevoked = "session_revoked"
+    case sessionUnknown = "session_unknown"
+    case invalidCredentials = "invalid_credentials"
+    case throttled = "throttled"
+    // authorization
+    case insufficientRole = "insufficient_role"
+    case insufficientScope = "insufficient_scope"
+    case claimMismatch = "claim_mismatch"
+    case loginRedirect = "login_redirect"
+    case corsRejected = "cors_rejected"
+    case csrfRejected = "csrf_rejected"
+    // upstream
+    case upstreamTimeout = "upstream_timeout"
+    case upstreamConnectFailed = "upstream_connect_failed"
+    case upstreamError = "upstream_error"
+    case upstreamDown = "upstream_down"
+    case sessionStoreDown = "session_store_down"
+    case clientClosed = "client_closed"
+}
+
+/// The outcome class of a request, as logged (`decision`) and counted.
+public enum Decision: String, Sendable, CaseIterable {
+    case allow, deny, preflight, error
+}
+
+/// How the caller was authenticated, as logged (`auth`) and sent in `X-Auth-Method`.
+public enum AuthMethod: String, Sendable {
+    case none, jwt, session
+}

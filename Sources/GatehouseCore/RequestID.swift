@@ -1,0 +1,49 @@
+/// Request ids (SPEC §3 step 2): an incoming `X-Request-Id` is kept when it matches
+/// `[A-Za-z0-9._-]{1,128}`, otherwise the gateway makes a new one.
+public enum RequestID {
+    /// True when `value` may be kept as the request id.
+    public static func isAcceptable(_ value: String) -> Bool {
+        let bytes = value.utf8
+        guard !bytes.isEmpty, bytes.count <= 128 else { return false }
+        for b in bytes {
+            switch b {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
+                continue
+            default:
+                return false
+            }
+        }
+        return true
+    }
+}
+
+/// Makes unique request ids without a system call per request: a random per-generator prefix
+/// (from the system's random source, once) and a counter. One generator per event loop;
+/// not thread-safe by design.
+public struct RequestIDGenerator {
+    private let prefix: String
+    private var counter: UInt64 = 0
+
+    public init<R: RandomNumberGenerator>(using rng: inout R) {
+        let high = rng.next() as UInt64
+        prefix = String(high, radix: 16).leftPadded(to: 16)
+    }
+
+    public init() {
+        var rng = SystemRandomNumberGenerator()
+        self.init(using: &rng)
+    }
+
+    /// The next id: 16 hex digits of prefix, `-`, the counter in hex.
+    public mutating func next() -> String {
+        counter &+= 1
+        return prefix + "-" + String(counter, radix: 16).leftPadded(to: 8)
+    }
+}
+
+extension String {
+    func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}
