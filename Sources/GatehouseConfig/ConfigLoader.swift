@@ -1,0 +1,59 @@
+import GatehouseCore
+import GatehousePolicy
+
+/// Loads and validates a config file and everything it names (policy files), collecting every
+/// problem with its `FILE:LINE:COL` (SPEC §2, §10). YAML is composed into a node tree (Yams),
+/// walked with key paths and positions, and only then turned into domain values.
+public enum ConfigLoader {
+    /// `path` as given on the command line: messages show it as written, and relative paths
+    /// inside the file resolve against its directory. `cpuCount` resolves `workers: 0`.
+    public static func load(path: String, cpuCount: Int) -> ConfigLoadResult {
+        load(path: path, cpuCount: cpuCount, cwd: ConfigPaths.currentDirectory())
+    }
+
+    /// `cwd` makes relative results absolute (the access log path); injectable for tests.
+    static func load(path: String, cpuCount: Int, cwd: String) -> ConfigLoadResult {
+        let diagnostics = Diagnostics()
+        guard let root = YAMLSource.load(path: path, file: path, diagnostics) else {
+            return ConfigLoadResult(config: nil, problems: diagnostics.problems)
+        }
+        let directory = ConfigPaths.directory(of: path)
+        let top = root.fields(ConfigKeys.topLevel, diagnostics)
+
+        let server = SettingsSections.server(top?["server"], cpuCount: cpuCount, diagnostics)
+        let admin = SettingsSections.admin(top?["admin"], publicListen: server.listen, diagnostics)
+        let upstreams = UpstreamsSection(top?["upstreams"], diagnostics)
+
+        let routes = RouteCollector(upstreams: upstreams.names, diagnostics)
+        if let list = top?["routes"] { routes.read(list) }
+        for match in PolicyFiles.expand(top?["policy_files"], configDirectory: directory, diagnostics) {
+            PolicyFiles.load(match, into: routes, diagnostics)
+        }
+        let accessLog = SettingsSections.accessLog(top?["access_log"], configDirectory: directory, cwd: cwd, diagnostics)
+
+        for upstream in upstreams.declared
+        where Names.isValid(upstream.name) && !routes.usedUpstreams.contains(upstream.name) {
+            diagnostics.warning(upstream.location, "upstreams.\(upstream.name): no route uses this upstream")
+        }
+        // Not when `routes` is there but is not a list: that error says enough.
+        if routes.declaredCount == 0, top?["routes"].map({ $0.node.sequence != nil }) ?? true {
+            diagnostics.warning(top?["routes"]?.location ?? SourceLocation(file: path),
+                                "no routes: every request gets 404")
+        }
+        let table = RouteTable(routes.routes)
+        // With fewer than two routes nothing can shadow anything.
+        if table.routes.count > 1 {
+            for pair in table.shadowed() {
+                let by = pair.by.location
+                diagnostics.warning(pair.shadowed.location,
+                                    "route \(quoted(pair.shadowed.name)) can never match: route \(quoted(pair.by.name)) "
+                                        + "(\(by.file):\(by.line)) matches everything it does")
+            }
+        }
+
+        guard !diagnostics.hasErrors else { return ConfigLoadResult(config: nil, problems: diagnostics.problems) }
+        let config = GatewayConfig(path: path, server: server, admin: admin, upstreams: upstreams.settings,
+                                   routes: table, accessLog: accessLog)
+        return ConfigLoadResult(config: config, problems: diagnostics.problems)
+    }
+}

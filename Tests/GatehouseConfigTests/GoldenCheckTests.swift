@@ -1,0 +1,66 @@
+import Foundation
+import XCTest
+@testable import GatehouseConfig
+
+/// `gatehouse check` output for whole config files, compared with `Golden/<case>.expected`
+/// (stderr then stdout). The config is loaded by absolute path and the Golden folder prefix
+/// is removed from the output, so the files show paths as an operator in that folder would
+/// see them. On a mismatch the test writes `Golden/<case>.actual`: review it, then rename it.
+final class GoldenCheckTests: XCTestCase {
+    static let goldenDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("Golden").path
+
+    func testFullValidConfigIsValid() { assertGolden("valid_full") }
+    func testEmptyConfigIsValidButWarnsThatNothingIsRouted() { assertGolden("empty") }
+    func testUnknownKeysAreErrorsAtEveryLevelAndListTheValidKeys() { assertGolden("unknown_key") }
+    func testBadDurationsNameTheKeyAndShowTheAcceptedForms() { assertGolden("bad_duration") }
+    func testBadSizesAndTooSmallHeaderLimitAreErrors() { assertGolden("bad_size") }
+    func testUnknownUpstreamListsTheDefinedOnes() { assertGolden("unknown_upstream") }
+    func testDuplicateRouteNamePointsAtTheFirstDefinition() { assertGolden("duplicate_route_name") }
+    func testBadGlobsAndMissingPathAreReportedAtTheValue() { assertGolden("bad_glob") }
+    func testKeysNotBuiltYetAreRefusedNotIgnored() { assertGolden("not_supported") }
+    func testYAMLSyntaxErrorIsOneProblemAtTheParserPosition() { assertGolden("yaml_syntax_error") }
+    func testDuplicateYAMLKeyIsReportedAtTheRepeatedKey() { assertGolden("duplicate_yaml_key") }
+    func testPolicyFileProblemsAreReportedAtTheirRelativePath() { assertGolden("policy_files") }
+    func testShadowedRouteIsAWarning() { assertGolden("shadowed_route") }
+    func testMissingFileIsOneProblemAtLineZero() { assertGolden("missing_file") }
+    func testSeveralErrorsAreAllReported() { assertGolden("many_errors") }
+    func testBadAddressesURLsAndOverlappingAdminListener() { assertGolden("bad_addresses") }
+    func testWrongValueTypesAreReported() { assertGolden("bad_types") }
+
+    /// Every `<case>.yaml` in Golden has its `<case>.expected`, so no case is silently skipped.
+    func testEveryGoldenConfigHasAnExpectedOutput() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: Self.goldenDirectory)
+        for file in files where file.hasSuffix(".yaml") {
+            let name = String(file.dropLast(".yaml".count))
+            XCTAssertTrue(files.contains("\(name).expected"), "Golden/\(name).yaml has no \(name).expected")
+        }
+    }
+
+    private func assertGolden(_ name: String, file: StaticString = #filePath, line: UInt = #line) {
+        let directory = Self.goldenDirectory
+        let configPath = "\(directory)/\(name).yaml"
+        let result = ConfigLoader.load(path: configPath, cpuCount: 2)
+        let report = CheckReport.render(result: result, configPath: configPath)
+        let actual = (report.stderr + report.stdout).replacingOccurrences(of: "\(directory)/", with: "")
+
+        XCTAssertEqual(report.exitCode, result.errors.isEmpty ? 0 : 1, file: file, line: line)
+        XCTAssertEqual(result.config == nil, !result.errors.isEmpty, "a config exactly when there are no errors",
+                       file: file, line: line)
+
+        let expectedPath = "\(directory)/\(name).expected"
+        let actualPath = "\(directory)/\(name).actual"
+        let expected = try? String(contentsOfFile: expectedPath, encoding: .utf8)
+        if expected == actual {
+            try? FileManager.default.removeItem(atPath: actualPath)
+            return
+        }
+        try? actual.write(toFile: actualPath, atomically: true, encoding: .utf8)
+        XCTFail("""
+            \(name): output differs from Golden/\(name).expected (written to Golden/\(name).actual)
+            --- expected
+            \(expected ?? "<missing>")--- actual
+            \(actual)
+            """, file: file, line: line)
+    }
+}
