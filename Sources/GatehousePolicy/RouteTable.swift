@@ -1,0 +1,140 @@
+import GatehouseCore
+
+/// Whether a route applies to authenticated callers only, to anyone, or to anyone with
+/// credentials checked when presented (SPEC §2 `routes[].auth`).
+public enum AuthRequirement: String, Sendable, CaseIterable {
+    case none, optional, required
+}
+
+/// What a route matches on (SPEC §4.2): path glob, methods (uppercased; nil = all), host
+/// (lowercased, port stripped; nil = any).
+public struct RouteMatch: Sendable {
+    public var path: Glob
+    public var methods: Set<String>?
+    public var host: String?
+    public init(path: Glob, methods: Set<String>?, host: String?) {
+        self.path = path; self.methods = methods; self.host = host
+    }
+
+    /// Whether a request matches. `method` is compared case-sensitively (methods are
+    /// case-sensitive tokens, [RFC 9110 §9.1](https://www.rfc-editor.org/rfc/rfc9110#section-9.1)).
+    /// `host` is the request's Host header value (any case, may carry a port, `[v6]:port`
+    /// included; [RFC 9110 §7.2](https://www.rfc-editor.org/rfc/rfc9110#section-7.2)); it is
+    /// compared case-insensitively without its port and without one trailing dot. A route with
+    /// a host never matches a request without one. `path` is the normalized path.
+    public func matches(method: String, path: String, host: String?) -> Bool {
+        if let methods, !methods.contains(method) { return false }
+        if let expected = self.host {
+            guard let host, HostName.equal(HostName.bare(expected[...]), HostName.bare(host[...])) else { return false }
+        }
+        return self.path.matches(path)
+    }
+
+    /// True when every request `other` accepts is also accepted by `self` — conservative
+    /// (may say false when unsure), used for `check`'s shadowed-route warnings.
+    ///
+    /// Methods: `self` takes all, or a superset of `other`'s (which must not be "all").
+    /// Host: `self` takes any, or the same host. Path: the same pattern; `self` is `/**`;
+    /// `self` is `P/**` with a literal `P` and `other` is `P` or starts with `P/`; or `other`
+    /// has no wildcards and `self` matches it.
+    public func covers(_ other: RouteMatch) -> Bool {
+        if let methods {
+            guard let otherMethods = other.methods, otherMethods.isSubset(of: methods) else { return false }
+        }
+        if let host {
+            guard let otherHost = other.host,
+                  HostName.equal(HostName.bare(host[...]), HostName.bare(otherHost[...])) else { return false }
+        }
+        return path.covers(other.path)
+    }
+}
+
+extension Glob {
+    /// Whether every path `other` matches is certainly matched by `self` (see `RouteMatch.covers`).
+    func covers(_ other: Glob) -> Bool {
+        if pattern == other.pattern { return true }
+        switch shape {
+        case .subtree(let prefix):
+            let otherBytes = other.pattern.utf8
+            // `other`'s text starts with the literal `P/` (or is `P`), so every path it matches
+            // does too: literal bytes match only themselves, and a `**` right after `P/`
+            // matching nothing leaves `P` itself.
+            guard otherBytes.count >= prefix.count, otherBytes.prefix(prefix.count).elementsEqual(prefix) else {
+                return false
+            }
+            let rest = otherBytes.dropFirst(prefix.count)
+            return rest.isEmpty || rest.first == ASCII.slash
+        case .exact, .general:
+            if case .exact = other.shape { return matches(other.pattern) }
+            return false
+        }
+    }
+}
+
+/// Host comparison without allocation.
+enum HostName {
+    /// The host of a Host value: without brackets (`[::1]:8080` → `::1`), without a port
+    /// (`a.example:8080` → `a.example`; an unbracketed value with several colons is an IPv6
+    /// address and keeps them) and without one trailing dot (`a.example.` → `a.example`).
+    static func bare(_ value: Substring) -> Substring {
+        var host = value
+        let utf8 = host.utf8
+        if utf8.first == ASCII.openBracket {
+            if let close = utf8.firstIndex(of: ASCII.closeBracket) {
+                host = host[utf8.index(after: utf8.startIndex)..<close]
+            }
+        } else if let colon = utf8.firstIndex(of: ASCII.colon),
+                  !utf8[utf8.index(after: colon)...].contains(ASCII.colon) {
+            host = host[..<colon]
+        }
+        if host.utf8.count > 1, host.utf8.last == ASCII.dot {
+            host = host[..<host.utf8.index(before: host.utf8.endIndex)]
+        }
+        return host
+    }
+
+    /// ASCII case-insensitive equality.
+    static func equal(_ lhs: Substring, _ rhs: Substring) -> Bool {
+        lhs.utf8.elementsEqual(rhs.utf8) { ASCII.lowercased($0) == ASCII.lowercased($1) }
+    }
+}
+
+/// One route of the route table (SPEC §2 `routes`).
+public struct Route: Sendable {
+    public var name: String
+    public var match: RouteMatch
+    public var upstream: String
+    public var auth: AuthRequirement
+    public var stripAuthorization: Bool
+    public var denyStatus: Int
+    public var location: SourceLocation
+    public init(name: String, match: RouteMatch, upstream: String, auth: AuthRequirement = .required,
+                stripAuthorization: Bool = false, denyStatus: Int = 403, location: SourceLocation) {
+        self.name = name; self.match = match; self.upstream = upstream; self.auth = auth
+        self.stripAuthorization = stripAuthorization; self.denyStatus = denyStatus; self.location = location
+    }
+}
+
+/// Routes in file order; the first match wins (SPEC §4.2). Nothing unmatched is forwarded.
+public struct RouteTable: Sendable {
+    public let routes: [Route]
+    public init(_ routes: [Route]) { self.routes = routes }
+
+    /// The first route, in order, that matches the request (see `RouteMatch.matches`); nil
+    /// means 404 `not_found`.
+    public func match(method: String, path: String, host: String?) -> Route? {
+        routes.first { $0.match.matches(method: method, path: path, host: host) }
+    }
+
+    /// Pairs (shadowed, shadowing earlier route) for `check` warnings: every route that an
+    /// earlier route covers (`RouteMatch.covers`), paired with the first such earlier route.
+    public func shadowed() -> [(shadowed: Route, by: Route)] {
+        var pairs: [(shadowed: Route, by: Route)] = []
+        for (index, route) in routes.enumerated() {
+            if let earlier = routes[..<index].first(where: { $0.match.covers(route.match) }) {
+                pairs.append((route, earlier))
+            }
+        }
+        return pairs
+    }
+}
