@@ -19,6 +19,8 @@ let package = Package(
             pkgConfig: "libevent",
             providers: [.apt(["libevent-dev"])]
         ),
+        // Interposes evhttp_send_error so evhttp's own refusals get the uniform error (see hook.c).
+        .target(name: "CEvhttpHook", linkerSettings: [.linkedLibrary("dl")]),
         // Values shared by every layer: errors, reasons, decisions, the access-log record. No I/O.
         .target(name: "GatehouseCore"),
         // Path normalization, globs, the route table, client-address rules. Pure.
@@ -40,7 +42,7 @@ let package = Package(
         // evhttp listeners, workers, upstream pools, admin endpoints, log sink.
         .target(
             name: "GatehouseServer",
-            dependencies: ["CLibevent", "GatehouseCore", "GatehousePolicy", "GatehouseConfig"]
+            dependencies: ["CLibevent", "CEvhttpHook", "GatehouseCore", "GatehousePolicy", "GatehouseConfig"]
         ),
         .executableTarget(
             name: "gatehouse",

@@ -34,6 +34,7 @@ static inline short gh_ev_read(void) { return EV_READ; }
 static inline short gh_ev_write(void) { return EV_WRITE; }
 static inline short gh_ev_persist(void) { return EV_PERSIST; }
 static inline short gh_ev_signal(void) { return EV_SIGNAL; }
+static inline short gh_ev_timeout(void) { return EV_TIMEOUT; }
 
 /* evsignal_new / evtimer_new are macros. */
 static inline struct event *gh_signal_new(struct event_base *b, int sig,

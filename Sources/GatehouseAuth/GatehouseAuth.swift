@@ -1,2 +1,0 @@
-// JWS/JWK verification lives here (issue 3).
-import GatehouseCore

@@ -1,0 +1,219 @@
+import CLibevent
+import Glibc
+import Synchronization
+import GatehouseCore
+import GatehouseConfig
+
+/// What the loops share: thread-safe sinks and the current snapshot for readers off the loops.
+final class SharedState: Sendable {
+    let log: LogSink
+    let metrics: Metrics
+    let current: Mutex<Snapshot>
+    init(log: LogSink, metrics: Metrics, snapshot: Snapshot) {
+        self.log = log
+        self.metrics = metrics
+        self.current = Mutex(snapshot)
+    }
+}
+
+/// The running gateway: worker loops, the main loop (signals and the admin listener), reloads
+/// and the graceful stop.
+///
+/// Threading: the main loop's callbacks run on the thread that called `run()`; reloads load
+/// files on a thread of their own and hand the result back through the main loop.
+public final class Gateway: @unchecked Sendable {
+    private let configPath: String
+    private let cpuCount: Int
+    private let mainBase: OpaquePointer
+    private var workers: [Worker] = []
+    private var shared: SharedState!
+    private var admin: AdminServer?
+    private var signalEvents: [OpaquePointer] = []
+    private var stopping = false
+    private var reloading = false
+    private var graceTimer: OpaquePointer?
+    private var drainPoll: OpaquePointer?
+    private let reloadResults = Mutex<[Result<Snapshot, SnapshotError>]>([])
+    private var reloadEvent: OpaquePointer?
+
+    public init(configPath: String, cpuCount: Int) {
+        self.configPath = configPath
+        self.cpuCount = cpuCount
+        evthread_use_pthreads()
+        gh_ignore_sigpipe()
+        let cfg = event_config_new()!
+        event_config_set_flag(cfg, Int32(EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST.rawValue))
+        mainBase = event_base_new_with_config(cfg)!
+        event_config_free(cfg)
+    }
+
+    /// Loads the config, opens every listener, serves until SIGTERM/SIGINT; returns the exit code.
+    public func run() -> Int32 {
+        let loaded = ConfigLoader.load(path: configPath, cpuCount: cpuCount)
+        for problem in loaded.problems { Gateway.say("\(problem)") }
+        guard let config = loaded.config else {
+            Gateway.say("configuration \(configPath) has \(loaded.errors.count) error\(loaded.errors.count == 1 ? "" : "s"); not starting")
+            return 1
+        }
+        let snapshot: Snapshot
+        switch Snapshot.make(config: config, generation: 1) {
+        case .success(let s): snapshot = s
+        case .failure(let e):
+            for p in e.problems { Gateway.say("\(configPath): error: \(p)") }
+            return 1
+        }
+        let sink: LogSink
+        do { sink = try LogSink(path: config.accessLog.path) } catch {
+            Gateway.say("error: \(error)")
+            return 1
+        }
+        shared = SharedState(log: sink, metrics: Metrics(workerCount: config.server.workers), snapshot: snapshot)
+        sink.startWriter()
+        do {
+            for i in 0..<config.server.workers {
+                let worker = Worker(index: i, snapshot: snapshot, shared: shared)
+                for address in config.server.listen { try worker.listen(on: address) }
+                workers.append(worker)
+            }
+            if let adminSettings = config.admin {
+                admin = try AdminServer(base: mainBase, listen: adminSettings.listen, shared: shared,
+                                        ready: { true })
+            }
+        } catch {
+            Gateway.say("error: \(error)")
+            sink.stop()
+            return 1
+        }
+        installSignals()
+        for worker in workers { worker.start() }
+        Gateway.say("gatehouse listening on \(config.server.listen.map(\.description).joined(separator: ", ")) with \(workers.count) worker(s)" +
+                    (config.admin.map { "; admin on \($0.listen)" } ?? ""))
+        event_base_loop(mainBase, EVLOOP_NO_EXIT_ON_EMPTY)
+        for worker in workers { worker.join() }
+        sink.stop()
+        Gateway.say("gatehouse stopped")
+        return 0
+    }
+
+    /// One line to stderr: the gateway's own log (the access log is separate).
+    static func say(_ line: String) {
+        let text = "\(Clock.rfc3339(ms: Clock.wallMs())) \(line)\n"
+        var bytes = text
+        bytes.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+    }
+
+    // MARK: signals
+
+    private func installSignals() {
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        for sig in [SIGHUP, SIGTERM, SIGINT, SIGUSR1] {
+            let ev = gh_signal_new(mainBase, sig, { sig, _, arg in
+                Unmanaged<Gateway>.fromOpaque(arg!).takeUnretainedValue().signalled(sig)
+            }, me)!
+            event_add(ev, nil)
+            signalEvents.append(ev)
+        }
+        reloadEvent = gh_timer_new(mainBase, 1, { _, _, arg in
+            Unmanaged<Gateway>.fromOpaque(arg!).takeUnretainedValue().reloadFinished()
+        }, me)
+    }
+
+    private func signalled(_ sig: Int32) {
+        switch sig {
+        case SIGHUP: startReload()
+        case SIGUSR1:
+            shared.log.reopen()
+            Gateway.say("reopening log files")
+        default: beginStop()
+        }
+    }
+
+    // MARK: reload
+
+    private func startReload() {
+        guard !reloading, !stopping else { return }
+        reloading = true
+        Gateway.say("reloading \(configPath)")
+        let path = configPath, cpus = cpuCount
+        let generation = shared.current.withLock { $0.generation } + 1
+        let box = Unmanaged.passRetained(ReloadJob { [self] in
+            let loaded = ConfigLoader.load(path: path, cpuCount: cpus)
+            let result: Result<Snapshot, SnapshotError>
+            if let config = loaded.config {
+                switch Snapshot.make(config: config, generation: generation) {
+                case .success(let s): result = .success(s)
+                case .failure(let e): result = .failure(SnapshotError(problems: loaded.problems.map(\.description) + e.problems))
+                }
+            } else {
+                result = .failure(SnapshotError(problems: loaded.problems.map(\.description)))
+            }
+            reloadResults.withLock { $0.append(result) }
+            event_active(reloadEvent, 0, 0)
+        }).toOpaque()
+        var thread = pthread_t()
+        pthread_create(&thread, nil, { arg in
+            gh_block_signals_in_thread()
+            Unmanaged<ReloadJob>.fromOpaque(arg!).takeRetainedValue().body()
+            return nil
+        }, box)
+        pthread_detach(thread)
+    }
+
+    private func reloadFinished() {
+        reloading = false
+        let results = reloadResults.withLock { r -> [Result<Snapshot, SnapshotError>] in
+            let taken = r
+            r.removeAll()
+            return taken
+        }
+        for result in results {
+            switch result {
+            case .failure(let error):
+                for p in error.problems { Gateway.say(p) }
+                Gateway.say("reload rejected: the previous configuration keeps serving")
+                shared.metrics.reloadFailures.add(1, ordering: .relaxed)
+            case .success(let next):
+                let old = shared.current.withLock { $0.config }
+                if old.server.listen != next.config.server.listen || old.server.workers != next.config.server.workers {
+                    Gateway.say("warning: server.listen and server.workers change only on restart")
+                }
+                if old.accessLog.path != next.config.accessLog.path { shared.log.reopen(path: next.config.accessLog.path) }
+                shared.current.withLock { $0 = next }
+                for worker in workers { worker.post { $0.adopt(next) } }
+                shared.metrics.reloads.add(1, ordering: .relaxed)
+                Gateway.say("configuration reloaded (generation \(next.generation))")
+            }
+        }
+    }
+
+    // MARK: stop
+
+    private func beginStop() {
+        guard !stopping else { return }
+        stopping = true
+        let grace = shared.current.withLock { $0.config.server.shutdownGraceMs }
+        Gateway.say("stopping: draining requests in flight (grace \(grace) ms)")
+        for worker in workers { worker.post { $0.beginDrain() } }
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        graceTimer = gh_timer_new(mainBase, 0, { _, _, arg in
+            let gateway = Unmanaged<Gateway>.fromOpaque(arg!).takeUnretainedValue()
+            Gateway.say("grace period over: closing the remaining requests")
+            for worker in gateway.workers { worker.forceExit() }
+            event_base_loopexit(gateway.mainBase, nil)
+        }, me)
+        _ = gh_timer_add_ms(graceTimer, grace)
+        // The main loop ends when every worker's loop has ended (checked every 20 ms).
+        drainPoll = gh_timer_new(mainBase, 1, { _, _, arg in
+            let gateway = Unmanaged<Gateway>.fromOpaque(arg!).takeUnretainedValue()
+            if gateway.workers.allSatisfy({ event_base_got_exit($0.base) != 0 }) {
+                event_base_loopexit(gateway.mainBase, nil)
+            }
+        }, me)
+        _ = gh_timer_add_ms(drainPoll, 20)
+    }
+}
+
+final class ReloadJob: @unchecked Sendable {
+    let body: () -> Void
+    init(_ body: @escaping () -> Void) { self.body = body }
+}

@@ -1,0 +1,84 @@
+import CLibevent
+
+/// A thin view of an evhttp header list (`struct evkeyvalq`). Lookups are case-insensitive,
+/// as evhttp's are. Valid only while the request that owns the list is alive.
+struct HeaderList {
+    let queue: UnsafeMutablePointer<evkeyvalq>
+
+    init(_ queue: UnsafeMutablePointer<evkeyvalq>) { self.queue = queue }
+
+    subscript(name: String) -> String? {
+        evhttp_find_header(queue, name).map { String(cString: $0) }
+    }
+
+    func add(_ name: String, _ value: String) {
+        _ = evhttp_add_header(queue, name, value)
+    }
+
+    func set(_ name: String, _ value: String) {
+        _ = evhttp_remove_header(queue, name)
+        _ = evhttp_add_header(queue, name, value)
+    }
+
+    func remove(_ name: String) {
+        while evhttp_remove_header(queue, name) == 0 {}
+    }
+
+    /// Calls `body` with each header's raw name and value, in order.
+    func forEach(_ body: (UnsafeMutablePointer<CChar>, UnsafeMutablePointer<CChar>) -> Void) {
+        var entry = gh_headers_first(queue)
+        while let kv = entry {
+            body(kv.pointee.key, kv.pointee.value)
+            entry = gh_header_next(kv)
+        }
+    }
+}
+
+/// Which headers cross the gateway (SPEC §7.1). Header names are compared case-insensitively
+/// on their bytes, without building Strings for the common case.
+enum HeaderRules {
+    /// Hop-by-hop headers (RFC 9110 §7.6.1) plus the proxy ones SPEC §7.1 names.
+    static let hopByHop: [String] = ["connection", "keep-alive", "te", "trailer", "transfer-encoding",
+                                     "upgrade", "proxy-authorization", "proxy-connection"]
+
+    /// Lowercased names listed in a `Connection` header value (they are hop-by-hop too).
+    static func connectionTokens(_ value: String?) -> [String] {
+        guard let value else { return [] }
+        return value.split(separator: ",").map { $0.trimmingSpaces().lowercased() }.filter { !$0.isEmpty }
+    }
+
+    /// True when the NUL-terminated `name` equals `lowercased` ignoring ASCII case.
+    @inline(__always)
+    static func nameEquals(_ name: UnsafePointer<CChar>, _ lowercased: String) -> Bool {
+        var lowercased = lowercased
+        return lowercased.withUTF8 { expected in
+            var i = 0
+            while i < expected.count {
+                let c = UInt8(bitPattern: name[i])
+                if c == 0 || (c | (c >= 65 && c <= 90 ? 0x20 : 0)) != expected[i] { return false }
+                i += 1
+            }
+            return name[i] == 0
+        }
+    }
+
+    /// True when `name` starts with `x-auth-` in any letter case.
+    @inline(__always)
+    static func isXAuth(_ name: UnsafePointer<CChar>) -> Bool {
+        let prefix: [UInt8] = Array("x-auth-".utf8)
+        for i in 0..<prefix.count {
+            let c = UInt8(bitPattern: name[i])
+            if c == 0 || (c | (c >= 65 && c <= 90 ? 0x20 : 0)) != prefix[i] { return false }
+        }
+        return true
+    }
+}
+
+extension Substring {
+    func trimmingSpaces() -> Substring {
+        var s = self
+        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
+        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
+        return s
+    }
+}

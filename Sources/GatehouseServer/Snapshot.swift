@@ -1,0 +1,62 @@
+import Glibc
+import GatehouseConfig
+import GatehousePolicy
+
+/// An upstream target with its address resolved off the event loops (at load and reload),
+/// so that no loop ever waits on DNS.
+struct ResolvedTarget: Sendable, Hashable {
+    var target: UpstreamTarget
+    /// A numeric IP address.
+    var address: String
+    /// Pool key: `address:port` (`[v6]:port`).
+    var key: String { address.contains(":") ? "[\(address)]:\(target.port)" : "\(address):\(target.port)" }
+}
+
+/// Everything a request needs, immutable, swapped whole on reload. Loops hold a reference;
+/// nothing in it changes after publication.
+final class Snapshot: Sendable {
+    let config: GatewayConfig
+    let targets: [String: [ResolvedTarget]]
+    let generation: Int
+
+    init(config: GatewayConfig, targets: [String: [ResolvedTarget]], generation: Int) {
+        self.config = config
+        self.targets = targets
+        self.generation = generation
+    }
+
+    /// Resolves every upstream target (blocking: call off the event loops).
+    /// Returns the problems found as messages.
+    static func make(config: GatewayConfig, generation: Int) -> Result<Snapshot, SnapshotError> {
+        var targets: [String: [ResolvedTarget]] = [:]
+        var problems: [String] = []
+        for (name, upstream) in config.upstreams {
+            targets[name] = upstream.targets.compactMap { target in
+                guard let address = resolve(target.host) else {
+                    problems.append("upstreams.\(name): cannot resolve \(target.host)")
+                    return nil
+                }
+                return ResolvedTarget(target: target, address: address)
+            }
+        }
+        if !problems.isEmpty { return .failure(SnapshotError(problems: problems)) }
+        return .success(Snapshot(config: config, targets: targets, generation: generation))
+    }
+
+    /// The first address of `host` as numeric text (a literal is returned as is).
+    static func resolve(_ host: String) -> String? {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, nil, &hints, &result) == 0, let first = result else { return nil }
+        defer { freeaddrinfo(result) }
+        var buffer = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+        guard getnameinfo(first.pointee.ai_addr, first.pointee.ai_addrlen, &buffer, socklen_t(buffer.count), nil, 0, NI_NUMERICHOST) == 0
+        else { return nil }
+        return String(cString: buffer)
+    }
+}
+
+struct SnapshotError: Error {
+    var problems: [String]
+}

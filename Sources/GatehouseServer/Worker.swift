@@ -1,0 +1,215 @@
+import CLibevent
+import CEvhttpHook
+import Glibc
+import Synchronization
+import GatehouseCore
+import GatehouseConfig
+import GatehousePolicy
+
+/// One event loop: its `event_base`, its evhttp server with its own `SO_REUSEPORT` listeners,
+/// its upstream pools and its request-id generator.
+///
+/// Threading: every method runs on this worker's loop thread, except `post(_:)`, which any
+/// thread may call to run a closure on the loop. Nothing here is shared with other loops but
+/// the immutable `Snapshot` and the thread-safe `LogSink` and `Metrics`.
+final class Worker: @unchecked Sendable {
+    let index: Int
+    let base: OpaquePointer
+    let http: OpaquePointer
+    let shared: SharedState
+    private(set) var snapshot: Snapshot
+    private var pools: [String: TargetPool] = [:]
+    private var balancers: [String: UpstreamBalancer] = [:]
+    var ids = RequestIDGenerator()
+    var inFlight = 0
+    private(set) var draining = false
+    private var bound: [OpaquePointer] = []
+    private var connections: [OpaquePointer: ClientConnection] = [:]
+    private let inbox = Mutex<[@Sendable (Worker) -> Void]>([])
+    private var wakeEvent: OpaquePointer?
+    private var thread = pthread_t()
+
+    init(index: Int, snapshot: Snapshot, shared: SharedState) {
+        self.index = index
+        self.snapshot = snapshot
+        self.shared = shared
+        let cfg = event_config_new()!
+        event_config_set_flag(cfg, Int32(EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST.rawValue))
+        base = event_base_new_with_config(cfg)!
+        event_config_free(cfg)
+        http = evhttp_new(base)!
+        configureHTTP()
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        wakeEvent = gh_timer_new(base, 1, { _, _, arg in
+            Unmanaged<Worker>.fromOpaque(arg!).takeUnretainedValue().drainInbox()
+        }, me)
+        evhttp_set_gencb(http, { req, arg in
+            Unmanaged<Worker>.fromOpaque(arg!).takeUnretainedValue().handle(req!)
+        }, me)
+    }
+
+    private func configureHTTP() {
+        let server = snapshot.config.server
+        let methods = EVHTTP_REQ_GET.rawValue | EVHTTP_REQ_POST.rawValue | EVHTTP_REQ_HEAD.rawValue |
+            EVHTTP_REQ_PUT.rawValue | EVHTTP_REQ_DELETE.rawValue | EVHTTP_REQ_OPTIONS.rawValue | EVHTTP_REQ_PATCH.rawValue
+        evhttp_set_allowed_methods(http, UInt16(methods))
+        evhttp_set_default_content_type(http, nil)
+        evhttp_set_max_headers_size(http, Int(server.maxHeaderBytes))
+        evhttp_set_max_body_size(http, Int(server.maxBodyBytes))
+        var tv = timeval(tv_sec: Int(server.readTimeoutMs / 1000), tv_usec: Int((server.readTimeoutMs % 1000) * 1000))
+        evhttp_set_timeout_tv(http, &tv)
+    }
+
+    /// Opens this loop's own listener on `address` (SO_REUSEPORT: every loop binds the same port
+    /// and the kernel spreads connections evenly).
+    func listen(on address: ListenAddress) throws(ServerError) {
+        var storage = sockaddr_storage()
+        var length = Int32(MemoryLayout<sockaddr_storage>.size)
+        let text = address.description
+        let ok = withUnsafeMutablePointer(to: &storage) { ptr in
+            ptr.withMemoryRebound(to: sockaddr.self, capacity: 1) { evutil_parse_sockaddr_port(text, $0, &length) }
+        }
+        guard ok == 0 else { throw ServerError("cannot parse listen address \(text)") }
+        let flags = UInt32(LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC)
+        let listener = withUnsafePointer(to: &storage) { ptr in
+            ptr.withMemoryRebound(to: sockaddr.self, capacity: 1) { evconnlistener_new_bind(base, nil, nil, flags, 1024, $0, length) }
+        }
+        guard let listener else {
+            throw ServerError("cannot listen on \(text): \(String(cString: strerror(errno)))")
+        }
+        guard let handle = evhttp_bind_listener(http, listener) else { throw ServerError("cannot bind evhttp on \(text)") }
+        bound.append(handle)
+    }
+
+    /// Runs the loop on a new thread.
+    func start() {
+        let me = Unmanaged.passRetained(self).toOpaque()
+        pthread_create(&thread, nil, { arg in
+            let worker = Unmanaged<Worker>.fromOpaque(arg!).takeRetainedValue()
+            gh_block_signals_in_thread()
+            gh_install_error_hook({ req, code, ctx in
+                Unmanaged<Worker>.fromOpaque(ctx!).takeUnretainedValue().handleEvhttpError(req!, code: Int(code))
+            }, Unmanaged.passUnretained(worker).toOpaque())
+            event_base_loop(worker.base, EVLOOP_NO_EXIT_ON_EMPTY)
+            return nil
+        }, me)
+    }
+
+    func join() {
+        pthread_join(thread, nil)
+    }
+
+    /// Runs `body` on this worker's loop. Safe from any thread.
+    func post(_ body: @escaping @Sendable (Worker) -> Void) {
+        inbox.withLock { $0.append(body) }
+        event_active(wakeEvent, 0, 0)
+    }
+
+    private func drainInbox() {
+        let items = inbox.withLock { items -> [@Sendable (Worker) -> Void] in
+            let taken = items
+            items.removeAll()
+            return taken
+        }
+        for item in items { item(self) }
+    }
+
+    /// Adopts a reloaded config: new requests use it; requests in flight finish on the old one.
+    func adopt(_ next: Snapshot) {
+        snapshot = next
+        configureHTTP()
+        var live: Set<String> = []
+        for targets in next.targets.values {
+            for t in targets { live.insert(t.key) }
+        }
+        pools = pools.filter { live.contains($0.key) }
+        balancers = balancers.filter { next.targets[$0.key] != nil }
+    }
+
+    /// Stops accepting; the loop ends once the requests in flight are done (or the grace ends).
+    func beginDrain() {
+        draining = true
+        for handle in bound { evhttp_del_accept_socket(http, handle) }
+        bound.removeAll()
+        exitIfDrained()
+    }
+
+    func exitIfDrained() {
+        if draining && inFlight == 0 { event_base_loopexit(base, nil) }
+    }
+
+    func forceExit() { event_base_loopbreak(base) }
+
+    // MARK: upstream pools
+
+    /// The pools of `upstream`'s targets, made on first use.
+    func pools(for upstream: UpstreamSettings) -> [TargetPool] {
+        (snapshot.targets[upstream.name] ?? []).map { target in
+            if let pool = pools[target.key] {
+                pool.maxIdle = upstream.maxIdlePerWorker
+                pool.timeoutMs = upstream.timeoutMs
+                return pool
+            }
+            let pool = TargetPool(target: target, base: base, maxIdle: upstream.maxIdlePerWorker, timeoutMs: upstream.timeoutMs)
+            pools[target.key] = pool
+            return pool
+        }
+    }
+
+    func pickTarget(_ upstream: UpstreamSettings, skipping: TargetPool? = nil) -> TargetPool? {
+        let candidates = pools(for: upstream)
+        return balancers[upstream.name, default: UpstreamBalancer()].pick(candidates, skipping: skipping)
+    }
+
+    /// Runs `body` on the next loop iteration (to free objects outside their own callbacks).
+    func later(_ body: @escaping () -> Void) {
+        let box = Unmanaged.passRetained(DeferredWork(body)).toOpaque()
+        event_base_once(base, -1, gh_ev_timeout(), { _, _, arg in
+            Unmanaged<DeferredWork>.fromOpaque(arg!).takeRetainedValue().body()
+        }, box, nil)
+    }
+
+    // MARK: client connections
+
+    /// The per-connection record, made when a connection brings its first request.
+    func connection(for evcon: OpaquePointer) -> ClientConnection {
+        if let existing = connections[evcon] { return existing }
+        let conn = ClientConnection(evcon: evcon, worker: self)
+        connections[evcon] = conn
+        shared.metrics.connectionOpened(worker: index)
+        evhttp_connection_set_closecb(evcon, { evcon, arg in
+            let conn = Unmanaged<ClientConnection>.fromOpaque(arg!).takeUnretainedValue()
+            conn.worker?.connectionClosed(conn)
+        }, Unmanaged.passUnretained(conn).toOpaque())
+        return conn
+    }
+
+    private func connectionClosed(_ conn: ClientConnection) {
+        connections[conn.evcon] = nil
+        shared.metrics.connectionClosed(worker: index)
+        conn.current?.clientGone()
+        conn.current = nil
+    }
+}
+
+/// A client connection's state across its keep-alive requests.
+final class ClientConnection {
+    let evcon: OpaquePointer
+    weak var worker: Worker?
+    /// The exchange in flight on this connection, if any.
+    var current: ProxyExchange?
+    init(evcon: OpaquePointer, worker: Worker) {
+        self.evcon = evcon
+        self.worker = worker
+    }
+}
+
+final class DeferredWork {
+    let body: () -> Void
+    init(_ body: @escaping () -> Void) { self.body = body }
+}
+
+struct ServerError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
