@@ -218,6 +218,7 @@ final class ProxyExchange {
             evhttp_add_header(output.queue, name, value)
         }
         output.add("X-Request-Id", log.requestID)
+        if worker.draining { output.set("Connection", "close") }
         // evhttp would answer an HTTP/1.0 keep-alive client "Content-Length: 0" for a body of
         // unknown length: close such a connection instead, which delimits the body.
         if creq.pointee.minor == 0 && input["Content-Length"] == nil {
@@ -322,7 +323,6 @@ final class ProxyExchange {
         guard let creq = clientRequest else { return finish() }
         clientRequest = nil
         worker.refuse(creq, error, reason, log: &log, startNs: startNs)
-        log.status = 0 // already logged by refuse
         finish(logged: true)
     }
 

@@ -114,7 +114,7 @@ extension Worker {
         } else if error == .forbidden {
             out.set("WWW-Authenticate", "Bearer realm=\"gatehouse\", error=\"insufficient_scope\"")
         }
-        if closeConnection { out.set("Connection", "close") }
+        if closeConnection || draining { out.set("Connection", "close") }
         let body = error.body(status: status, requestID: log.requestID)
         let buffer = evbuffer_new()!
         var bytes = body

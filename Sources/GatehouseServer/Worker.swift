@@ -27,6 +27,7 @@ final class Worker: @unchecked Sendable {
     private var connections: [OpaquePointer: ClientConnection] = [:]
     private let inbox = Mutex<[@Sendable (Worker) -> Void]>([])
     private var wakeEvent: OpaquePointer?
+    private var drainPoll: OpaquePointer?
     private var thread = pthread_t()
 
     init(index: Int, snapshot: Snapshot, shared: SharedState) {
@@ -134,8 +135,25 @@ final class Worker: @unchecked Sendable {
         exitIfDrained()
     }
 
+    /// While draining: once nothing is in flight and every response has been written out to
+    /// its client (evhttp may still hold the tail of one in a connection's output buffer), the
+    /// loop ends. Checked when an exchange finishes and every 10 ms.
     func exitIfDrained() {
-        if draining && inFlight == 0 { event_base_loopexit(base, nil) }
+        guard draining, inFlight == 0 else { return }
+        for evcon in connections.keys {
+            if evbuffer_get_length(bufferevent_get_output(evhttp_connection_get_bufferevent(evcon))) > 0 {
+                return armDrainPoll()
+            }
+        }
+        event_base_loopexit(base, nil)
+    }
+
+    private func armDrainPoll() {
+        guard drainPoll == nil else { return }
+        drainPoll = gh_timer_new(base, 1, { _, _, arg in
+            Unmanaged<Worker>.fromOpaque(arg!).takeUnretainedValue().exitIfDrained()
+        }, Unmanaged.passUnretained(self).toOpaque())
+        _ = gh_timer_add_ms(drainPoll, 10)
     }
 
     func forceExit() { event_base_loopbreak(base) }

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what gatehouse needs to build and test on Debian 12, only when missing.
+# Swift 6 itself is expected on PATH (https://swift.org/install); everything else comes from
+# Debian's packages and PyPI.
+set -euo pipefail
+
+need_apt=()
+for pkg in libevent-dev pkg-config; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if [ "${GATEHOUSE_TEST_DEPS:-0}" = 1 ]; then
+    for pkg in python3 python3-pip curl; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || command -v "${pkg%%-*}" >/dev/null 2>&1 || need_apt+=("$pkg")
+    done
+fi
+if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "installing: ${need_apt[*]}"
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ "${GATEHOUSE_TEST_DEPS:-0}" = 1 ]; then
+    missing_py=()
+    python3 -c 'import pytest' 2>/dev/null || missing_py+=(pytest)
+    python3 -c 'import requests' 2>/dev/null || missing_py+=(requests)
+    if [ ${#missing_py[@]} -gt 0 ]; then
+        echo "installing from PyPI: ${missing_py[*]}"
+        python3 -m pip install -q "${missing_py[@]}" 2>/dev/null || python3 -m pip install -q --break-system-packages "${missing_py[@]}"
+    fi
+fi

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what is missing and runs every test: the Swift unit tests, then the integration
+# tests that start the real binary against real upstreams on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GATEHOUSE_TEST_DEPS=1 deploy/install-deps.sh
+
+echo "== unit tests (swift test)"
+swift build --build-tests
+swift test --skip-build 2>&1 | tee /tmp/gatehouse-unit.log
+unit=${PIPESTATUS[0]}
+
+echo "== integration tests (pytest, real binary)"
+swift build --product gatehouse
+set +e
+GATEHOUSE_BIN="$PWD/.build/debug/gatehouse" python3 -m pytest Tests/integration -q -p no:cacheprovider
+integration=$?
+set -e
+if [ "$unit" != 0 ] || [ "$integration" != 0 ]; then
+    echo "FAILED: unit=$unit integration=$integration"
+    exit 1
+fi
