@@ -24,6 +24,11 @@
 #include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/util.h>
+#include <event2/dns.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/ssl.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
 
 /* Swift cannot walk the TAILQ macros of evkeyvalq nor see macro constants: small helpers. */
 
@@ -58,6 +63,29 @@ static inline void gh_block_signals_in_thread(void) {
     sigset_t set; sigemptyset(&set);
     sigaddset(&set, SIGHUP); sigaddset(&set, SIGTERM); sigaddset(&set, SIGINT); sigaddset(&set, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+/* TLS client for fetching JWKS over https: SNI and host name verification are macros or
+   need several calls; one helper makes a verifying SSL object for `host`. */
+static inline SSL *gh_ssl_client_new(SSL_CTX *ctx, const char *host) {
+    SSL *ssl = SSL_new(ctx);
+    if (!ssl) return NULL;
+    SSL_set_tlsext_host_name(ssl, host);
+    SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    if (SSL_set1_host(ssl, host) != 1) { SSL_free(ssl); return NULL; }
+    SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
+    return ssl;
+}
+
+/* A client context that verifies peers against the system trust store (SSL_CERT_FILE and
+   SSL_CERT_DIR are honoured, as OpenSSL always does). */
+static inline SSL_CTX *gh_ssl_client_ctx_new(void) {
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) return NULL;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_default_verify_paths(ctx);
+    return ctx;
 }
 
 #endif

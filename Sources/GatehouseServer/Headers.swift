@@ -11,6 +11,15 @@ struct HeaderList {
         evhttp_find_header(queue, name).map { String(cString: $0) }
     }
 
+    /// Every value of `name`, joined with ", " (RFC 9110 §5.3), or nil when absent.
+    func joined(_ name: String) -> String? {
+        var values: [String] = []
+        forEach { key, value in
+            if HeaderRules.nameEquals(key, name.lowercased()) { values.append(String(cString: value)) }
+        }
+        return values.isEmpty ? nil : values.joined(separator: ", ")
+    }
+
     func add(_ name: String, _ value: String) {
         _ = evhttp_add_header(queue, name, value)
     }

@@ -145,7 +145,7 @@ final class ProxyExchange {
         }
         let peer = worker.peerAddress(of: creq)
         let trusted = worker.snapshot.config.server.trustedProxies
-        output.add("X-Forwarded-For", ForwardedFor.outgoing(peer: peer, incoming: input["X-Forwarded-For"], trusted: trusted))
+        output.add("X-Forwarded-For", ForwardedFor.outgoing(peer: peer, incoming: input.joined("X-Forwarded-For"), trusted: trusted))
         output.add("X-Forwarded-Proto", "http")
         if let originalHost { output.add("X-Forwarded-Host", originalHost) }
         output.add("X-Request-Id", log.requestID)

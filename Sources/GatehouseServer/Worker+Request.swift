@@ -61,7 +61,7 @@ extension Worker {
         }
         log.client = peerAddress(of: req)
         if !config.server.trustedProxies.isEmpty {
-            log.client = ForwardedFor.clientAddress(peer: log.client, incoming: headers["X-Forwarded-For"],
+            log.client = ForwardedFor.clientAddress(peer: log.client, incoming: headers.joined("X-Forwarded-For"),
                                                     trusted: config.server.trustedProxies)
         }
         log.method = Worker.methodName(evhttp_request_get_command(req))
