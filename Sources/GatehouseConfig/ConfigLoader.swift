@@ -35,9 +35,9 @@ public enum ConfigLoader {
         where Names.isValid(upstream.name) && !routes.usedUpstreams.contains(upstream.name) {
             diagnostics.warning(upstream.location, "upstreams.\(upstream.name): no route uses this upstream")
         }
-        // Not when `routes` is there but is not a list: that error says enough.
-        if routes.declaredCount == 0, top?["routes"].map({ $0.node.sequence != nil }) ?? true {
-            diagnostics.warning(top?["routes"]?.location ?? SourceLocation(file: path),
+        // Not when the file or `routes` has the wrong shape: that error says enough.
+        if routes.declaredCount == 0, let top, top["routes"].map({ $0.node.sequence != nil }) ?? true {
+            diagnostics.warning(top["routes"]?.location ?? SourceLocation(file: path),
                                 "no routes: every request gets 404")
         }
         let table = RouteTable(routes.routes)

@@ -45,11 +45,12 @@ enum PolicyFiles {
     static func load(_ match: Match, into routes: RouteCollector, _ diagnostics: Diagnostics) {
         guard let root = YAMLSource.load(path: match.path, file: match.file, diagnostics),
               let fields = root.fields(ConfigKeys.policyFile, diagnostics) else { return }
-        guard let list = fields["routes"] else {
+        if let list = fields["routes"] {
+            routes.read(list)
+        } else if root.node.mapping?.keys.allSatisfy({ $0.scalar?.string == "routes" }) ?? true {
+            // An empty file (or `routes:` alone) may be a placeholder; anything else was reported.
             diagnostics.warning(root.location, "no routes in this policy file")
-            return
         }
-        routes.read(list)
     }
 
     /// Regular files matching `pattern`, sorted bytewise (not by locale) so the order is the

@@ -1,0 +1,71 @@
+import XCTest
+@testable import GatehouseConfig
+
+/// Tables of listen addresses, upstream targets, origins and route hosts.
+final class AddressSyntaxTests: XCTestCase {
+    func testListenAddresses() {
+        let cases: [(String, ListenAddress?)] = [
+            ("0.0.0.0:8080", ListenAddress(host: "0.0.0.0", port: 8080)),
+            ("[::1]:9901", ListenAddress(host: "::1", port: 9901)),
+            ("[::]:80", ListenAddress(host: "::", port: 80)),
+            ("LocalHost:1", ListenAddress(host: "localhost", port: 1)),
+            ("gw_1.internal:65535", ListenAddress(host: "gw_1.internal", port: 65535)),
+            ("0.0.0.0:0", nil), ("0.0.0.0:65536", nil), ("0.0.0.0:+80", nil), ("0.0.0.0", nil),
+            ("8080", nil), (":8080", nil), ("::1:8080", nil), ("[::1]", nil), ("[::1]8080", nil),
+            ("[nope]:80", nil), ("256.0.0.1:80", nil), ("1.2.3:80", nil), ("-bad.example:80", nil),
+            ("a..b:80", nil), ("host name:80", nil),
+        ]
+        for (text, expected) in cases {
+            XCTAssertEqual(try? AddressSyntax.listenAddress(text).get(), expected, text)
+        }
+    }
+
+    func testUpstreamTargets() {
+        let cases: [(String, UpstreamTarget?)] = [
+            ("http://127.0.0.1:9000", UpstreamTarget(host: "127.0.0.1", port: 9000)),
+            ("http://api.internal", UpstreamTarget(host: "api.internal", port: 80)),
+            ("HTTP://API.internal:81", UpstreamTarget(host: "api.internal", port: 81)),
+            ("http://[::1]:9000", UpstreamTarget(host: "::1", port: 9000)),
+            ("http://h/", nil), ("http://h/api", nil), ("http://h?x", nil), ("http://u@h", nil),
+            ("https://h", nil), ("h:80", nil), ("http://", nil), ("http://::1:80", nil),
+        ]
+        for (text, expected) in cases {
+            XCTAssertEqual(try? AddressSyntax.upstreamTarget(text).get(), expected, text)
+        }
+    }
+
+    func testHTTPSTargetIsNotSupportedYet() {
+        guard case .failure(let error) = AddressSyntax.upstreamTarget("https://h") else { return XCTFail() }
+        XCTAssertEqual(error.message, "https targets: not supported yet")
+    }
+
+    func testOriginsAreNormalizedAsBrowsersSendThem() {
+        let cases: [(String, String?)] = [
+            ("https://api.example.com", "https://api.example.com"),
+            ("HTTPS://API.Example.com:443", "https://api.example.com"),
+            ("http://a.example:80", "http://a.example"),
+            ("http://a.example:8080", "http://a.example:8080"),
+            ("https://[::1]:8443", "https://[::1]:8443"),
+            ("https://api.example.com/", nil), ("https://api.example.com/x", nil), ("api.example.com", nil),
+            ("ftp://a.example", nil), ("https://u@a.example", nil), ("https://", nil),
+        ]
+        for (text, expected) in cases {
+            XCTAssertEqual(try? AddressSyntax.origin(text).get(), expected, text)
+        }
+    }
+
+    func testRouteHosts() {
+        let cases: [(String, String?)] = [
+            ("API.Example.com", "api.example.com"), ("10.0.0.1", "10.0.0.1"), ("[::1]", "[::1]"),
+            ("api.example.com:8443", nil), ("", nil), ("::1", nil),
+        ]
+        for (text, expected) in cases {
+            XCTAssertEqual(try? AddressSyntax.routeHost(text).get(), expected, text)
+        }
+    }
+
+    func testMethodTokensFollowRFC9110() {
+        for method in ["GET", "PROPFIND", "M-SEARCH", "X_Y"] { XCTAssertTrue(HTTPToken.isToken(method), method) }
+        for method in ["", "BAD METHOD", "GET/1", "G\u{E9}T", "A(B)"] { XCTAssertFalse(HTTPToken.isToken(method), method) }
+    }
+}
