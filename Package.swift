@@ -37,12 +37,12 @@ let package = Package(
         // YAML -> raw structs -> validated domain values with FILE:LINE:COL problems.
         .target(
             name: "GatehouseConfig",
-            dependencies: ["GatehouseCore", "GatehousePolicy", .product(name: "Yams", package: "Yams")]
+            dependencies: ["GatehouseCore", "GatehousePolicy", "GatehouseAuth", .product(name: "Yams", package: "Yams")]
         ),
         // evhttp listeners, workers, upstream pools, admin endpoints, log sink.
         .target(
             name: "GatehouseServer",
-            dependencies: ["CLibevent", "CEvhttpHook", "GatehouseCore", "GatehousePolicy", "GatehouseConfig"]
+            dependencies: ["CLibevent", "CEvhttpHook", "GatehouseCore", "GatehousePolicy", "GatehouseAuth", "GatehouseConfig"]
         ),
         .executableTarget(
             name: "gatehouse",
