@@ -34,6 +34,13 @@ let package = Package(
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]
         ),
+        // libxcrypt, for htpasswd hashes (bcrypt, SHA-512 crypt).
+        .systemLibrary(name: "CCrypt", pkgConfig: "libxcrypt", providers: [.apt(["libcrypt-dev"])]),
+        // Sessions: ids, records, the memory store, password checks off the loops, throttling, CSRF.
+        .target(
+            name: "GatehouseSessions",
+            dependencies: ["GatehouseCore", "CCrypt", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         // YAML -> raw structs -> validated domain values with FILE:LINE:COL problems.
         .target(
             name: "GatehouseConfig",
@@ -59,5 +66,6 @@ let package = Package(
             resources: [.copy("Golden")]
         ),
         .testTarget(name: "GatehouseAuthTests", dependencies: ["GatehouseAuth"]),
+        .testTarget(name: "GatehouseSessionsTests", dependencies: ["GatehouseSessions"]),
     ]
 )

@@ -1,0 +1,1 @@
+// Session cookies, passwords, throttling and CSRF (issue 5).
