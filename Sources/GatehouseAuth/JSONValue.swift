@@ -31,18 +31,17 @@ public enum JSONValue: Sendable, Equatable, Hashable {
 
     /// The value at a dotted claim path such as `realm_access.roles` (SPEC §2 `roles_claim`,
     /// `require.claims`). A member whose own name contains dots wins: at every level the whole
-    /// remaining path is tried as one member name first, then each split at a dot, left to right.
+    /// remaining path is tried as one member name first, then ever shorter dotted prefixes.
     public func value(atPath path: String) -> JSONValue? {
         guard case .object(let object) = self else { return nil }
         if let whole = object[path] { return whole }
-        var index = path.startIndex
-        while let dot = path[index...].firstIndex(of: ".") {
-            let head = String(path[..<dot])
-            let rest = String(path[path.index(after: dot)...])
-            if let child = object[head], !rest.isEmpty, let found = child.value(atPath: rest) {
+        var end = path.endIndex
+        while let dot = path[..<end].lastIndex(of: ".") {
+            let rest = path[path.index(after: dot)...]
+            if !rest.isEmpty, let child = object[String(path[..<dot])], let found = child.value(atPath: String(rest)) {
                 return found
             }
-            index = path.index(after: dot)
+            end = dot
         }
         return nil
     }

@@ -12,8 +12,9 @@ private let generationCounter = Atomic<UInt64>(1)
 /// Checks run in this order, each failing with its own ``Reason``; everything up to the issuer
 /// gate happens before any signature work:
 /// 1. over 8 KiB → `tokenTooLarge`;
-/// 2. not three canonical base64url parts, or header/claims not JSON objects → `malformedToken`;
+/// 2. not three canonical base64url parts, or the header not a JSON object → `malformedToken`;
 /// 3. header `alg` missing, unknown or `none` → `algNotAllowed`; any `crit` → `unsupportedCrit`;
+///    then the claims not a JSON object → `malformedToken`;
 /// 4. `iss` picks the issuer (an entry without `issuer` only when it is the sole one) →
 ///    `unknownIssuer`; `alg` not in that issuer's allow-list → `algNotAllowed`; issuer not in
 ///    `allowedIssuers` → `issuerNotAllowed`;
@@ -74,22 +75,22 @@ public final class JWTVerifier: Sendable {
             Outcome(result: .failure(reason), gatedIssuer: issuer)
         }
 
-        // 2. Shape: header.payload.signature, each canonical base64url, header and claims JSON objects.
+        // 2. Shape: header.payload.signature, each canonical base64url; the header a JSON object.
         guard let firstDot = bytes.firstIndex(of: UInt8(ascii: ".")),
               let secondDot = bytes[(firstDot + 1)...].firstIndex(of: UInt8(ascii: ".")),
               bytes[(secondDot + 1)...].firstIndex(of: UInt8(ascii: ".")) == nil,
               let headerBytes = Base64URL.decode(UnsafeRawBufferPointer(rebasing: bytes[..<firstDot])),
               let payloadBytes = Base64URL.decode(UnsafeRawBufferPointer(rebasing: bytes[(firstDot + 1)..<secondDot])),
               let signature = Base64URL.decode(UnsafeRawBufferPointer(rebasing: bytes[(secondDot + 1)...])),
-              case .object(let header)? = try? JSONParser.parse(headerBytes),
-              case .object(let claims)? = try? JSONParser.parse(payloadBytes)
+              case .object(let header)? = try? JSONParser.parse(headerBytes)
         else { return fail(.malformedToken) }
 
-        // 3. Algorithm and critical extensions.
+        // 3. Algorithm and critical extensions: header-only checks, before the claims are parsed.
         guard case .string(let algName)? = header["alg"], let alg = JWSAlgorithm(rawValue: algName) else {
             return fail(.algNotAllowed)
         }
         if header["crit"] != nil { return fail(.unsupportedCrit) }  // we understand no extension
+        guard case .object(let claims)? = try? JSONParser.parse(payloadBytes) else { return fail(.malformedToken) }
 
         // 4. Issuer.
         let iss: String?

@@ -58,7 +58,9 @@ public final class VerifiedTokenCache {
                        allowedIssuers: Set<String>? = nil) -> Result<VerifiedToken, Reason> {
         if let hit = positive[token] {
             if hit.generation == verifier.generation {
-                return recheck(hit.token, leeway: verifier.leeway, now: now, allowedIssuers: allowedIssuers)
+                let result = recheck(hit.token, leeway: verifier.leeway, now: now, allowedIssuers: allowedIssuers)
+                if case .failure(.tokenExpired) = result { positive[token] = nil }  // never valid again
+                return result
             }
             positive[token] = nil
         }

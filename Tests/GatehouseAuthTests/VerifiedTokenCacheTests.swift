@@ -1,0 +1,138 @@
+import GatehouseCore
+import XCTest
+@testable import GatehouseAuth
+
+final class VerifiedTokenCacheTests: XCTestCase {
+    static let now: Int64 = 1_750_000_000
+    static let secret = Array("cache-secret-of-thirty-two-bytes".utf8)
+
+    /// Two issuers sharing one key; `keys: false` makes a verifier that can verify nothing, so a
+    /// success from it proves a cache hit.
+    static func verifier(keys: Bool = true, generation: UInt64? = nil) -> JWTVerifier {
+        let set = keys ? JWKSet(keys: [JWK(hmacSecret: secret)]) : JWKSet(keys: [])
+        return JWTVerifier(issuers: [
+            JWTIssuerConfig(name: "a", issuer: "https://a.test", audiences: nil, algorithms: [.hs256], keys: set),
+            JWTIssuerConfig(name: "b", issuer: "https://b.test", audiences: nil, algorithms: [.hs256], keys: set),
+        ], leeway: 30, generation: generation)
+    }
+
+    static func token(exp: Int64 = 4_102_444_800, extra: String = "", secret: [UInt8] = secret) -> String {
+        TestTokens.hs256(claims: #"{"iss":"https://a.test","sub":"alice","exp":\#(exp)\#(extra)}"#, secret: secret)
+    }
+
+    func testAHitServesTheVerifiedTokenWithoutVerifyingAgain() {
+        let cache = VerifiedTokenCache()
+        let verifier = Self.verifier()
+        let token = Self.token()
+        XCTAssertEqual(cache.verify(token, with: verifier, now: Self.now).outcome, "ok")
+        XCTAssertEqual(cache.count.verified, 1)
+        // Same generation, no keys: only a hit can succeed.
+        let keyless = Self.verifier(keys: false, generation: verifier.generation)
+        XCTAssertEqual(keyless.verify(token, now: Self.now).outcome, "no_keys")
+        guard case .success(let hit) = cache.verify(token, with: keyless, now: Self.now + 5) else { return XCTFail("miss") }
+        XCTAssertEqual(hit.subject, "alice")
+    }
+
+    func testATokenThatExpiresWhileCachedIsRefused() {
+        let cache = VerifiedTokenCache()
+        let verifier = Self.verifier()
+        let token = Self.token(exp: Self.now + 60)
+        XCTAssertEqual(cache.verify(token, with: verifier, now: Self.now).outcome, "ok")
+        XCTAssertEqual(cache.verify(token, with: verifier, now: Self.now + 89).outcome, "ok")
+        XCTAssertEqual(cache.verify(token, with: verifier, now: Self.now + 90).outcome, "token_expired")
+        XCTAssertEqual(verifier.verify(token, now: Self.now + 90).outcome, "token_expired")
+    }
+
+    func testAHitIsRecheckedAgainstNotBeforeWhenTheClockGoesBack() {
+        let cache = VerifiedTokenCache()
+        let verifier = Self.verifier()
+        let token = Self.token(extra: #","nbf":\#(Self.now)"#)
+        XCTAssertEqual(cache.verify(token, with: verifier, now: Self.now).outcome, "ok")
+        XCTAssertEqual(cache.verify(token, with: verifier, now: Self.now - 31).outcome, "token_not_yet_valid")
+    }
+
+    func testAHitHonoursTheRouteIssuerList() {
+        let cache = VerifiedTokenCache()
+        let verifier = Self.verifier()
+        let token = Self.token()
+        XCTAssertEqual(cache.verify(token, with: verifier, now: Self.now, allowedIssuers: ["a"]).outcome, "ok")
+        XCTAssertEqual(cache.verify(token, with: verifier, now: Self.now, allowedIssuers: ["b"]).outcome, "issuer_not_allowed")
+        XCTAssertEqual(cache.verify(token, with: verifier, now: Self.now).outcome, "ok")
+    }
+
+    func testANewGenerationFlushesCachedResults() {
+        let cache = VerifiedTokenCache()
+        let token = Self.token()
+        XCTAssertEqual(cache.verify(token, with: Self.verifier(), now: Self.now).outcome, "ok")
+        // A reload that dropped the keys: the cached success must not survive it.
+        XCTAssertEqual(cache.verify(token, with: Self.verifier(keys: false), now: Self.now).outcome, "no_keys")
+
+        let bad = Self.token(secret: Array("another-secret-of-32-bytes-long!".utf8))
+        let old = Self.verifier()
+        XCTAssertEqual(cache.verify(bad, with: old, now: Self.now).outcome, "bad_signature")
+        // After a JWKS refresh that brings the signing key, the remembered failure is not reused.
+        let refreshed = old.replacingKeys(JWKSet(keys: [JWK(hmacSecret: Array("another-secret-of-32-bytes-long!".utf8))]),
+                                          forIssuer: "a")
+        XCTAssertEqual(cache.verify(bad, with: refreshed, now: Self.now).outcome, "ok")
+    }
+
+    func testFailuresAreRememberedForTheTTLWithTheSameReason() {
+        let cache = VerifiedTokenCache(negativeTTL: 30)
+        let verifier = Self.verifier()
+        let bad = Self.token(secret: Array("another-secret-of-32-bytes-long!".utf8))
+        XCTAssertEqual(cache.verify(bad, with: verifier, now: Self.now).outcome, "bad_signature")
+        XCTAssertEqual(cache.count.failed, 1)
+        // Same generation, a key that would verify it: only a remembered failure can say bad_signature.
+        let wouldAccept = JWTVerifier(issuers: [JWTIssuerConfig(
+            name: "a", issuer: "https://a.test", audiences: nil, algorithms: [.hs256],
+            keys: JWKSet(keys: [JWK(hmacSecret: Array("another-secret-of-32-bytes-long!".utf8))]))],
+            generation: verifier.generation)
+        XCTAssertEqual(cache.verify(bad, with: wouldAccept, now: Self.now + 29).outcome, "bad_signature")
+        XCTAssertEqual(cache.verify(bad, with: wouldAccept, now: Self.now + 30).outcome, "ok")
+
+        for garbage in ["garbage", "a.b.c"] {
+            XCTAssertEqual(cache.verify(garbage, with: verifier, now: Self.now).outcome, "malformed_token")
+            XCTAssertEqual(cache.verify(garbage, with: verifier, now: Self.now).outcome, "malformed_token")
+        }
+    }
+
+    func testARememberedFailureStillAnswersIssuerNotAllowedWhereTheFullCheckWould() {
+        let cache = VerifiedTokenCache()
+        let verifier = Self.verifier()
+        let bad = Self.token(secret: Array("another-secret-of-32-bytes-long!".utf8))
+        XCTAssertEqual(cache.verify(bad, with: verifier, now: Self.now).outcome, "bad_signature")
+        XCTAssertEqual(cache.verify(bad, with: verifier, now: Self.now, allowedIssuers: ["b"]).outcome, "issuer_not_allowed")
+        XCTAssertEqual(cache.verify(bad, with: verifier, now: Self.now, allowedIssuers: ["a"]).outcome, "bad_signature")
+        // A failure before the issuer gate is the same on every route.
+        let unknown = TestTokens.hs256(claims: #"{"iss":"https://x.test","exp":4102444800}"#, secret: Self.secret)
+        XCTAssertEqual(cache.verify(unknown, with: verifier, now: Self.now).outcome, "unknown_issuer")
+        XCTAssertEqual(cache.verify(unknown, with: verifier, now: Self.now, allowedIssuers: ["b"]).outcome, "unknown_issuer")
+    }
+
+    func testRouteAndClockDependentFailuresAreNotRemembered() {
+        let cache = VerifiedTokenCache()
+        let verifier = Self.verifier()
+        let early = Self.token(extra: #","nbf":\#(Self.now + 100)"#)
+        XCTAssertEqual(cache.verify(early, with: verifier, now: Self.now).outcome, "token_not_yet_valid")
+        XCTAssertEqual(cache.verify(early, with: verifier, now: Self.now + 70).outcome, "ok")
+        let token = Self.token()
+        XCTAssertEqual(cache.verify(token, with: verifier, now: Self.now, allowedIssuers: ["b"]).outcome, "issuer_not_allowed")
+        XCTAssertEqual(cache.verify(token, with: verifier, now: Self.now, allowedIssuers: ["a"]).outcome, "ok")
+    }
+
+    func testTheCacheStaysWithinItsCapacity() {
+        let cache = VerifiedTokenCache(capacity: 8, negativeCapacity: 4)
+        let verifier = Self.verifier()
+        for index in 0..<50 {
+            XCTAssertEqual(cache.verify(Self.token(extra: #","n":\#(index)"#), with: verifier, now: Self.now).outcome, "ok")
+            XCTAssertEqual(cache.verify("garbage-\(index)", with: verifier, now: Self.now).outcome, "malformed_token")
+            XCTAssertLessThanOrEqual(cache.count.verified, 8)
+            XCTAssertLessThanOrEqual(cache.count.failed, 4)
+        }
+        // The newest token is always kept.
+        let last = Self.token(extra: #","n":49"#)
+        XCTAssertEqual(cache.verify(last, with: Self.verifier(keys: false, generation: verifier.generation), now: Self.now).outcome, "ok")
+        cache.removeAll()
+        XCTAssertEqual(cache.count.verified, 0)
+    }
+}
