@@ -65,7 +65,7 @@ let package = Package(
             dependencies: ["GatehouseConfig"],
             resources: [.copy("Golden")]
         ),
-        .testTarget(name: "GatehouseAuthTests", dependencies: ["GatehouseAuth"]),
+        .testTarget(name: "GatehouseAuthTests", dependencies: ["GatehouseAuth"], exclude: ["Fixtures"]),
         .testTarget(name: "GatehouseSessionsTests", dependencies: ["GatehouseSessions"]),
     ]
 )

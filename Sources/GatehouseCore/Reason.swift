@@ -52,3 +52,6 @@ public enum Decision: String, Sendable, CaseIterable {
 public enum AuthMethod: String, Sendable {
     case none, jwt, session
 }
+
+/// Reasons travel as the failure of `Result`s (JWT verification, session lookups).
+extension Reason: Error {}
