@@ -67,6 +67,57 @@ enum AddressSyntax {
         }
     }
 
+    /// A URL the gateway fetches (`jwks_url`): `http://` or `https://`, a host, an optional
+    /// port, path and query; no user info (it would be logged), no fragment, no spaces.
+    /// Returned as written.
+    static func fetchURL(_ text: String) -> Result<String, SyntaxError> {
+        let hint = "expected an http:// or https:// URL with a host, got \(quoted(text))"
+        let lower = text.lowercased()
+        guard let scheme = ["https://", "http://"].first(where: lower.hasPrefix) else { return .failure(SyntaxError(hint)) }
+        if let problem = urlCharacterProblem(text) { return .failure(problem) }
+        return urlHost(String(text.dropFirst(scheme.count)), hint: hint).map { _ in text }
+    }
+
+    /// A route's `login_redirect`: a path on this gateway's origin (`/login.html`, not `//…`,
+    /// which browsers read as another host) or an absolute `https://` URL. Backslashes are
+    /// refused everywhere: browsers read `/\host` as `//host`.
+    static func loginRedirect(_ text: String) -> Result<String, SyntaxError> {
+        if let problem = urlCharacterProblem(text) { return .failure(problem) }
+        if text.hasPrefix("//") {
+            return .failure(SyntaxError(
+                "\(quoted(text)) starts with // and browsers would read it as another host; "
+                    + "write a path starting with one / or a full https:// URL"))
+        }
+        if text.hasPrefix("/") { return .success(text) }
+        let hint = "expected a path starting with / or an https:// URL, got \(quoted(text))"
+        guard text.lowercased().hasPrefix("https://") else { return .failure(SyntaxError(hint)) }
+        return urlHost(String(text.dropFirst("https://".count)), hint: hint).map { _ in text }
+    }
+
+    /// Checks the authority at the start of `rest` (what follows `scheme://`): a host, an
+    /// optional port, no user info.
+    private static func urlHost(_ rest: String, hint: String) -> Result<String, SyntaxError> {
+        let authority = String(rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" })
+        if authority.contains("@") { return .failure(SyntaxError("a URL here has no user info; \(hint)")) }
+        if !authority.hasPrefix("["), authority.filter({ $0 == ":" }).count > 1 {
+            return .failure(SyntaxError("an IPv6 address needs brackets, like https://[::1]:8443/, got \(quoted(authority))"))
+        }
+        guard !authority.isEmpty, let (hostPart, portPart) = splitHostPort(authority) else {
+            return .failure(SyntaxError(hint))
+        }
+        return host(hostPart).flatMap { host in (portPart.map(port) ?? .success(0)).map { _ in host } }
+    }
+
+    /// Spaces, control characters, backslashes and fragments have no place in these URLs.
+    private static func urlCharacterProblem(_ text: String) -> SyntaxError? {
+        if text.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value == 0x7F }) {
+            return SyntaxError("spaces and control characters must be percent-encoded, got \(quoted(text))")
+        }
+        if text.contains("\\") { return SyntaxError("backslashes are not allowed, got \(quoted(text))") }
+        if text.contains("#") { return SyntaxError("a fragment (#...) is not allowed, got \(quoted(text))") }
+        return nil
+    }
+
     /// A route's `match.host`: a host name or address without port, lowercased.
     static func routeHost(_ text: String) -> Result<String, SyntaxError> {
         if text.hasPrefix("[") && text.hasSuffix("]") {

@@ -1,13 +1,22 @@
 /// The key tables of the configuration (SPEC §2), in documentation order — the order in which
 /// an "unknown key" message lists the valid ones.
 enum ConfigKeys {
-    static let topLevel = ["server", "admin", "upstreams", "routes", "policy_files", "access_log"]
+    static let topLevel = ["server", "admin", "upstreams", "jwt", "cors", "identity_headers", "routes",
+                           "policy_files", "access_log"]
     static let server = ["listen", "workers", "max_header_bytes", "max_body_bytes", "read_timeout",
                          "shutdown_grace", "trusted_proxies", "public_origin", "path_policy"]
     static let admin = ["listen"]
     static let upstream = ["targets", "connect_timeout", "timeout", "max_idle_per_worker", "preserve_host"]
-    static let route = ["name", "match", "upstream", "auth", "strip_authorization", "deny_status"]
+    static let jwt = ["roles_claim", "leeway", "issuers"]
+    static let jwtIssuer = ["name", "issuer", "audiences", "algorithms", "secret_file", "secret_env", "jwks_file",
+                            "jwks_url"]
+    static let cors = ["allow_origins", "allow_methods", "allow_headers", "expose_headers", "allow_credentials",
+                       "max_age"]
+    static let identityHeaders = ["subject", "roles", "method", "claims"]
+    static let route = ["name", "match", "upstream", "auth", "require", "deny_status", "issuers", "strip_authorization",
+                        "login_redirect", "cors"]
     static let routeMatch = ["path", "methods", "host"]
+    static let require = ["roles_any", "roles_all", "scopes_all", "claims"]
     static let accessLog = ["path", "format"]
     /// A policy file (SPEC §2 `policy_files`) holds one route list and nothing else.
     static let policyFile = ["routes"]
@@ -15,17 +24,10 @@ enum ConfigKeys {
     /// Keys of the contract that this build does not implement yet, as schema paths (names
     /// erased to `*`, list indexes to `[]`; policy files share the `routes[]` paths). Each is
     /// refused with "KEY: not supported yet" rather than silently ignored, because a missing
-    /// `require` or `jwt` would weaken security. Delete an entry when its feature lands and add
+    /// session check would weaken security. Delete an entry when its feature lands and add
     /// its key to the table above.
     static let notYetSupported: Set<String> = [
         "server.tls",
-        "jwt",
         "sessions",
-        "cors",
-        "identity_headers",
-        "routes[].require",
-        "routes[].issuers",
-        "routes[].login_redirect",
-        "routes[].cors",
     ]
 }

@@ -1,9 +1,15 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import GatehouseCore
 import GatehousePolicy
 
 /// Loads and validates a config file and everything it names (policy files), collecting every
 /// problem with its `FILE:LINE:COL` (SPEC §2, §10). YAML is composed into a node tree (Yams),
-/// walked with key paths and positions, and only then turned into domain values.
+/// walked with key paths and positions, and only then turned into domain values. Key files
+/// and `secret_env` variables are read too, so a config that loads has every key it names.
 public enum ConfigLoader {
     /// `path` as given on the command line: messages show it as written, and relative paths
     /// inside the file resolve against its directory. `cpuCount` resolves `workers: 0`.
@@ -11,8 +17,10 @@ public enum ConfigLoader {
         load(path: path, cpuCount: cpuCount, cwd: ConfigPaths.currentDirectory())
     }
 
-    /// `cwd` makes relative results absolute (the access log path); injectable for tests.
-    static func load(path: String, cpuCount: Int, cwd: String) -> ConfigLoadResult {
+    /// `cwd` makes relative results absolute (the access log path); `environment` reads
+    /// `secret_env` variables. Both injectable for tests.
+    static func load(path: String, cpuCount: Int, cwd: String,
+                     environment: @escaping (String) -> String? = processEnvironment) -> ConfigLoadResult {
         let diagnostics = Diagnostics()
         guard let root = YAMLSource.load(path: path, file: path, diagnostics) else {
             return ConfigLoadResult(config: nil, problems: diagnostics.problems)
@@ -23,8 +31,12 @@ public enum ConfigLoader {
         let server = SettingsSections.server(top?["server"], cpuCount: cpuCount, diagnostics)
         let admin = SettingsSections.admin(top?["admin"], publicListen: server.listen, diagnostics)
         let upstreams = UpstreamsSection(top?["upstreams"], diagnostics)
+        let jwt = JWTSection(top?["jwt"], configDirectory: directory, environment: environment, diagnostics)
+        let cors = top?["cors"].flatMap { CORSSection.policy($0, diagnostics) }
+        let identityHeaders = IdentityHeadersSection.read(top?["identity_headers"], diagnostics)
 
-        let routes = RouteCollector(upstreams: upstreams.names, diagnostics)
+        let routes = RouteCollector(upstreams: upstreams.names, issuers: jwt.isPresent ? jwt.declaredNames : nil,
+                                    diagnostics)
         if let list = top?["routes"] { routes.read(list) }
         for match in PolicyFiles.expand(top?["policy_files"], configDirectory: directory, diagnostics) {
             PolicyFiles.load(match, into: routes, diagnostics)
@@ -53,7 +65,13 @@ public enum ConfigLoader {
 
         guard !diagnostics.hasErrors else { return ConfigLoadResult(config: nil, problems: diagnostics.problems) }
         let config = GatewayConfig(path: path, server: server, admin: admin, upstreams: upstreams.settings,
-                                   routes: table, accessLog: accessLog)
+                                   routes: table, accessLog: accessLog, jwt: jwt.settings,
+                                   identityHeaders: identityHeaders, cors: cors, requirements: routes.requirements)
         return ConfigLoadResult(config: config, problems: diagnostics.problems)
     }
+}
+
+/// The process environment, read when the config is loaded (and again on each reload).
+func processEnvironment(_ name: String) -> String? {
+    getenv(name).map { String(cString: $0) }
 }

@@ -97,6 +97,24 @@ extension ConfigNode {
         return ms
     }
 
+    /// A duration in whole seconds, for values kept in seconds (JWT times, `Access-Control-Max-Age`);
+    /// `0s` is allowed when `allowZero`.
+    func seconds(allowZero: Bool, _ diagnostics: Diagnostics) -> Int64? {
+        guard let text = node.scalar?.string, !isNull, let ms = Units.milliseconds(text) else {
+            diagnostics.error(self, "expected a duration like 30s, 15m, 12h, got \(described)")
+            return nil
+        }
+        guard ms > 0 || allowZero else {
+            diagnostics.error(self, "must be greater than 0, got \(described)")
+            return nil
+        }
+        guard ms % 1000 == 0 else {
+            diagnostics.error(self, "must be whole seconds, got \(described)")
+            return nil
+        }
+        return ms / 1000
+    }
+
     /// A size (`16KiB`, `10MiB`, or a byte count) in bytes.
     func size(_ diagnostics: Diagnostics) -> Int? {
         guard let text = node.scalar?.string, !isNull, let bytes = Units.bytes(text) else {
@@ -126,6 +144,24 @@ extension ConfigNode {
             return nil
         }
         return sequence.enumerated().map { item($0.offset, $0.element) }
+    }
+
+    /// The items of a non-empty list of non-empty strings, each with its node; `what` names
+    /// the items in the message for an empty list. Bad items are reported and left out.
+    func stringList(of what: String, _ diagnostics: Diagnostics) -> [(value: String, node: ConfigNode)]? {
+        guard let items = list(diagnostics) else { return nil }
+        guard !items.isEmpty else {
+            diagnostics.error(self, "at least one \(what) is needed")
+            return nil
+        }
+        return items.compactMap { item in
+            guard let text = item.string(diagnostics) else { return nil }
+            guard !text.isEmpty else {
+                diagnostics.error(item, "expected a \(what), got \"\"")
+                return nil
+            }
+            return (text, item)
+        }
     }
 
     /// The entries of a mapping in file order, YAML merge keys (`<<: *defaults`) expanded with

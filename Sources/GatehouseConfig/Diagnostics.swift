@@ -7,6 +7,9 @@ final class Diagnostics {
 
     var hasErrors: Bool { problems.contains { $0.severity == .error } }
 
+    /// How many errors so far: a section compares it before and after reading itself.
+    var errorCount: Int { problems.count { $0.severity == .error } }
+
     func error(_ location: SourceLocation, _ message: String) {
         problems.append(ConfigProblem(.error, at: location, message))
     }

@@ -1,3 +1,4 @@
+import GatehouseAuth
 import GatehouseCore
 import GatehousePolicy
 
@@ -11,11 +12,40 @@ public struct GatewayConfig: Sendable {
     public var upstreams: [String: UpstreamSettings]
     public var routes: RouteTable
     public var accessLog: AccessLogSettings
+    /// SPEC §2 `jwt`; nil when the config has no `jwt` section (no Bearer authentication).
+    public var jwt: JWTSettings?
+    /// SPEC §2 `identity_headers`, with the defaults when the section is absent.
+    public var identityHeaders: IdentityHeaders
+    /// The global CORS policy (SPEC §2 `cors`, §6); nil when absent. A route's own policy is
+    /// ``Route/cors``.
+    public var cors: CORSPolicy?
+    /// Each route's `require`, indexed by ``Route/index``; nil when the route has none.
+    /// Prefer ``requirement(for:)``.
+    public var requirements: [Requirement?]
 
     public init(path: String, server: ServerSettings, admin: AdminSettings?, upstreams: [String: UpstreamSettings],
-                routes: RouteTable, accessLog: AccessLogSettings) {
+                routes: RouteTable, accessLog: AccessLogSettings, jwt: JWTSettings? = nil,
+                identityHeaders: IdentityHeaders = IdentityHeaders(), cors: CORSPolicy? = nil,
+                requirements: [Requirement?] = []) {
         self.path = path; self.server = server; self.admin = admin; self.upstreams = upstreams
-        self.routes = routes; self.accessLog = accessLog
+        self.routes = routes; self.accessLog = accessLog; self.jwt = jwt; self.identityHeaders = identityHeaders
+        self.cors = cors; self.requirements = requirements
+    }
+
+    /// The route's `require`; nil when it has none (also for an index outside ``requirements``,
+    /// as in a config built by hand without them).
+    public func requirement(for route: Route) -> Requirement? {
+        requirements.indices.contains(route.index) ? requirements[route.index] : nil
+    }
+
+    /// The CORS policy that applies on `route` (nil: none): its own block, none for
+    /// `cors: false`, else the global one (SPEC §2: a route's block replaces the global one).
+    public func corsPolicy(for route: Route) -> CORSPolicy? {
+        switch route.cors {
+        case .inherit: return cors
+        case .disabled: return nil
+        case .custom(let policy): return policy
+        }
     }
 }
 

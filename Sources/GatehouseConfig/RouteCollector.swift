@@ -1,22 +1,29 @@
+import GatehouseAuth
 import GatehouseCore
 import GatehousePolicy
 
 /// Reads route lists (the config's `routes`, then each policy file's) into one list in file
-/// order (SPEC §2, §4.2), checking names for uniqueness across all of them and upstreams for
-/// existence.
+/// order (SPEC §2, §4.2), checking names for uniqueness across all of them, upstreams and
+/// issuers for existence, and each route's authentication settings against the `jwt` section.
 final class RouteCollector {
+    /// The valid routes in table order; each one's ``Route/index`` is its position here.
     private(set) var routes: [Route] = []
+    /// Each route's `require`, by ``Route/index``.
+    private(set) var requirements: [Requirement?] = []
     /// How many route entries were written, valid or not.
     private(set) var declaredCount = 0
     /// Upstream names that some route refers to.
     private(set) var usedUpstreams: Set<String> = []
 
     private let upstreams: [String]
-    private let diagnostics: Diagnostics
+    /// The `jwt.issuers` names; nil when there is no `jwt` section (no authenticator).
+    let issuers: [String]?
+    let diagnostics: Diagnostics
     private var firstDefinition: [String: SourceLocation] = [:]
 
-    init(upstreams: [String], _ diagnostics: Diagnostics) {
+    init(upstreams: [String], issuers: [String]?, _ diagnostics: Diagnostics) {
         self.upstreams = upstreams
+        self.issuers = issuers
         self.diagnostics = diagnostics
     }
 
@@ -25,11 +32,15 @@ final class RouteCollector {
         guard let items = list.list(diagnostics) else { return }
         for item in items {
             declaredCount += 1
-            if let route = route(item) { routes.append(route) }
+            if case (var route, let requirement)? = route(item) {
+                route.index = routes.count
+                routes.append(route)
+                requirements.append(requirement)
+            }
         }
     }
 
-    private func route(_ item: ConfigNode) -> Route? {
+    private func route(_ item: ConfigNode) -> (Route, Requirement?)? {
         guard let fields = item.fields(ConfigKeys.route, diagnostics) else { return nil }
         let name = fields.required("name", diagnostics).flatMap(routeName)
         let match = fields.required("match", diagnostics).flatMap(routeMatch)
@@ -48,9 +59,12 @@ final class RouteCollector {
                 diagnostics.error(node, "expected 401 or 403, got \(status)")
             }
         }
+        let access = self.access(fields, item, auth: auth)
         guard let name, let match, let upstream else { return nil }
-        return Route(name: name, match: match, upstream: upstream, auth: auth,
-                     stripAuthorization: strip, denyStatus: denyStatus, location: item.location)
+        let route = Route(name: name, match: match, upstream: upstream, auth: auth, stripAuthorization: strip,
+                          denyStatus: denyStatus, location: item.location, issuers: access.issuers,
+                          loginRedirect: access.loginRedirect, cors: access.cors)
+        return (route, access.requirement)
     }
 
     private func routeName(_ node: ConfigNode) -> String? {

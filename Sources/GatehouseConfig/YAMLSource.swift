@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import GatehouseCore
 import Yams
 
@@ -13,7 +8,7 @@ enum YAMLSource {
     /// is an empty mapping. nil when the file cannot be read or is not valid YAML.
     static func load(path: String, file: String, _ diagnostics: Diagnostics) -> ConfigNode? {
         let text: String
-        switch readText(path) {
+        switch FileContents.text(path) {
         case .success(let contents): text = contents
         case .failure(let error):
             diagnostics.error(SourceLocation(file: file), "cannot read: \(error.message)")
@@ -30,28 +25,6 @@ enum YAMLSource {
             diagnostics.error(SourceLocation(file: file), "invalid YAML: \(error)")
         }
         return nil
-    }
-
-    /// The file's contents as UTF-8 text; the failure message is `strerror`'s.
-    static func readText(_ path: String) -> Result<String, SyntaxError> {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return .failure(SyntaxError(String(cString: strerror(errno)))) }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 << 10)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                return .failure(SyntaxError(String(cString: strerror(errno))))
-            }
-            if count == 0 { break }
-            bytes.append(contentsOf: chunk[0..<count])
-        }
-        guard let text = String(validating: bytes, as: UTF8.self) else {
-            return .failure(SyntaxError("not UTF-8 text"))
-        }
-        return .success(text)
     }
 
     /// Line, column and message for a Yams error.

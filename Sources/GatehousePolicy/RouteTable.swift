@@ -99,6 +99,16 @@ enum HostName {
     }
 }
 
+/// Which CORS policy applies on a route (SPEC §2 `routes[].cors`, §6).
+public enum RouteCORS: Sendable {
+    /// No `cors` key: the global policy, if there is one.
+    case inherit
+    /// `cors: false`: no CORS on this route, whatever the global policy says.
+    case disabled
+    /// A `cors` block: this policy replaces the global one entirely.
+    case custom(CORSPolicy)
+}
+
 /// One route of the route table (SPEC §2 `routes`).
 public struct Route: Sendable {
     public var name: String
@@ -108,10 +118,23 @@ public struct Route: Sendable {
     public var stripAuthorization: Bool
     public var denyStatus: Int
     public var location: SourceLocation
+    /// The route's position in the final route table (set by the config loader); other
+    /// per-route tables, like the config's requirements, are indexed by it.
+    public var index: Int
+    /// The `jwt.issuers` names whose tokens count here; nil means any issuer.
+    public var issuers: Set<String>?
+    /// Where a browser without valid credentials is sent (SPEC §3.1): a path starting with `/`
+    /// or an absolute `https://` URL; nil means it gets the 401 like any client.
+    public var loginRedirect: String?
+    /// The CORS policy of this route.
+    public var cors: RouteCORS
+
     public init(name: String, match: RouteMatch, upstream: String, auth: AuthRequirement = .required,
-                stripAuthorization: Bool = false, denyStatus: Int = 403, location: SourceLocation) {
+                stripAuthorization: Bool = false, denyStatus: Int = 403, location: SourceLocation,
+                index: Int = 0, issuers: Set<String>? = nil, loginRedirect: String? = nil, cors: RouteCORS = .inherit) {
         self.name = name; self.match = match; self.upstream = upstream; self.auth = auth
         self.stripAuthorization = stripAuthorization; self.denyStatus = denyStatus; self.location = location
+        self.index = index; self.issuers = issuers; self.loginRedirect = loginRedirect; self.cors = cors
     }
 }
 

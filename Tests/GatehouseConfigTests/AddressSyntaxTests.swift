@@ -34,6 +34,32 @@ final class AddressSyntaxTests: XCTestCase {
         }
     }
 
+    func testJWKSURLs() {
+        let cases: [(String, Bool)] = [
+            ("https://idp.example.com/.well-known/jwks.json", true), ("http://idp.internal:8080/jwks?tenant=a", true),
+            ("HTTPS://IdP.example.com", true), ("https://[::1]:8443/keys", true), ("http://10.0.0.1/keys", true),
+            ("ftp://idp/jwks", false), ("idp.example.com/jwks", false), ("https://", false), ("https:///jwks", false),
+            ("https://u:p@idp/jwks", false), ("https://idp/jwks#keys", false), ("https://idp/a b", false),
+            ("https://idp:0/jwks", false), ("https://::1/jwks", false), ("https://idp\\x/jwks", false),
+        ]
+        for (text, valid) in cases {
+            XCTAssertEqual((try? AddressSyntax.fetchURL(text).get()) != nil, valid, text)
+        }
+    }
+
+    func testLoginRedirectsStayOnThisOriginOrUseHTTPS() {
+        let cases: [(String, Bool)] = [
+            ("/login.html", true), ("/login?next=app", true), ("/", true), ("https://login.example.com/start", true),
+            ("https://login.example.com", true), ("HTTPS://login.example.com/x", true),
+            ("login.html", false), ("//evil.example/x", false), ("/\\evil.example", false), ("\\\\evil", false),
+            ("http://login.example.com/", false), ("https://", false), ("https://u@login.example/", false),
+            ("/login page", false), ("/login\n", false), ("/login#top", false), ("javascript:alert(1)", false), ("", false),
+        ]
+        for (text, valid) in cases {
+            XCTAssertEqual((try? AddressSyntax.loginRedirect(text).get()) != nil, valid, text)
+        }
+    }
+
     func testHTTPSTargetIsNotSupportedYet() {
         guard case .failure(let error) = AddressSyntax.upstreamTarget("https://h") else { return XCTFail() }
         XCTAssertEqual(error.message, "https targets: not supported yet")

@@ -19,6 +19,22 @@ final class GoldenCheckTests: XCTestCase {
     func testDuplicateRouteNamePointsAtTheFirstDefinition() { assertGolden("duplicate_route_name") }
     func testBadGlobsAndMissingPathAreReportedAtTheValue() { assertGolden("bad_glob") }
     func testKeysNotBuiltYetAreRefusedNotIgnored() { assertGolden("not_supported") }
+    func testFullValidAuthenticationConfigIsValid() { assertGolden("jwt_valid_full") }
+    func testNoneAlgorithmIsRefusedInAnyLetterCase() { assertGolden("jwt_none_algorithm") }
+    func testUnknownAlgorithmListsTheValidNames() { assertGolden("jwt_unknown_algorithm") }
+    func testEveryAlgorithmNeedsAPossibleKeyAndEveryKeySourceAnAlgorithm() { assertGolden("jwt_missing_key_source") }
+    func testShortHMACSecretIsAWarningThatNeverShowsTheSecret() { assertGolden("jwt_short_secret") }
+    func testUnsetSecretEnvironmentVariableIsAnError() { assertGolden("jwt_secret_env_unset") }
+    func testKeyFileURLAndIssuerProblemsAreReportedAtTheirKey() { assertGolden("jwt_problems") }
+    func testRouteIssuerMustBeDefinedInJWTIssuers() { assertGolden("route_unknown_issuer") }
+    func testRoutesNeedingACallerWithoutJWTSectionWarnAndIssuersIsAnError() { assertGolden("route_issuers_without_jwt") }
+    func testRequireWithAuthNoneIsAContradiction() { assertGolden("require_with_auth_none") }
+    func testEmptyRequireAndBadRequireListsAreErrors() { assertGolden("require_empty") }
+    func testClaimConditionValuesMustBeScalars() { assertGolden("require_bad_claims") }
+    func testWildcardOriginWithCredentialsAndOtherCORSProblemsAreErrors() { assertGolden("cors_wildcard_credentials") }
+    func testRouteCORSTrueIsAnErrorThatAsksForABlockOrFalse() { assertGolden("route_cors_true") }
+    func testLoginRedirectMustBeALocalPathOrAnHTTPSURL() { assertGolden("bad_login_redirect") }
+    func testIdentityHeaderDuplicatesAndReservedNamesAreErrors() { assertGolden("identity_header_duplicates") }
     func testYAMLSyntaxErrorIsOneProblemAtTheParserPosition() { assertGolden("yaml_syntax_error") }
     func testDuplicateYAMLKeyIsReportedAtTheRepeatedKey() { assertGolden("duplicate_yaml_key") }
     func testPolicyFileProblemsAreReportedAtTheirRelativePath() { assertGolden("policy_files") }

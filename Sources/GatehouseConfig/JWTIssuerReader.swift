@@ -1,0 +1,185 @@
+import GatehouseAuth
+import GatehouseCore
+
+/// Reads the entries of `jwt.issuers` (SPEC §2, §5.1): names, expected `iss` and `aud`, the
+/// algorithm allow-list and the key sources, loading key files and secrets as it goes.
+///
+/// Every algorithm must have a possible key (an HMAC algorithm a secret; any other a JWKS whose
+/// keys can verify it, or a `jwks_url` that may bring one), or no token signed with it could
+/// ever pass: that is an error, not a warning. Secrets never appear in a message, only their
+/// length.
+final class JWTIssuerReader {
+    struct Entry {
+        var config: JWTIssuerConfig
+        var jwksURL: String?
+    }
+
+    /// Every `name` written, valid or not, in file order.
+    private(set) var declaredNames: [String] = []
+
+    private let issuerCount: Int
+    private let configDirectory: String
+    private let environment: (String) -> String?
+    private let diagnostics: Diagnostics
+    private var firstName: [String: SourceLocation] = [:]
+    private var firstIssuer: [String: String] = [:]
+
+    init(issuerCount: Int, configDirectory: String, environment: @escaping (String) -> String?,
+         _ diagnostics: Diagnostics) {
+        self.issuerCount = issuerCount
+        self.configDirectory = configDirectory
+        self.environment = environment
+        self.diagnostics = diagnostics
+    }
+
+    /// One issuer; nil when anything in it is invalid (every problem is reported).
+    func read(_ item: ConfigNode) -> Entry? {
+        guard let fields = item.fields(ConfigKeys.jwtIssuer, diagnostics) else { return nil }
+        let errorsBefore = diagnostics.errorCount
+        let name = fields.required("name", diagnostics).flatMap(issuerName)
+        let iss = expectedIssuer(fields, item)
+        let audiences = fields["audiences"]?.stringList(of: "audience", diagnostics)?.map(\.value)
+        let algorithms = fields.required("algorithms", diagnostics).map(algorithmList) ?? []
+
+        let keys = keySources(fields, item, algorithms: algorithms)
+        guard diagnostics.errorCount == errorsBefore, let name else { return nil }
+        var jwks = keys.secret.map { [JWK(hmacSecret: $0)] } ?? []
+        jwks += keys.file?.keys ?? []
+        let config = JWTIssuerConfig(name: name, issuer: iss, audiences: audiences,
+                                     algorithms: Set(algorithms.map(\.algorithm)),
+                                     keys: JWKSet(keys: jwks, warnings: keys.file?.warnings ?? []))
+        return Entry(config: config, jwksURL: keys.url)
+    }
+
+    // MARK: - Fields
+
+    private func issuerName(_ node: ConfigNode) -> String? {
+        guard let name = node.string(diagnostics) else { return nil }
+        declaredNames.append(name)
+        guard Names.isValid(name) else {
+            diagnostics.error(node, "\(Names.rule), got \(quoted(name))")
+            return nil
+        }
+        if let first = firstName[name] {
+            diagnostics.error(node, "duplicate issuer name \(quoted(name)); first defined at \(first)")
+            return nil
+        }
+        firstName[name] = node.location
+        return name
+    }
+
+    /// `issuer` (the `iss` value): optional for a sole issuer only (SPEC §5.1), and unique —
+    /// a token's `iss` picks exactly one entry.
+    private func expectedIssuer(_ fields: Fields, _ item: ConfigNode) -> String? {
+        guard let node = fields["issuer"] else {
+            if issuerCount > 1 {
+                diagnostics.error(item, "issuer is required when there is more than one issuer: a token's iss picks its entry")
+            }
+            return nil
+        }
+        guard let text = node.string(diagnostics) else { return nil }
+        guard !text.isEmpty else {
+            diagnostics.error(node, "expected the iss value of this issuer's tokens, got \"\"; leave issuer out to not check iss")
+            return nil
+        }
+        if let first = firstIssuer[text] {
+            diagnostics.error(node, "\(quoted(text)) is already the issuer of \(first): a token's iss picks one entry")
+            return nil
+        }
+        firstIssuer[text] = fields.owner.path
+        return text
+    }
+
+    private func algorithmList(_ node: ConfigNode) -> [(algorithm: JWSAlgorithm, node: ConfigNode)] {
+        var algorithms: [(algorithm: JWSAlgorithm, node: ConfigNode)] = []
+        for (text, item) in node.stringList(of: "algorithm", diagnostics) ?? [] {
+            do throws(JWSAlgorithm.ConfigError) {
+                let algorithm = try JWSAlgorithm(configName: text)
+                if algorithms.contains(where: { $0.algorithm == algorithm }) {
+                    diagnostics.warning(item, "\(algorithm) is listed twice")
+                } else {
+                    algorithms.append((algorithm, item))
+                }
+            } catch {
+                diagnostics.error(item, error.description)
+            }
+        }
+        return algorithms
+    }
+
+    // MARK: - Keys
+
+    /// Reads `secret_file` / `secret_env`, `jwks_file` and `jwks_url`, and checks that every
+    /// algorithm has a possible key and that every key source is of use.
+    private func keySources(_ fields: Fields, _ item: ConfigNode,
+                            algorithms: [(algorithm: JWSAlgorithm, node: ConfigNode)])
+        -> (secret: [UInt8]?, file: JWKSet?, url: String?) {
+        let sources = KeySources(configDirectory: configDirectory, environment: environment, diagnostics)
+        var secretNode = fields["secret_file"]
+        var secret = secretNode.flatMap(sources.secretFile)
+        if let envNode = fields["secret_env"] {
+            if secretNode != nil {
+                diagnostics.error(envNode, "secret_file and secret_env are mutually exclusive: keep one")
+            } else {
+                secretNode = envNode
+                secret = sources.secretEnv(envNode)
+            }
+        }
+        let fileNode = fields["jwks_file"]
+        let file = fileNode.flatMap(sources.jwksFile)
+        let urlNode = fields["jwks_url"]
+        let url = urlNode.flatMap(sources.jwksURL)
+        if let secretNode, let urlNode {
+            diagnostics.error(urlNode, "cannot be combined with \(secretNode.path): "
+                                  + "a fetched key set replaces the issuer's whole key set, the HMAC secret included")
+        }
+
+        for (algorithm, node) in algorithms {
+            let missing: String
+            if algorithm.isHMAC {
+                guard secretNode == nil else { continue }
+                missing = "the issuer has no secret_file or secret_env"
+            } else if fileNode == nil && urlNode == nil {
+                missing = "the issuer has no jwks_file or jwks_url"
+            } else if urlNode == nil, let file, let path = fileNode?.node.scalar?.string,
+                      !file.keys.contains(where: { $0.canVerify(algorithm) }) {
+                missing = "no key in jwks_file \(quoted(path)) can verify it"
+            } else {
+                continue
+            }
+            diagnostics.error(node.location, "\(item.path): algorithms lists \(algorithm) but \(missing)")
+        }
+        guard !algorithms.isEmpty else { return (secret, file, url) }
+        let hmac = algorithms.map(\.algorithm).filter(\.isHMAC)
+        if let secretNode, hmac.isEmpty {
+            diagnostics.warning(secretNode, "unused: algorithms lists no HMAC algorithm (HS256, HS384, HS512)")
+        }
+        if hmac.count == algorithms.count, let unused = fileNode ?? urlNode {
+            diagnostics.warning(unused, "unused: algorithms lists only HMAC algorithms, which never verify with a JWKS key")
+        }
+        if let secret, let secretNode {
+            // RFC 7518 §3.2: a key at least as long as the hash output, for each HMAC algorithm.
+            let short = hmac.filter { secret.count < $0.minimumSecretBytes }
+            if !short.isEmpty {
+                let wanted = short.map { "\($0) (\($0.minimumSecretBytes) bytes)" }.joined(separator: ", ")
+                diagnostics.warning(secretNode, "the HMAC secret is \(secret.count) bytes, shorter than RFC 7518 §3.2 "
+                                        + "requires for \(wanted)")
+            }
+        }
+        return (secret, file, url)
+    }
+}
+
+extension JWSAlgorithm {
+    /// HS256, HS384, HS512: verified with the shared secret, never with a JWKS key.
+    var isHMAC: Bool { rawValue.hasPrefix("HS") }
+
+    /// The hash output size, the least key size RFC 7518 §3.2 allows (HMAC algorithms only).
+    var minimumSecretBytes: Int {
+        switch self {
+        case .hs384: return 48
+        case .hs512: return 64
+        default: return 32
+        }
+    }
+}
