@@ -1,1 +1,0 @@
-// Session cookies, passwords, throttling and CSRF (issue 5).
