@@ -32,8 +32,7 @@ from pathlib import Path
 
 import pytest
 
-import support
-
+LOOPBACK = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BROWSER_TIMEOUT = 30  # seconds for one Chromium run, start to DOM dump
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome")
@@ -155,7 +154,7 @@ class PageServer:
                 self.end_headers()
                 self.wfile.write(body or b"")
 
-        self.server = ThreadingHTTPServer((support.LOOPBACK, 0), Handler)
+        self.server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.allowed_origin = f"http://localhost:{self.port}"
@@ -244,9 +243,9 @@ class FlaskCORSReference:
         app.add_url_rule("/private/<path:rest>", "private", lambda rest: answer(401), methods=["GET", "POST", "PUT"])
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request on stderr
-        self.server = make_server(support.LOOPBACK, 0, app, threaded=True)
+        self.server = make_server(LOOPBACK, 0, app, threaded=True)
         self.port = self.server.server_port
-        self.url = f"http://{support.LOOPBACK}:{self.port}"
+        self.url = f"http://{LOOPBACK}:{self.port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def preflights(self) -> list[dict]:
@@ -274,14 +273,14 @@ def gatehouse_supports_cors() -> bool:
     if not (binary.is_file() and os.access(binary, os.X_OK)):
         return False
     config = {
-        "server": {"listen": [f"{support.LOOPBACK}:1"]},
-        "upstreams": {"echo": {"targets": [f"http://{support.LOOPBACK}:2"]}},
+        "server": {"listen": [f"{LOOPBACK}:1"]},
+        "upstreams": {"echo": {"targets": [f"http://{LOOPBACK}:2"]}},
         "cors": {"allow_origins": ["http://localhost:3"], "allow_methods": ["GET"], "allow_credentials": True},
         "routes": [{"name": "open", "match": {"path": "/**"}, "upstream": "echo", "auth": "none"}],
     }
     with tempfile.TemporaryDirectory(prefix="gatehouse-cors-probe-") as folder:
         path = Path(folder) / "gatehouse.yaml"
-        path.write_text(support.to_yaml(config) + "\n")
+        path.write_text(json.dumps(config, indent=2) + "\n")  # JSON is YAML
         try:
             result = subprocess.run([str(binary), "check", "--config", str(path)], capture_output=True,
                                     text=True, timeout=20, cwd=folder)
@@ -298,8 +297,8 @@ def gateway_cors_config(port: int, admin_port: int, upstream_url: str, allowed_o
     secret = workdir / "hs256.key"
     secret.write_bytes(os.urandom(32).hex().encode() + b"\n")
     return {
-        "server": {"listen": [f"{support.LOOPBACK}:{port}"], "workers": 1, "shutdown_grace": "1s"},
-        "admin": {"listen": f"{support.LOOPBACK}:{admin_port}"},
+        "server": {"listen": [f"{LOOPBACK}:{port}"], "workers": 1, "shutdown_grace": "1s"},
+        "admin": {"listen": f"{LOOPBACK}:{admin_port}"},
         "upstreams": {"echo": {"targets": [upstream_url]}},
         "jwt": {"issuers": [{"name": "local", "algorithms": ["HS256"], "secret_file": secret.name}]},
         "cors": {"allow_origins": [allowed_origin], "allow_methods": ["GET", "HEAD", "POST", "PUT"],
@@ -341,6 +340,8 @@ def flask_reference(page_server):
 def cors_gateway(page_server, tmp_path_factory):
     """gatehouse with the `cors:` block of gateway_cors_config in front of an echo upstream that
     sends its own permissive CORS headers (which the gateway must replace or drop)."""
+    import support  # the shared integration helpers (echo upstream, gateway process)
+
     workdir = tmp_path_factory.mktemp("cors-gateway")
     upstream = support.EchoUpstream(name="echo")
     upstream.extra_headers = [("Access-Control-Allow-Origin", "*"), ("Access-Control-Allow-Credentials", "true")]
@@ -348,7 +349,7 @@ def cors_gateway(page_server, tmp_path_factory):
     config = gateway_cors_config(port, admin_port, upstream.url, page_server.allowed_origin, workdir)
     gateway = support.GatewayProcess(str(gatehouse_binary()), workdir, config, port, admin_port, None, name="cors")
     gateway.upstream = upstream
-    gateway.url = f"http://{support.LOOPBACK}:{port}"
+    gateway.url = f"http://{LOOPBACK}:{port}"
     try:
         gateway.start(wait=True)
         yield gateway
