@@ -1,14 +1,28 @@
 import GatehouseCore
+import GatehouseAuth
 import GatehouseConfig
 import GatehousePolicy
+
+/// Who the caller is, once authenticated.
+struct Identity {
+    var method: AuthMethod
+    var subject: String?
+    var roles: [String]
+    var token: VerifiedToken?
+}
 
 /// What the gateway will do with a request, decided from its facts alone (no I/O), so that
 /// the server and `gatehouse explain` share one decision.
 enum Plan {
-    /// Forward to the route's upstream with this identity.
-    case forward(Route, auth: AuthMethod, subject: String?)
-    /// Refuse with the uniform error; `route` is nil when no route was matched.
-    case refuse(GatewayError, Reason, route: Route?, status: Int, bearerPresented: Bool)
+    /// Forward to the route's upstream, with the caller's identity when there is one.
+    case forward(Route, Identity?)
+    /// Refuse with the uniform error; `route` is nil when no route was matched. `tried` is the
+    /// credential kind that was presented and failed (for the log and the challenge).
+    case refuse(GatewayError, Reason, route: Route?, status: Int, tried: AuthMethod)
+    /// A browser without valid credentials on a route with `login_redirect`: 302 there.
+    case redirect(Route, location: String, tried: AuthMethod, reason: Reason)
+    /// A CORS preflight, answered at the gateway: allowed with these headers, or refused.
+    case preflight(Route, headers: [(String, String)]?)
 }
 
 /// The facts of a request that the decision needs.
@@ -18,31 +32,142 @@ struct RequestFacts {
     /// The effective host: the absolute-form authority, else the `Host` header.
     var host: String?
     var authorization: String?
+    var accept: String?
+    var origin: String?
+    var accessControlRequestMethod: String?
+    var accessControlRequestHeaders: String?
+}
+
+/// Per-loop authentication state: the current verifier and this loop's verified-token cache.
+struct AuthContext {
+    var verifier: JWTVerifier?
+    var cache: VerifiedTokenCache?
+    var now: Int64
 }
 
 enum Decide {
     /// Steps 5–8 of SPEC §3 for a request whose path has passed the path policy.
-    static func plan(_ facts: RequestFacts, config: GatewayConfig) -> Plan {
-        guard let route = config.routes.match(method: facts.method, path: facts.target.path, host: facts.host) else {
-            return .refuse(.notFound, .noRoute, route: nil, status: 404, bearerPresented: false)
-        }
-        let bearer = facts.authorization.map(isBearer) ?? false
-        switch route.auth {
-        case .none:
-            return .forward(route, auth: .none, subject: nil)
-        case .optional, .required:
-            // No authenticator is configured yet (JWT and sessions land with their issues):
-            // a presented credential cannot be verified and is never silently ignored.
-            if let authorization = facts.authorization, !authorization.isEmpty {
-                return .refuse(.unauthorized, bearer ? .unknownIssuer : .malformedToken, route: route, status: 401,
-                               bearerPresented: bearer)
+    static func plan(_ facts: RequestFacts, config: GatewayConfig, auth: AuthContext) -> Plan {
+        // A preflight is matched to the route of the method it asks about (SPEC §6).
+        if facts.method == "OPTIONS", let origin = facts.origin, let requested = facts.accessControlRequestMethod {
+            guard let route = config.routes.match(method: requested, path: facts.target.path, host: facts.host) else {
+                return .refuse(.notFound, .noRoute, route: nil, status: 404, tried: .none)
             }
-            if route.auth == .optional { return .forward(route, auth: .none, subject: nil) }
-            return .refuse(.unauthorized, .missingCredentials, route: route, status: 401, bearerPresented: false)
+            guard let policy = corsPolicy(for: route, config: config) else { return .preflight(route, headers: nil) }
+            switch policy.preflight(origin: origin, method: requested, requestHeaders: facts.accessControlRequestHeaders) {
+            case .allow(let headers): return .preflight(route, headers: headers)
+            case .reject: return .preflight(route, headers: nil)
+            }
+        }
+        guard let route = config.routes.match(method: facts.method, path: facts.target.path, host: facts.host) else {
+            return .refuse(.notFound, .noRoute, route: nil, status: 404, tried: .none)
+        }
+        if route.auth == .none { return .forward(route, nil) }
+
+        let requirement = route.index < config.requirements.count ? config.requirements[route.index] : nil
+        guard let token = bearerToken(facts.authorization) else {
+            if route.auth == .optional && requirement == nil { return .forward(route, nil) }
+            return unauthenticated(route, facts, reason: .missingCredentials, tried: .none)
+        }
+        let result: Result<VerifiedToken, Reason>
+        if let verifier = auth.verifier {
+            if let cache = auth.cache {
+                result = cache.verify(token, with: verifier, now: auth.now, allowedIssuers: route.issuers)
+            } else {
+                result = verifier.verify(token, now: auth.now, allowedIssuers: route.issuers)
+            }
+        } else {
+            result = .failure(token.utf8.count > JWTVerifier.maxTokenBytes ? .tokenTooLarge : .unknownIssuer)
+        }
+        switch result {
+        case .failure(let reason):
+            return unauthenticated(route, facts, reason: reason, tried: .jwt)
+        case .success(let verified):
+            if let requirement, let failed = requirement.evaluate(verified) {
+                return .refuse(.forbidden, failed, route: route, status: route.denyStatus, tried: .jwt)
+            }
+            return .forward(route, Identity(method: .jwt, subject: verified.subject, roles: verified.roles, token: verified))
         }
     }
 
-    static func isBearer(_ authorization: String) -> Bool {
-        authorization.utf8.count > 7 && authorization.prefix(7).lowercased() == "bearer "
+    /// The CORS policy that applies to `route`: its own block, none, or the global one.
+    static func corsPolicy(for route: Route, config: GatewayConfig) -> CORSPolicy? {
+        switch route.cors {
+        case .inherit: return config.cors
+        case .disabled: return nil
+        case .custom(let policy): return policy
+        }
+    }
+
+    /// 401, or 302 to `login_redirect` for a browser's GET/HEAD (SPEC §3.1).
+    private static func unauthenticated(_ route: Route, _ facts: RequestFacts, reason: Reason, tried: AuthMethod) -> Plan {
+        if let location = route.loginRedirect, facts.method == "GET" || facts.method == "HEAD",
+           AcceptHeader.prefersHTML(facts.accept) {
+            return .redirect(route, location: loginLocation(location, target: facts.target), tried: tried, reason: reason)
+        }
+        return .refuse(.unauthorized, reason, route: route, status: 401, tried: tried)
+    }
+
+    /// `location` plus `return_to=` the normalized path and query, URL-encoded.
+    static func loginLocation(_ location: String, target: NormalizedTarget) -> String {
+        var back = target.path
+        if let query = target.query { back += "?" + query }
+        let separator = location.contains("?") ? "&" : "?"
+        return location + separator + "return_to=" + URLEncoding.component(back)
+    }
+
+    /// The token of an `Authorization: Bearer …` header (scheme case-insensitive, RFC 6750 §2.1),
+    /// or nil when the header is absent or of another scheme (not a credential of ours).
+    static func bearerToken(_ authorization: String?) -> String? {
+        guard let authorization else { return nil }
+        let utf8 = authorization.utf8
+        guard utf8.count >= 6 else { return nil }
+        let scheme = authorization.prefix(6)
+        guard scheme.lowercased() == "bearer" else { return nil }
+        let rest = authorization.dropFirst(6)
+        guard rest.isEmpty || rest.first == " " else { return nil }
+        return String(rest.trimmingSpaces())
+    }
+}
+
+/// `Accept` negotiation for the login redirect: true when `text/html` is listed with q > 0 and
+/// no `application/json` has an equal or higher q (RFC 9110 §12.5.1).
+enum AcceptHeader {
+    static func prefersHTML(_ accept: String?) -> Bool {
+        guard let accept else { return false }
+        var html: Double? = nil
+        var json: Double? = nil
+        for item in accept.split(separator: ",") {
+            let parts = item.split(separator: ";")
+            guard let type = parts.first?.trimmingSpaces().lowercased() else { continue }
+            var q = 1.0
+            for param in parts.dropFirst() {
+                let kv = param.trimmingSpaces().split(separator: "=", maxSplits: 1)
+                if kv.count == 2, kv[0].lowercased() == "q" { q = Double(kv[1].trimmingSpaces()) ?? 0 }
+            }
+            if type == "text/html" { html = max(html ?? 0, q) }
+            if type == "application/json" { json = max(json ?? 0, q) }
+        }
+        guard let html, html > 0 else { return false }
+        if let json, json >= html { return false }
+        return true
+    }
+}
+
+/// Percent-encoding of a query component (RFC 3986 §2.1: everything but unreserved).
+enum URLEncoding {
+    static func component(_ text: String) -> String {
+        var out = ""
+        for b in text.utf8 {
+            switch b {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(b))
+            default:
+                let hex = String(b, radix: 16, uppercase: true)
+                out += "%" + (hex.count == 1 ? "0" + hex : hex)
+            }
+        }
+        return out
     }
 }

@@ -12,6 +12,8 @@ public struct Explanation: Sendable {
     public var reason: Reason?
     public var requirement: String?
     public var upstream: String?
+    public var subject: String? = nil
+    public var note: String? = nil
 
     /// One JSON object with `route`, `normalized_path`, `decision`, `status`, `reason`.
     public var json: String {
@@ -33,26 +35,58 @@ public struct Explanation: Sendable {
         if let requirement { lines.append("requires:        \(requirement)") }
         lines.append("decision:        \(decision.rawValue)" + (status.map { " (\($0))" } ?? ""))
         if let reason { lines.append("reason:          \(reason.rawValue)") }
+        if let subject { lines.append("subject:         \(subject)") }
+        if let note { lines.append("note:            \(note)") }
         return lines.joined(separator: "\n")
     }
 }
 
 public enum Explainer {
-    /// `headers` as given with `--header 'Name: value'` (names case-insensitive).
-    public static func explain(config: GatewayConfig, method: String, target: String, headers: [(String, String)]) -> Explanation {
+    /// `headers` as given with `--header 'Name: value'` (names case-insensitive). Keys from a
+    /// `jwks_url` are not fetched: only keys from files and secrets are known here.
+    public static func explain(config: GatewayConfig, method: String, target: String, headers: [(String, String)],
+                               now: Int64 = Clock.wallMs() / 1000) -> Explanation {
         func header(_ name: String) -> String? { headers.last { $0.0.lowercased() == name.lowercased() }?.1 }
         guard let normalized = PathNormalizer.normalize(target: target, policy: config.server.pathPolicy) else {
             return Explanation(route: nil, normalizedPath: nil, decision: .deny, status: 400, reason: .pathRejected)
         }
         let facts = RequestFacts(method: method.uppercased(), target: normalized, host: normalized.authority ?? header("Host"),
-                                 authorization: header("Authorization"))
-        switch Decide.plan(facts, config: config) {
-        case let .forward(route, _, _):
-            return Explanation(route: route.name, normalizedPath: normalized.path, decision: .allow, status: nil, reason: nil,
-                               requirement: "auth \(route.auth.rawValue)", upstream: route.upstream)
+                                 authorization: header("Authorization"), accept: header("Accept"), origin: header("Origin"),
+                                 accessControlRequestMethod: header("Access-Control-Request-Method"),
+                                 accessControlRequestHeaders: header("Access-Control-Request-Headers"))
+        let auth = AuthContext(verifier: config.jwt?.verifier, cache: nil, now: now)
+        func requirement(_ route: Route) -> String {
+            var parts = ["auth \(route.auth.rawValue)"]
+            if let r = route.index < config.requirements.count ? config.requirements[route.index] : nil {
+                if !r.rolesAny.isEmpty { parts.append("roles_any \(r.rolesAny)") }
+                if !r.rolesAll.isEmpty { parts.append("roles_all \(r.rolesAll)") }
+                if !r.scopesAll.isEmpty { parts.append("scopes_all \(r.scopesAll)") }
+                for c in r.claims { parts.append("claim \(c.path) = \(c.value)") }
+            }
+            if let issuers = route.issuers { parts.append("issuers \(issuers.sorted())") }
+            return parts.joined(separator: ", ")
+        }
+        switch Decide.plan(facts, config: config, auth: auth) {
+        case let .forward(route, identity):
+            var e = Explanation(route: route.name, normalizedPath: normalized.path, decision: .allow, status: nil, reason: nil,
+                                requirement: requirement(route), upstream: route.upstream)
+            e.subject = identity?.subject
+            return e
         case let .refuse(_, reason, route, status, _):
             return Explanation(route: route?.name, normalizedPath: normalized.path, decision: .deny, status: status,
-                               reason: reason, requirement: route.map { "auth \($0.auth.rawValue)" }, upstream: route?.upstream)
+                               reason: reason, requirement: route.map(requirement), upstream: route?.upstream)
+        case let .redirect(route, location, _, reason):
+            var e = Explanation(route: route.name, normalizedPath: normalized.path, decision: .deny, status: 302,
+                                reason: .loginRedirect, requirement: requirement(route), upstream: route.upstream)
+            e.note = "credentials: \(reason.rawValue); redirect to \(location)"
+            return e
+        case let .preflight(route, headers):
+            if headers != nil {
+                return Explanation(route: route.name, normalizedPath: normalized.path, decision: .preflight, status: 204,
+                                   reason: nil, requirement: requirement(route), upstream: route.upstream)
+            }
+            return Explanation(route: route.name, normalizedPath: normalized.path, decision: .deny, status: 403,
+                               reason: .corsRejected, requirement: requirement(route), upstream: route.upstream)
         }
     }
 }

@@ -2,6 +2,7 @@ import CLibevent
 import Glibc
 import Synchronization
 import GatehouseCore
+import GatehouseAuth
 import GatehouseConfig
 
 /// What the loops share: thread-safe sinks and the current snapshot for readers off the loops.
@@ -9,11 +10,26 @@ final class SharedState: Sendable {
     let log: LogSink
     let metrics: Metrics
     let current: Mutex<Snapshot>
+    /// Set by loops that met an unknown `kid`; the main loop reads it when woken.
+    private let keyRefresh = Atomic<Bool>(false)
+    private let mainWake: Mutex<OpaquePointer?> = Mutex(nil)
+
     init(log: LogSink, metrics: Metrics, snapshot: Snapshot) {
         self.log = log
         self.metrics = metrics
         self.current = Mutex(snapshot)
     }
+
+    /// The main loop's event that `keyRefreshRequested()` activates.
+    func setMainWake(_ event: OpaquePointer) { mainWake.withLock { $0 = event } }
+
+    /// Any thread: ask the main loop for a JWKS refresh.
+    func keyRefreshRequested() {
+        keyRefresh.store(true, ordering: .relaxed)
+        if let event = mainWake.withLock({ $0 }) { event_active(event, 0, 0) }
+    }
+
+    func takeKeyRefreshRequest() -> Bool { keyRefresh.exchange(false, ordering: .relaxed) }
 }
 
 /// The running gateway: worker loops, the main loop (signals and the admin listener), reloads
@@ -35,6 +51,7 @@ public final class Gateway: @unchecked Sendable {
     private var drainPoll: OpaquePointer?
     private let reloadResults = Mutex<[Result<Snapshot, SnapshotError>]>([])
     private var reloadEvent: OpaquePointer?
+    private var keyManager: KeyManager!
 
     public init(configPath: String, cpuCount: Int) {
         self.configPath = configPath
@@ -55,7 +72,7 @@ public final class Gateway: @unchecked Sendable {
             Gateway.say("configuration \(configPath) has \(loaded.errors.count) error\(loaded.errors.count == 1 ? "" : "s"); not starting")
             return 1
         }
-        let snapshot: Snapshot
+        var snapshot: Snapshot
         switch Snapshot.make(config: config, generation: 1) {
         case .success(let s): snapshot = s
         case .failure(let e):
@@ -67,7 +84,11 @@ public final class Gateway: @unchecked Sendable {
             Gateway.say("error: \(error)")
             return 1
         }
-        shared = SharedState(log: sink, metrics: Metrics(workerCount: config.server.workers), snapshot: snapshot)
+        let metrics = Metrics(workerCount: config.server.workers)
+        keyManager = KeyManager(base: mainBase, metrics: metrics)
+        snapshot = snapshot.with(verifier: keyManager.configure(config.jwt))
+        shared = SharedState(log: sink, metrics: metrics, snapshot: snapshot)
+        keyManager.publish = { [unowned self] verifier in self.publishVerifier(verifier) }
         sink.startWriter()
         do {
             for i in 0..<config.server.workers {
@@ -77,7 +98,7 @@ public final class Gateway: @unchecked Sendable {
             }
             if let adminSettings = config.admin {
                 admin = try AdminServer(base: mainBase, listen: adminSettings.listen, shared: shared,
-                                        ready: { true })
+                                        ready: { [unowned self] in self.keyManager.isReady })
             }
         } catch {
             Gateway.say("error: \(error)")
@@ -116,6 +137,11 @@ public final class Gateway: @unchecked Sendable {
         reloadEvent = gh_timer_new(mainBase, 1, { _, _, arg in
             Unmanaged<Gateway>.fromOpaque(arg!).takeUnretainedValue().reloadFinished()
         }, me)
+        let wake = gh_timer_new(mainBase, 1, { _, _, arg in
+            let gateway = Unmanaged<Gateway>.fromOpaque(arg!).takeUnretainedValue()
+            if gateway.shared.takeKeyRefreshRequest() { gateway.keyManager.refreshOnDemand() }
+        }, me)!
+        shared.setMainWake(wake)
     }
 
     private func signalled(_ sig: Int32) {
@@ -172,7 +198,8 @@ public final class Gateway: @unchecked Sendable {
                 for p in error.problems { Gateway.say(p) }
                 Gateway.say("reload rejected: the previous configuration keeps serving")
                 shared.metrics.reloadFailures.add(1, ordering: .relaxed)
-            case .success(let next):
+            case .success(let loaded):
+                let next = loaded.with(verifier: keyManager.configure(loaded.config.jwt))
                 let old = shared.current.withLock { $0.config }
                 if old.server.listen != next.config.server.listen || old.server.workers != next.config.server.workers {
                     Gateway.say("warning: server.listen and server.workers change only on restart")
@@ -184,6 +211,15 @@ public final class Gateway: @unchecked Sendable {
                 Gateway.say("configuration reloaded (generation \(next.generation))")
             }
         }
+    }
+
+    /// A JWKS refresh changed the keys: every loop serves with the new verifier from its next request.
+    private func publishVerifier(_ verifier: JWTVerifier?) {
+        let next = shared.current.withLock { current -> Snapshot in
+            current = current.with(verifier: verifier)
+            return current
+        }
+        for worker in workers { worker.post { $0.adopt(next) } }
     }
 
     // MARK: stop

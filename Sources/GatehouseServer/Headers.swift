@@ -71,10 +71,26 @@ enum HeaderRules {
         }
     }
 
+    private static let corsPrefix: [UInt8] = Array("access-control-".utf8)
+    private static let xAuthPrefix: [UInt8] = Array("x-auth-".utf8)
+
+    /// True for the CORS response headers (`Access-Control-Allow-*`, `-Expose-Headers`,
+    /// `-Max-Age`), which the gateway owns when a CORS policy applies (SPEC §6). A `Vary` the
+    /// upstream set is kept; the gateway adds its own `Vary: Origin`.
+    @inline(__always)
+    static func isCORSResponseHeader(_ name: UnsafePointer<CChar>) -> Bool {
+        let prefix = corsPrefix
+        for i in 0..<prefix.count {
+            let c = UInt8(bitPattern: name[i])
+            if c == 0 || (c | (c >= 65 && c <= 90 ? 0x20 : 0)) != prefix[i] { return false }
+        }
+        return true
+    }
+
     /// True when `name` starts with `x-auth-` in any letter case.
     @inline(__always)
     static func isXAuth(_ name: UnsafePointer<CChar>) -> Bool {
-        let prefix: [UInt8] = Array("x-auth-".utf8)
+        let prefix = xAuthPrefix
         for i in 0..<prefix.count {
             let c = UInt8(bitPattern: name[i])
             if c == 0 || (c | (c >= 65 && c <= 90 ? 0x20 : 0)) != prefix[i] { return false }

@@ -41,6 +41,8 @@ final class Metrics: Sendable {
     }
     let reloads = Atomic<Int>(0)
     let reloadFailures = Atomic<Int>(0)
+    let jwksRefreshes = Atomic<Int>(0)
+    let jwksFailures = Atomic<Int>(0)
 
     init(workerCount: Int) {
         workers = (0..<workerCount).map { _ in Box() }
@@ -102,6 +104,8 @@ final class Metrics: Sendable {
         out += "# HELP gatehouse_open_connections Client connections open now.\n# TYPE gatehouse_open_connections gauge\ngatehouse_open_connections \(open)\n"
         out += "# HELP gatehouse_config_reloads_total Successful config reloads.\n# TYPE gatehouse_config_reloads_total counter\ngatehouse_config_reloads_total \(reloads.load(ordering: .relaxed))\n"
         out += "# HELP gatehouse_config_reload_failures_total Rejected config reloads.\n# TYPE gatehouse_config_reload_failures_total counter\ngatehouse_config_reload_failures_total \(reloadFailures.load(ordering: .relaxed))\n"
+        out += "# HELP gatehouse_jwks_refreshes_total Successful JWKS fetches.\n# TYPE gatehouse_jwks_refreshes_total counter\ngatehouse_jwks_refreshes_total \(jwksRefreshes.load(ordering: .relaxed))\n"
+        out += "# HELP gatehouse_jwks_refresh_failures_total Failed JWKS fetches.\n# TYPE gatehouse_jwks_refresh_failures_total counter\ngatehouse_jwks_refresh_failures_total \(jwksFailures.load(ordering: .relaxed))\n"
         out += "# HELP gatehouse_access_log_dropped_total Access-log lines dropped because the writer fell behind.\n# TYPE gatehouse_access_log_dropped_total counter\ngatehouse_access_log_dropped_total \(droppedLogLines)\n"
         return out
     }

@@ -1,6 +1,7 @@
 import CLibevent
 import Glibc
 import GatehouseCore
+import GatehouseAuth
 import GatehouseConfig
 import GatehousePolicy
 
@@ -16,6 +17,9 @@ final class ProxyExchange {
     private let upstream: UpstreamSettings
     private let target: NormalizedTarget
     private let host: String?
+    private let identity: Identity?
+    /// CORS headers for the response (nil: no CORS policy applies, the upstream's pass as they are).
+    private let cors: [(String, String)]?
     private var log: AccessLogRecord
     private let startNs: UInt64
     private let connection: ClientConnection
@@ -39,7 +43,10 @@ final class ProxyExchange {
     static let highWater = 256 * 1024
 
     init(worker: Worker, request: Request, route: Route, upstream: UpstreamSettings, target: NormalizedTarget,
-         host: String?, log: AccessLogRecord, startNs: UInt64, connection: ClientConnection) {
+         host: String?, identity: Identity?, cors: [(String, String)]?, log: AccessLogRecord, startNs: UInt64,
+         connection: ClientConnection) {
+        self.identity = identity
+        self.cors = cors
         self.worker = worker
         self.clientRequest = request
         self.route = route
@@ -130,9 +137,11 @@ final class ProxyExchange {
         let output = HeaderList(evhttp_request_get_output_headers(ureq))
         let named = HeaderRules.connectionTokens(input["Connection"])
         let strip = route.stripAuthorization
+        let identityNames = worker.snapshot.config.identityHeaders.allNames
         input.forEach { name, value in
             if HeaderRules.isXAuth(name) { return }
             for dropped in ProxyExchange.requestDropped where HeaderRules.nameEquals(name, dropped) { return }
+            for dropped in identityNames where HeaderRules.nameEquals(name, dropped) { return }
             if strip && HeaderRules.nameEquals(name, "authorization") { return }
             for token in named where HeaderRules.nameEquals(name, token) { return }
             evhttp_add_header(output.queue, name, value)
@@ -149,9 +158,44 @@ final class ProxyExchange {
         output.add("X-Forwarded-Proto", "http")
         if let originalHost { output.add("X-Forwarded-Host", originalHost) }
         output.add("X-Request-Id", log.requestID)
+        if let identity { addIdentityHeaders(identity, to: output) }
         let length = evbuffer_get_length(evhttp_request_get_input_buffer(creq))
         if length > 0 || method == EVHTTP_REQ_POST || method == EVHTTP_REQ_PUT || method == EVHTTP_REQ_PATCH {
             output.add("Content-Length", String(length))
+        }
+    }
+
+    /// SPEC §2 `identity_headers`: subject, roles (comma-separated), method, extra claims.
+    /// Values with control characters are left out rather than sent broken.
+    private func addIdentityHeaders(_ identity: Identity, to output: HeaderList) {
+        let names = worker.snapshot.config.identityHeaders
+        func add(_ name: String, _ value: String) {
+            if value.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x7F }) { output.add(name, value) }
+        }
+        if let subject = identity.subject { add(names.subject, subject) }
+        add(names.roles, identity.roles.joined(separator: ","))
+        add(names.method, identity.method.rawValue)
+        if let token = identity.token {
+            for (header, claim) in names.claims {
+                if let value = token.claims.value(atPath: claim), let text = ProxyExchange.headerText(value) { add(header, text) }
+            }
+        }
+    }
+
+    /// A claim as a header value: strings as they are, numbers and booleans as JSON writes them,
+    /// arrays of those comma-joined; objects are not sent.
+    static func headerText(_ value: JSONValue) -> String? {
+        switch value {
+        case .string(let s): return s
+        case .number(let n): return n.description
+        case .bool(let b): return b ? "true" : "false"
+        case .array(let items):
+            let parts = items.compactMap { item -> String? in
+                if case .array = item { return nil }
+                return headerText(item)
+            }
+            return parts.joined(separator: ",")
+        default: return nil
         }
     }
 
@@ -212,12 +256,15 @@ final class ProxyExchange {
         let input = HeaderList(evhttp_request_get_input_headers(ureq))
         let output = HeaderList(evhttp_request_get_output_headers(creq))
         let named = HeaderRules.connectionTokens(input["Connection"])
+        let replaceCORS = cors != nil
         input.forEach { name, value in
             for dropped in ProxyExchange.responseDropped where HeaderRules.nameEquals(name, dropped) { return }
             for token in named where HeaderRules.nameEquals(name, token) { return }
+            if replaceCORS && HeaderRules.isCORSResponseHeader(name) { return }
             evhttp_add_header(output.queue, name, value)
         }
         output.add("X-Request-Id", log.requestID)
+        for (name, value) in cors ?? [] { output.add(name, value) }
         if worker.draining { output.set("Connection", "close") }
         // evhttp would answer an HTTP/1.0 keep-alive client "Content-Length: 0" for a body of
         // unknown length: close such a connection instead, which delimits the body.

@@ -1,4 +1,5 @@
 import Glibc
+import GatehouseAuth
 import GatehouseConfig
 import GatehousePolicy
 
@@ -18,11 +19,19 @@ final class Snapshot: Sendable {
     let config: GatewayConfig
     let targets: [String: [ResolvedTarget]]
     let generation: Int
+    /// The JWT verifier with the keys known now (JWKS refreshes replace it); nil without `jwt`.
+    let verifier: JWTVerifier?
 
-    init(config: GatewayConfig, targets: [String: [ResolvedTarget]], generation: Int) {
+    init(config: GatewayConfig, targets: [String: [ResolvedTarget]], generation: Int, verifier: JWTVerifier?) {
         self.config = config
         self.targets = targets
         self.generation = generation
+        self.verifier = verifier
+    }
+
+    /// The same snapshot with another verifier (after a JWKS refresh).
+    func with(verifier: JWTVerifier?) -> Snapshot {
+        Snapshot(config: config, targets: targets, generation: generation, verifier: verifier)
     }
 
     /// Resolves every upstream target (blocking: call off the event loops).
@@ -40,7 +49,7 @@ final class Snapshot: Sendable {
             }
         }
         if !problems.isEmpty { return .failure(SnapshotError(problems: problems)) }
-        return .success(Snapshot(config: config, targets: targets, generation: generation))
+        return .success(Snapshot(config: config, targets: targets, generation: generation, verifier: config.jwt?.verifier))
     }
 
     /// The first address of `host` as numeric text (a literal is returned as is).

@@ -29,25 +29,76 @@ extension Worker {
         log.path = target.path
         let headers = HeaderList(evhttp_request_get_input_headers(req))
         let host = target.authority ?? headers["Host"]
-        let facts = RequestFacts(method: log.method, target: target, host: host, authorization: headers["Authorization"])
-        switch Decide.plan(facts, config: config) {
-        case let .refuse(error, reason, route, status, bearer):
+        let origin = headers["Origin"]
+        let facts = RequestFacts(method: log.method, target: target, host: host, authorization: headers["Authorization"],
+                                 accept: headers["Accept"], origin: origin,
+                                 accessControlRequestMethod: headers["Access-Control-Request-Method"],
+                                 accessControlRequestHeaders: headers.joined("Access-Control-Request-Headers"))
+        let auth = AuthContext(verifier: snapshot.verifier, cache: tokenCache, now: Clock.wallMs() / 1000)
+        let plan = Decide.plan(facts, config: config, auth: auth)
+        switch plan {
+        case let .refuse(error, reason, route, status, tried):
             log.route = route?.name
             log.upstream = route?.upstream
-            if error == .unauthorized, facts.authorization != nil { log.auth = bearer ? .jwt : .none }
-            refuse(req, error, reason, status: status, bearerPresented: bearer, log: &log, startNs: startNs)
-        case let .forward(route, auth, subject):
+            log.auth = tried
+            if reason == .unknownKid { requestKeyRefresh() }
+            let cors = route.map { Decide.corsPolicy(for: $0, config: config) } ?? config.cors
+            refuse(req, error, reason, status: status, bearerPresented: tried == .jwt,
+                   cors: cors?.responseHeaders(origin: origin) ?? [], log: &log, startNs: startNs)
+        case let .redirect(route, location, tried, reason):
+            log.route = route.name
+            log.upstream = route.upstream
+            log.auth = tried
+            if reason == .unknownKid { requestKeyRefresh() }
+            let cors = Decide.corsPolicy(for: route, config: config)?.responseHeaders(origin: origin) ?? []
+            redirect(req, to: location, cors: cors, log: &log, startNs: startNs)
+        case let .preflight(route, corsHeaders):
+            log.route = route.name
+            log.upstream = route.upstream
+            guard let corsHeaders else {
+                return refuse(req, .corsRejected, .corsRejected, log: &log, startNs: startNs)
+            }
+            answerPreflight(req, headers: corsHeaders, log: &log, startNs: startNs)
+        case let .forward(route, identity):
             guard let upstream = config.upstreams[route.upstream] else {
                 return refuse(req, .badGateway, .upstreamError, log: &log, startNs: startNs)
             }
             log.route = route.name
             log.upstream = upstream.name
-            log.auth = auth
-            log.subject = subject
+            log.auth = identity?.method ?? .none
+            log.subject = identity?.subject
+            let cors = Decide.corsPolicy(for: route, config: config).map { $0.responseHeaders(origin: origin) }
             let exchange = ProxyExchange(worker: self, request: req, route: route, upstream: upstream,
-                                         target: target, host: host, log: log, startNs: startNs, connection: conn)
+                                         target: target, host: host, identity: identity, cors: cors,
+                                         log: log, startNs: startNs, connection: conn)
             exchange.start()
         }
+    }
+
+    /// 204 with the preflight's CORS headers (SPEC §6); never forwarded.
+    private func answerPreflight(_ req: Request, headers: [(String, String)], log: inout AccessLogRecord, startNs: UInt64) {
+        let out = HeaderList(evhttp_request_get_output_headers(req))
+        for (name, value) in headers { out.add(name, value) }
+        out.set("X-Request-Id", log.requestID)
+        log.status = 204
+        log.decision = .preflight
+        evhttp_send_reply(req, 204, "No Content", nil)
+        finishLog(&log, startNs: startNs)
+    }
+
+    /// 302 to the login page for a browser without valid credentials (SPEC §3.1).
+    private func redirect(_ req: Request, to location: String, cors: [(String, String)], log: inout AccessLogRecord, startNs: UInt64) {
+        let out = HeaderList(evhttp_request_get_output_headers(req))
+        out.set("Location", location)
+        out.set("Cache-Control", "no-store")
+        out.set("X-Request-Id", log.requestID)
+        out.set("Content-Length", "0")
+        for (name, value) in cors { out.add(name, value) }
+        log.status = 302
+        log.decision = .deny
+        log.reason = .loginRedirect
+        evhttp_send_reply(req, 302, "Found", nil)
+        finishLog(&log, startNs: startNs)
     }
 
     /// Fills the facts of the request line and the client into the log record.
@@ -96,7 +147,7 @@ extension Worker {
 
     /// Answers with the uniform error (SPEC §3.1) and writes the access-log line.
     func refuse(_ req: Request, _ error: GatewayError, _ reason: Reason, status: Int? = nil,
-                bearerPresented: Bool = false, closeConnection: Bool = false,
+                bearerPresented: Bool = false, closeConnection: Bool = false, cors: [(String, String)]? = nil,
                 log: inout AccessLogRecord, startNs: UInt64) {
         let status = status ?? error.status
         let out = HeaderList(evhttp_request_get_output_headers(req))
@@ -115,14 +166,23 @@ extension Worker {
             out.set("WWW-Authenticate", "Bearer realm=\"gatehouse\", error=\"insufficient_scope\"")
         }
         if closeConnection || draining { out.set("Connection", "close") }
+        // Refusals before a route is known use the global CORS policy (SPEC §6); a rejected
+        // preflight carries none.
+        let corsHeaders = cors ?? (error == .corsRejected ? [] :
+            snapshot.config.cors?.responseHeaders(origin: HeaderList(evhttp_request_get_input_headers(req))["Origin"]) ?? [])
+        for (name, value) in corsHeaders { out.add(name, value) }
         let body = error.body(status: status, requestID: log.requestID)
         let buffer = evbuffer_new()!
         var bytes = body
         bytes.withUTF8 { _ = evbuffer_add(buffer, $0.baseAddress, $0.count) }
         log.status = status
         log.bytesSent = body.utf8.count
-        log.decision = (status >= 500 || error == .badRequest || error == .payloadTooLarge || error == .headersTooLarge) ? .error : .deny
-        if error == .notFound { log.decision = .deny }
+        switch error {
+        case .badRequest, .payloadTooLarge, .headersTooLarge, .badGateway, .serviceUnavailable, .gatewayTimeout:
+            log.decision = .error
+        default:
+            log.decision = .deny
+        }
         log.reason = reason
         evhttp_send_reply(req, Int32(status), Worker.reasonPhrase(status), buffer)
         evbuffer_free(buffer)

@@ -3,6 +3,7 @@ import CEvhttpHook
 import Glibc
 import Synchronization
 import GatehouseCore
+import GatehouseAuth
 import GatehouseConfig
 import GatehousePolicy
 
@@ -21,6 +22,9 @@ final class Worker: @unchecked Sendable {
     private var pools: [String: TargetPool] = [:]
     private var balancers: [String: UpstreamBalancer] = [:]
     var ids = RequestIDGenerator()
+    /// This loop's verified-token cache (SPEC §5.1); entries of an older verifier are ignored.
+    let tokenCache = VerifiedTokenCache()
+    private var lastKeyRefreshRequestNs: UInt64 = 0
     var inFlight = 0
     private(set) var draining = false
     private var bound: [OpaquePointer] = []
@@ -157,6 +161,15 @@ final class Worker: @unchecked Sendable {
     }
 
     func forceExit() { event_base_loopbreak(base) }
+
+    /// Asks the main loop for one JWKS refresh after an unknown `kid` (it rate-limits per
+    /// issuer, SPEC §5.2); this loop asks at most once a second.
+    func requestKeyRefresh() {
+        let now = Clock.monotonicNs()
+        guard now - lastKeyRefreshRequestNs > 1_000_000_000 || lastKeyRefreshRequestNs == 0 else { return }
+        lastKeyRefreshRequestNs = now
+        shared.keyRefreshRequested()
+    }
 
     // MARK: upstream pools
 

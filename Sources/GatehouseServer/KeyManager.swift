@@ -1,0 +1,136 @@
+import CLibevent
+import GatehouseCore
+import GatehouseAuth
+import GatehouseConfig
+
+/// Keeps the JWKS of issuers with a `jwks_url` fresh (SPEC §5.2): fetched at start and retried
+/// with backoff (1 s doubling to 30 s) until they succeed; refreshed every 5 minutes or per
+/// `Cache-Control: max-age` clamped to 1 min – 24 h; one extra refresh on an unknown `kid`, at
+/// most every 30 s per issuer; a failed refresh keeps the last good set. Each change makes a
+/// new verifier (new generation, so every loop's token cache drops what the old keys vouched
+/// for), handed to `publish`.
+///
+/// Threading: lives on the main loop; fetches never block it (see ``HTTPFetcher``).
+final class KeyManager {
+    private struct Source {
+        var url: String
+        var keys: JWKSet?
+        var backoffSeconds: Int64 = 1
+        var timer: OpaquePointer?
+        var fetching = false
+        var lastOnDemandNs: UInt64 = 0
+    }
+
+    private let base: OpaquePointer
+    private let fetcher: HTTPFetcher
+    private let metrics: Metrics
+    private var sources: [String: Source] = [:]
+    private(set) var verifier: JWTVerifier?
+    var publish: (JWTVerifier?) -> Void = { _ in }
+
+    init(base: OpaquePointer, metrics: Metrics) {
+        self.base = base
+        self.fetcher = HTTPFetcher(base: base)
+        self.metrics = metrics
+    }
+
+    /// Takes the verifier of a newly loaded config: keys already fetched for the same issuer and
+    /// URL carry over (no gap after a reload); new URLs are fetched now. Returns the verifier
+    /// to serve with.
+    func configure(_ jwt: JWTSettings?) -> JWTVerifier? {
+        var next: [String: Source] = [:]
+        var verifier = jwt?.verifier
+        for remote in jwt?.remoteJWKS ?? [] {
+            if var old = sources.removeValue(forKey: remote.issuer), old.url == remote.url {
+                if let keys = old.keys { verifier = verifier?.replacingKeys(keys, forIssuer: remote.issuer) }
+                old.lastOnDemandNs = 0
+                next[remote.issuer] = old
+            } else {
+                next[remote.issuer] = Source(url: remote.url)
+            }
+        }
+        for (_, old) in sources { if let timer = old.timer { event_free(timer) } }
+        sources = next
+        self.verifier = verifier
+        for (issuer, source) in sources where source.keys == nil && !source.fetching { fetch(issuer) }
+        return verifier
+    }
+
+    /// Ready when every issuer has at least one key (SPEC §8 `/readyz`).
+    var isReady: Bool {
+        guard let verifier else { return true }
+        return verifier.issuers.allSatisfy { !$0.keys.isEmpty }
+    }
+
+    /// A loop met an unknown `kid`: refresh the remote issuers, each at most every 30 s.
+    func refreshOnDemand() {
+        let now = Clock.monotonicNs()
+        for (issuer, source) in sources where !source.fetching {
+            if source.lastOnDemandNs != 0 && now - source.lastOnDemandNs < 30_000_000_000 { continue }
+            sources[issuer]?.lastOnDemandNs = now
+            fetch(issuer)
+        }
+    }
+
+    private func fetch(_ issuer: String) {
+        guard let url = sources[issuer]?.url else { return }
+        sources[issuer]?.fetching = true
+        fetcher.get(url) { [weak self] result in
+            self?.fetched(issuer, url: url, result)
+        }
+    }
+
+    private func fetched(_ issuer: String, url: String, _ result: Result<FetchedDocument, FetchError>) {
+        guard var source = sources[issuer], source.url == url else { return }
+        source.fetching = false
+        var nextInSeconds: Int64
+        switch parse(result) {
+        case .success(let (keys, maxAge)):
+            metrics.jwksRefreshes.add(1, ordering: .relaxed)
+            source.keys = keys
+            source.backoffSeconds = 1
+            nextInSeconds = maxAge.map { min(max(Int64($0), 60), 86_400) } ?? 300
+            verifier = verifier?.replacingKeys(keys, forIssuer: issuer)
+            Gateway.say("jwks: \(keys.keys.count) key(s) for issuer \(issuer) from \(url)")
+            publish(verifier)
+        case .failure(let error):
+            metrics.jwksFailures.add(1, ordering: .relaxed)
+            nextInSeconds = source.backoffSeconds
+            source.backoffSeconds = min(source.backoffSeconds * 2, 30)
+            Gateway.say("jwks: refresh for issuer \(issuer) failed: \(error); " +
+                        (source.keys == nil ? "no keys yet" : "keeping the last good key set") + "; retry in \(nextInSeconds) s")
+        }
+        if let timer = source.timer { event_free(timer) }
+        source.timer = schedule(issuer, afterSeconds: nextInSeconds)
+        sources[issuer] = source
+    }
+
+    private func parse(_ result: Result<FetchedDocument, FetchError>) -> Result<(JWKSet, Int?), FetchError> {
+        switch result {
+        case .failure(let error): return .failure(error)
+        case .success(let document):
+            guard document.status == 200 else { return .failure(FetchError(description: "HTTP status \(document.status)")) }
+            do {
+                let keys = try JWKSet(jwksJSON: document.body)
+                guard !keys.isEmpty else { return .failure(FetchError(description: "the key set has no usable key")) }
+                return .success((keys, document.maxAgeSeconds))
+            } catch {
+                return .failure(FetchError(description: "\(error)"))
+            }
+        }
+    }
+
+    private func schedule(_ issuer: String, afterSeconds seconds: Int64) -> OpaquePointer? {
+        let job = Unmanaged.passRetained(TimerJob { [weak self] in self?.fetch(issuer) }).toOpaque()
+        let timer = gh_timer_new(base, 0, { _, _, arg in
+            Unmanaged<TimerJob>.fromOpaque(arg!).takeRetainedValue().body()
+        }, job)
+        _ = gh_timer_add_ms(timer, seconds * 1000)
+        return timer
+    }
+}
+
+final class TimerJob {
+    let body: () -> Void
+    init(_ body: @escaping () -> Void) { self.body = body }
+}
