@@ -53,7 +53,7 @@ enum Decide {
             guard let route = config.routes.match(method: requested, path: facts.target.path, host: facts.host) else {
                 return .refuse(.notFound, .noRoute, route: nil, status: 404, tried: .none)
             }
-            guard let policy = corsPolicy(for: route, config: config) else { return .preflight(route, headers: nil) }
+            guard let policy = config.corsPolicy(for: route) else { return .preflight(route, headers: nil) }
             switch policy.preflight(origin: origin, method: requested, requestHeaders: facts.accessControlRequestHeaders) {
             case .allow(let headers): return .preflight(route, headers: headers)
             case .reject: return .preflight(route, headers: nil)
@@ -64,7 +64,7 @@ enum Decide {
         }
         if route.auth == .none { return .forward(route, nil) }
 
-        let requirement = route.index < config.requirements.count ? config.requirements[route.index] : nil
+        let requirement = config.requirement(for: route)
         guard let token = bearerToken(facts.authorization) else {
             if route.auth == .optional && requirement == nil { return .forward(route, nil) }
             return unauthenticated(route, facts, reason: .missingCredentials, tried: .none)
@@ -87,15 +87,6 @@ enum Decide {
                 return .refuse(.forbidden, failed, route: route, status: route.denyStatus, tried: .jwt)
             }
             return .forward(route, Identity(method: .jwt, subject: verified.subject, roles: verified.roles, token: verified))
-        }
-    }
-
-    /// The CORS policy that applies to `route`: its own block, none, or the global one.
-    static func corsPolicy(for route: Route, config: GatewayConfig) -> CORSPolicy? {
-        switch route.cors {
-        case .inherit: return config.cors
-        case .disabled: return nil
-        case .custom(let policy): return policy
         }
     }
 

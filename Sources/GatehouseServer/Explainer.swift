@@ -57,7 +57,7 @@ public enum Explainer {
         let auth = AuthContext(verifier: config.jwt?.verifier, cache: nil, now: now)
         func requirement(_ route: Route) -> String {
             var parts = ["auth \(route.auth.rawValue)"]
-            if let r = route.index < config.requirements.count ? config.requirements[route.index] : nil {
+            if let r = config.requirement(for: route) {
                 if !r.rolesAny.isEmpty { parts.append("roles_any \(r.rolesAny)") }
                 if !r.rolesAll.isEmpty { parts.append("roles_all \(r.rolesAll)") }
                 if !r.scopesAll.isEmpty { parts.append("scopes_all \(r.scopesAll)") }

@@ -12,7 +12,7 @@ final class SharedState: Sendable {
     let current: Mutex<Snapshot>
     /// Set by loops that met an unknown `kid`; the main loop reads it when woken.
     private let keyRefresh = Atomic<Bool>(false)
-    private let mainWake: Mutex<OpaquePointer?> = Mutex(nil)
+    private let mainWake = Atomic<UInt>(0)
 
     init(log: LogSink, metrics: Metrics, snapshot: Snapshot) {
         self.log = log
@@ -21,12 +21,12 @@ final class SharedState: Sendable {
     }
 
     /// The main loop's event that `keyRefreshRequested()` activates.
-    func setMainWake(_ event: OpaquePointer) { mainWake.withLock { $0 = event } }
+    func setMainWake(_ event: OpaquePointer) { mainWake.store(UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(event))), ordering: .releasing) }
 
     /// Any thread: ask the main loop for a JWKS refresh.
     func keyRefreshRequested() {
         keyRefresh.store(true, ordering: .relaxed)
-        if let event = mainWake.withLock({ $0 }) { event_active(event, 0, 0) }
+        if let event = OpaquePointer(bitPattern: mainWake.load(ordering: .acquiring)) { event_active(event, 0, 0) }
     }
 
     func takeKeyRefreshRequest() -> Bool { keyRefresh.exchange(false, ordering: .relaxed) }

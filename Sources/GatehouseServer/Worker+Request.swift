@@ -42,7 +42,7 @@ extension Worker {
             log.upstream = route?.upstream
             log.auth = tried
             if reason == .unknownKid { requestKeyRefresh() }
-            let cors = route.map { Decide.corsPolicy(for: $0, config: config) } ?? config.cors
+            let cors = route.map { config.corsPolicy(for: $0) } ?? config.cors
             refuse(req, error, reason, status: status, bearerPresented: tried == .jwt,
                    cors: cors?.responseHeaders(origin: origin) ?? [], log: &log, startNs: startNs)
         case let .redirect(route, location, tried, reason):
@@ -50,7 +50,7 @@ extension Worker {
             log.upstream = route.upstream
             log.auth = tried
             if reason == .unknownKid { requestKeyRefresh() }
-            let cors = Decide.corsPolicy(for: route, config: config)?.responseHeaders(origin: origin) ?? []
+            let cors = config.corsPolicy(for: route)?.responseHeaders(origin: origin) ?? []
             redirect(req, to: location, cors: cors, log: &log, startNs: startNs)
         case let .preflight(route, corsHeaders):
             log.route = route.name
@@ -67,7 +67,7 @@ extension Worker {
             log.upstream = upstream.name
             log.auth = identity?.method ?? .none
             log.subject = identity?.subject
-            let cors = Decide.corsPolicy(for: route, config: config).map { $0.responseHeaders(origin: origin) }
+            let cors = config.corsPolicy(for: route).map { $0.responseHeaders(origin: origin) }
             let exchange = ProxyExchange(worker: self, request: req, route: route, upstream: upstream,
                                          target: target, host: host, identity: identity, cors: cors,
                                          log: log, startNs: startNs, connection: conn)
