@@ -66,6 +66,6 @@ let package = Package(
             resources: [.copy("Golden")]
         ),
         .testTarget(name: "GatehouseAuthTests", dependencies: ["GatehouseAuth"], exclude: ["Fixtures"]),
-        .testTarget(name: "GatehouseSessionsTests", dependencies: ["GatehouseSessions"]),
+        .testTarget(name: "GatehouseSessionsTests", dependencies: ["GatehouseSessions"], exclude: ["Fixtures"]),
     ]
 )
