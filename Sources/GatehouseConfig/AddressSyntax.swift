@@ -132,7 +132,7 @@ enum AddressSyntax {
     // MARK: - Pieces
 
     /// Splits `host:port`, `[v6]:port`, `host` or `[v6]`; nil when brackets do not close.
-    private static func splitHostPort(_ text: String) -> (host: String, port: String?)? {
+    static func splitHostPort(_ text: String) -> (host: String, port: String?)? {
         if text.hasPrefix("[") {
             guard let close = text.firstIndex(of: "]") else { return nil }
             let host = String(text[...close])
@@ -145,7 +145,7 @@ enum AddressSyntax {
         return (String(text[..<colon]), String(text[text.index(after: colon)...]))
     }
 
-    private static func port(_ text: String) -> Result<UInt16, SyntaxError> {
+    static func port(_ text: String) -> Result<UInt16, SyntaxError> {
         guard !text.isEmpty, text.count <= 5, text.allSatisfy({ $0.isASCII && $0.isNumber }),
               let value = Int(text), (1...65535).contains(value) else {
             return .failure(SyntaxError("port must be a number from 1 to 65535, got \(quoted(text))"))
@@ -154,7 +154,7 @@ enum AddressSyntax {
     }
 
     /// `[v6]`, an IPv4 address or a DNS name (letters, digits, `-`, `_` in dot-separated labels).
-    private static func host(_ text: String) -> Result<String, SyntaxError> {
+    static func host(_ text: String) -> Result<String, SyntaxError> {
         if text.hasPrefix("[") {
             let inner = String(text.dropFirst().dropLast())
             guard text.hasSuffix("]"), isIPv6(inner) else {

@@ -1,7 +1,7 @@
 /// The key tables of the configuration (SPEC §2), in documentation order — the order in which
 /// an "unknown key" message lists the valid ones.
 enum ConfigKeys {
-    static let topLevel = ["server", "admin", "upstreams", "jwt", "cors", "identity_headers", "routes",
+    static let topLevel = ["server", "admin", "upstreams", "jwt", "sessions", "cors", "identity_headers", "routes",
                            "policy_files", "access_log"]
     static let server = ["listen", "workers", "max_header_bytes", "max_body_bytes", "read_timeout",
                          "shutdown_grace", "trusted_proxies", "public_origin", "path_policy"]
@@ -10,6 +10,10 @@ enum ConfigKeys {
     static let jwt = ["roles_claim", "leeway", "issuers"]
     static let jwtIssuer = ["name", "issuer", "audiences", "algorithms", "secret_file", "secret_env", "jwks_file",
                             "jwks_url"]
+    static let sessions = ["cookie", "idle_timeout", "absolute_timeout", "store", "login", "keepalive_path",
+                           "logout_path"]
+    static let sessionCookie = ["name", "secure", "same_site", "domain", "path"]
+    static let login = ["path", "users_file", "roles", "max_failures", "failure_window"]
     static let cors = ["allow_origins", "allow_methods", "allow_headers", "expose_headers", "allow_credentials",
                        "max_age"]
     static let identityHeaders = ["subject", "roles", "method", "claims"]
@@ -23,11 +27,10 @@ enum ConfigKeys {
 
     /// Keys of the contract that this build does not implement yet, as schema paths (names
     /// erased to `*`, list indexes to `[]`; policy files share the `routes[]` paths). Each is
-    /// refused with "KEY: not supported yet" rather than silently ignored, because a missing
-    /// session check would weaken security. Delete an entry when its feature lands and add
+    /// refused with "KEY: not supported yet" rather than silently ignored, because a check that
+    /// silently does not happen would weaken security. Delete an entry when its feature lands and add
     /// its key to the table above.
     static let notYetSupported: Set<String> = [
         "server.tls",
-        "sessions",
     ]
 }

@@ -8,8 +8,9 @@ import GatehousePolicy
 
 /// Loads and validates a config file and everything it names (policy files), collecting every
 /// problem with its `FILE:LINE:COL` (SPEC §2, §10). YAML is composed into a node tree (Yams),
-/// walked with key paths and positions, and only then turned into domain values. Key files
-/// and `secret_env` variables are read too, so a config that loads has every key it names.
+/// walked with key paths and positions, and only then turned into domain values. Key files,
+/// `secret_env` variables and the users file are read too, so a config that loads has every
+/// key and user it names.
 public enum ConfigLoader {
     /// `path` as given on the command line: messages show it as written, and relative paths
     /// inside the file resolve against its directory. `cpuCount` resolves `workers: 0`.
@@ -32,11 +33,15 @@ public enum ConfigLoader {
         let admin = SettingsSections.admin(top?["admin"], publicListen: server.listen, diagnostics)
         let upstreams = UpstreamsSection(top?["upstreams"], diagnostics)
         let jwt = JWTSection(top?["jwt"], configDirectory: directory, environment: environment, diagnostics)
+        // `server.tls` is refused as not built yet; once it is, this turns the `secure` warning off.
+        let serverHasTLS = top?["server"]?.node.mapping?["tls"] != nil
+        let sessions = SessionsSection(top?["sessions"], configDirectory: directory, cwd: cwd,
+                                       serverHasTLS: serverHasTLS, diagnostics)
         let cors = top?["cors"].flatMap { CORSSection.policy($0, diagnostics) }
         let identityHeaders = IdentityHeadersSection.read(top?["identity_headers"], diagnostics)
 
         let routes = RouteCollector(upstreams: upstreams.names, issuers: jwt.isPresent ? jwt.declaredNames : nil,
-                                    diagnostics)
+                                    hasSessions: sessions.isPresent, diagnostics)
         if let list = top?["routes"] { routes.read(list) }
         for match in PolicyFiles.expand(top?["policy_files"], configDirectory: directory, diagnostics) {
             PolicyFiles.load(match, into: routes, diagnostics)
@@ -63,10 +68,13 @@ public enum ConfigLoader {
             }
         }
 
+        sessions.warnAboutShadowedRoutes(table, diagnostics)
+
         guard !diagnostics.hasErrors else { return ConfigLoadResult(config: nil, problems: diagnostics.problems) }
         let config = GatewayConfig(path: path, server: server, admin: admin, upstreams: upstreams.settings,
                                    routes: table, accessLog: accessLog, jwt: jwt.settings,
-                                   identityHeaders: identityHeaders, cors: cors, requirements: routes.requirements)
+                                   identityHeaders: identityHeaders, cors: cors, requirements: routes.requirements,
+                                   sessions: sessions.settings)
         return ConfigLoadResult(config: config, problems: diagnostics.problems)
     }
 }

@@ -14,6 +14,9 @@ public struct GatewayConfig: Sendable {
     public var accessLog: AccessLogSettings
     /// SPEC §2 `jwt`; nil when the config has no `jwt` section (no Bearer authentication).
     public var jwt: JWTSettings?
+    /// SPEC §2 `sessions`; nil when the config has no `sessions` section (no session cookies,
+    /// no login, keepalive or logout endpoints).
+    public var sessions: SessionSettings?
     /// SPEC §2 `identity_headers`, with the defaults when the section is absent.
     public var identityHeaders: IdentityHeaders
     /// The global CORS policy (SPEC §2 `cors`, §6); nil when absent. A route's own policy is
@@ -26,10 +29,10 @@ public struct GatewayConfig: Sendable {
     public init(path: String, server: ServerSettings, admin: AdminSettings?, upstreams: [String: UpstreamSettings],
                 routes: RouteTable, accessLog: AccessLogSettings, jwt: JWTSettings? = nil,
                 identityHeaders: IdentityHeaders = IdentityHeaders(), cors: CORSPolicy? = nil,
-                requirements: [Requirement?] = []) {
+                requirements: [Requirement?] = [], sessions: SessionSettings? = nil) {
         self.path = path; self.server = server; self.admin = admin; self.upstreams = upstreams
         self.routes = routes; self.accessLog = accessLog; self.jwt = jwt; self.identityHeaders = identityHeaders
-        self.cors = cors; self.requirements = requirements
+        self.cors = cors; self.requirements = requirements; self.sessions = sessions
     }
 
     /// The route's `require`; nil when it has none (also for an index outside ``requirements``,

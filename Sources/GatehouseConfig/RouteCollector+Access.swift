@@ -22,8 +22,8 @@ extension RouteCollector {
                                       + "remove require or set auth: required")
             }
         }
-        if issuers == nil, auth != .none {
-            // Sessions are not built yet: without `jwt` nobody can authenticate.
+        if issuers == nil, !hasSessions, auth != .none {
+            // Without `jwt` and `sessions` nobody can authenticate.
             let consequence = auth == .optional && requireNode == nil
                 ? "every caller is anonymous here and a request with credentials answers 401"
                 : "this route answers 401 to every request"

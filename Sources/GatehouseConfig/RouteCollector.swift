@@ -16,14 +16,17 @@ final class RouteCollector {
     private(set) var usedUpstreams: Set<String> = []
 
     private let upstreams: [String]
-    /// The `jwt.issuers` names; nil when there is no `jwt` section (no authenticator).
+    /// The `jwt.issuers` names; nil when there is no `jwt` section (no Bearer authentication).
     let issuers: [String]?
+    /// Whether there is a `sessions` section (session cookies authenticate).
+    let hasSessions: Bool
     let diagnostics: Diagnostics
     private var firstDefinition: [String: SourceLocation] = [:]
 
-    init(upstreams: [String], issuers: [String]?, _ diagnostics: Diagnostics) {
+    init(upstreams: [String], issuers: [String]?, hasSessions: Bool = false, _ diagnostics: Diagnostics) {
         self.upstreams = upstreams
         self.issuers = issuers
+        self.hasSessions = hasSessions
         self.diagnostics = diagnostics
     }
 

@@ -43,6 +43,19 @@ final class GoldenCheckTests: XCTestCase {
     func testSeveralErrorsAreAllReported() { assertGolden("many_errors") }
     func testBadAddressesURLsAndOverlappingAdminListener() { assertGolden("bad_addresses") }
     func testWrongValueTypesAreReported() { assertGolden("bad_types") }
+    func testFullValidSessionsConfigIsValid() { assertGolden("sessions_valid_full") }
+    func testWeakPasswordSchemesAreErrorsAtTheirLineOfTheUsersFile() { assertGolden("sessions_weak_scheme") }
+    func testMissingUsersFileIsAnErrorAtItsKey() { assertGolden("sessions_missing_users_file") }
+    func testSameSiteNoneWithoutSecureIsAnError() { assertGolden("sessions_same_site_none") }
+    func testAbsoluteTimeoutShorterThanIdleTimeoutIsAnError() { assertGolden("sessions_absolute_shorter_than_idle") }
+    func testBadRedisURLIsAnErrorThatNeverShowsThePassword() { assertGolden("sessions_bad_redis_url") }
+    func testSecureCookieWithoutTLSIsAWarning() { assertGolden("sessions_secure_without_tls") }
+    func testRouteMatchingAPOSTToAGatewayEndpointIsAWarning() { assertGolden("sessions_route_shadows_endpoint") }
+    func testRolesOfAUserNotInTheUsersFileAreAWarning() { assertGolden("sessions_unknown_role_user") }
+    func testEverySessionsValueProblemIsReported() { assertGolden("sessions_bad_values") }
+    func testCookiePrefixRulesAndEndpointsOutsideTheCookiePath() { assertGolden("sessions_cookie_paths") }
+    func testSessionsWithoutLoginAndAnEndpointTurnedOff() { assertGolden("sessions_without_login") }
+    func testGatewayEndpointsNeedDistinctPaths() { assertGolden("sessions_duplicate_paths") }
 
     /// Every `<case>.yaml` in Golden has its `<case>.expected`, so no case is silently skipped.
     func testEveryGoldenConfigHasAnExpectedOutput() throws {
