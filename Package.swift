@@ -41,6 +41,8 @@ let package = Package(
             name: "GatehouseSessions",
             dependencies: ["GatehouseCore", "CCrypt", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        // hiredis 0.14 (libhiredis-dev) and its libevent adapter, for the Redis session store.
+        .target(name: "CHiredis", linkerSettings: [.linkedLibrary("hiredis"), .linkedLibrary("event")]),
         // YAML -> raw structs -> validated domain values with FILE:LINE:COL problems.
         .target(
             name: "GatehouseConfig",
@@ -49,7 +51,10 @@ let package = Package(
         // evhttp listeners, workers, upstream pools, admin endpoints, log sink.
         .target(
             name: "GatehouseServer",
-            dependencies: ["CLibevent", "CEvhttpHook", "GatehouseCore", "GatehousePolicy", "GatehouseAuth", "GatehouseConfig"]
+            dependencies: [
+                "CLibevent", "CEvhttpHook", "CHiredis", "GatehouseCore", "GatehousePolicy", "GatehouseAuth",
+                "GatehouseConfig", "GatehouseSessions",
+            ]
         ),
         .executableTarget(
             name: "gatehouse",
@@ -67,5 +72,6 @@ let package = Package(
         ),
         .testTarget(name: "GatehouseAuthTests", dependencies: ["GatehouseAuth"], exclude: ["Fixtures"]),
         .testTarget(name: "GatehouseSessionsTests", dependencies: ["GatehouseSessions"], exclude: ["Fixtures"]),
+        .testTarget(name: "GatehouseServerTests", dependencies: ["GatehouseServer", "GatehouseSessions", "CLibevent"]),
     ]
 )
