@@ -59,7 +59,7 @@ let package = Package(
         .executableTarget(
             name: "gatehouse",
             dependencies: [
-                "GatehouseServer", "GatehouseConfig", "GatehousePolicy", "GatehouseCore",
+                "GatehouseServer", "GatehouseConfig", "GatehousePolicy", "GatehouseCore", "GatehouseSessions",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

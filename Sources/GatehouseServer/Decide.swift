@@ -1,6 +1,7 @@
 import GatehouseCore
 import GatehouseAuth
 import GatehouseConfig
+import GatehouseSessions
 import GatehousePolicy
 
 /// Who the caller is, once authenticated.
@@ -23,6 +24,9 @@ enum Plan {
     case redirect(Route, location: String, tried: AuthMethod, reason: Reason)
     /// A CORS preflight, answered at the gateway: allowed with these headers, or refused.
     case preflight(Route, headers: [(String, String)]?)
+    /// No Bearer token but the gateway's session cookie: look the session up in the store,
+    /// then finish with ``Decide/plan(afterSession:route:facts:config:now:)``.
+    case needsSession(Route, idHash: String)
 }
 
 /// The facts of a request that the decision needs.
@@ -36,6 +40,9 @@ struct RequestFacts {
     var origin: String?
     var accessControlRequestMethod: String?
     var accessControlRequestHeaders: String?
+    /// The gateway's own session cookie value, when sessions are on and the request has one.
+    var sessionCookie: String? = nil
+    var secFetchSite: String? = nil
 }
 
 /// Per-loop authentication state: the current verifier and this loop's verified-token cache.
@@ -66,6 +73,20 @@ enum Decide {
 
         let requirement = config.requirement(for: route)
         guard let token = bearerToken(facts.authorization) else {
+            if let cookie = facts.sessionCookie, let sessions = config.sessions {
+                // CSRF comes before authentication for cookie-authenticated unsafe methods (SPEC §7.2).
+                let policy = config.corsPolicy(for: route)
+                if !CSRFCheck.allows(method: facts.method, secFetchSite: facts.secFetchSite, origin: facts.origin,
+                                     host: facts.host, publicOrigin: config.server.publicOrigin,
+                                     corsAllows: { policy?.allows(origin: $0) ?? false }) {
+                    return .refuse(.csrfRejected, .csrfRejected, route: route, status: 403, tried: .session)
+                }
+                _ = sessions
+                guard SessionID.isWellFormed(cookie) else {
+                    return unauthenticated(route, facts, reason: .sessionUnknown, tried: .session)
+                }
+                return .needsSession(route, idHash: SessionID.hash(cookie))
+            }
             if route.auth == .optional && requirement == nil { return .forward(route, nil) }
             return unauthenticated(route, facts, reason: .missingCredentials, tried: .none)
         }
@@ -88,6 +109,34 @@ enum Decide {
             }
             return .forward(route, Identity(method: .jwt, subject: verified.subject, roles: verified.roles, token: verified))
         }
+    }
+
+    /// The rest of the decision once the session store answered (SPEC §5.3): nil record is an
+    /// unknown session; expired and revoked ones are refused with their own reasons.
+    static func plan(afterSession lookup: Result<SessionRecord?, SessionStoreError>, route: Route, facts: RequestFacts,
+                     config: GatewayConfig, now: Int64) -> Plan {
+        guard let sessions = config.sessions else {
+            return unauthenticated(route, facts, reason: .sessionUnknown, tried: .session)
+        }
+        let record: SessionRecord
+        switch lookup {
+        case .failure:
+            return .refuse(.serviceUnavailable, .sessionStoreDown, route: route, status: 503, tried: .session)
+        case .success(nil):
+            return unauthenticated(route, facts, reason: .sessionUnknown, tried: .session)
+        case .success(let found?):
+            record = found
+        }
+        switch record.state(now: now, idleTimeout: sessions.idleTimeout) {
+        case .expired: return unauthenticated(route, facts, reason: .sessionExpired, tried: .session)
+        case .revoked: return unauthenticated(route, facts, reason: .sessionRevoked, tried: .session)
+        case .active: break
+        }
+        let identity = Identity(method: .session, subject: record.subject, roles: record.roles, token: nil)
+        if let requirement = config.requirement(for: route), let failed = requirement.evaluate(session: record) {
+            return .refuse(.forbidden, failed, route: route, status: route.denyStatus, tried: .session)
+        }
+        return .forward(route, identity)
     }
 
     /// 401, or 302 to `login_redirect` for a browser's GET/HEAD (SPEC §3.1).
@@ -160,5 +209,17 @@ enum URLEncoding {
             }
         }
         return out
+    }
+}
+
+extension Requirement {
+    /// A session has roles but no token claims or scopes: a requirement on scopes or claims
+    /// is never met by a session.
+    func evaluate(session: SessionRecord) -> Reason? {
+        if !rolesAny.isEmpty, !rolesAny.contains(where: session.roles.contains) { return .insufficientRole }
+        if !rolesAll.allSatisfy(session.roles.contains) { return .insufficientRole }
+        if !scopesAll.isEmpty { return .insufficientScope }
+        if !claims.isEmpty { return .claimMismatch }
+        return nil
     }
 }

@@ -54,6 +54,11 @@ public enum Explainer {
                                  authorization: header("Authorization"), accept: header("Accept"), origin: header("Origin"),
                                  accessControlRequestMethod: header("Access-Control-Request-Method"),
                                  accessControlRequestHeaders: header("Access-Control-Request-Headers"))
+        var facts2 = facts
+        if let sessions = config.sessions, let cookie = header("Cookie") {
+            facts2.sessionCookie = sessions.cookie.value(inCookieHeader: cookie)
+            facts2.secFetchSite = header("Sec-Fetch-Site")
+        }
         let auth = AuthContext(verifier: config.jwt?.verifier, cache: nil, now: now)
         func requirement(_ route: Route) -> String {
             var parts = ["auth \(route.auth.rawValue)"]
@@ -66,7 +71,7 @@ public enum Explainer {
             if let issuers = route.issuers { parts.append("issuers \(issuers.sorted())") }
             return parts.joined(separator: ", ")
         }
-        switch Decide.plan(facts, config: config, auth: auth) {
+        switch Decide.plan(facts2, config: config, auth: auth) {
         case let .forward(route, identity):
             var e = Explanation(route: route.name, normalizedPath: normalized.path, decision: .allow, status: nil, reason: nil,
                                 requirement: requirement(route), upstream: route.upstream)
@@ -79,6 +84,11 @@ public enum Explainer {
             var e = Explanation(route: route.name, normalizedPath: normalized.path, decision: .deny, status: 302,
                                 reason: .loginRedirect, requirement: requirement(route), upstream: route.upstream)
             e.note = "credentials: \(reason.rawValue); redirect to \(location)"
+            return e
+        case let .needsSession(route, _):
+            var e = Explanation(route: route.name, normalizedPath: normalized.path, decision: .deny, status: 401,
+                                reason: .sessionUnknown, requirement: requirement(route), upstream: route.upstream)
+            e.note = "a session cookie is presented; explain does not read the session store, so the session is unknown here"
             return e
         case let .preflight(route, headers):
             if headers != nil {

@@ -4,6 +4,7 @@ import Synchronization
 import GatehouseCore
 import GatehouseAuth
 import GatehouseConfig
+import GatehouseSessions
 
 /// What the loops share: thread-safe sinks and the current snapshot for readers off the loops.
 final class SharedState: Sendable {
@@ -52,6 +53,8 @@ public final class Gateway: @unchecked Sendable {
     private let reloadResults = Mutex<[Result<Snapshot, SnapshotError>]>([])
     private var reloadEvent: OpaquePointer?
     private var keyManager: KeyManager!
+    /// Password checks for logins, off the loops; made when sessions are first configured.
+    private var passwordPool: PasswordCheckPool?
 
     public init(configPath: String, cpuCount: Int) {
         self.configPath = configPath
@@ -86,7 +89,7 @@ public final class Gateway: @unchecked Sendable {
         }
         let metrics = Metrics(workerCount: config.server.workers)
         keyManager = KeyManager(base: mainBase, metrics: metrics)
-        snapshot = snapshot.with(verifier: keyManager.configure(config.jwt))
+        snapshot = snapshot.with(verifier: keyManager.configure(config.jwt)).with(sessions: sessionRuntime(config, previous: nil))
         shared = SharedState(log: sink, metrics: metrics, snapshot: snapshot)
         keyManager.publish = { [unowned self] verifier in self.publishVerifier(verifier) }
         sink.startWriter()
@@ -199,7 +202,9 @@ public final class Gateway: @unchecked Sendable {
                 Gateway.say("reload rejected: the previous configuration keeps serving")
                 shared.metrics.reloadFailures.add(1, ordering: .relaxed)
             case .success(let loaded):
+                let previous = shared.current.withLock { $0.sessions }
                 let next = loaded.with(verifier: keyManager.configure(loaded.config.jwt))
+                    .with(sessions: sessionRuntime(loaded.config, previous: previous))
                 let old = shared.current.withLock { $0.config }
                 if old.server.listen != next.config.server.listen || old.server.workers != next.config.server.workers {
                     Gateway.say("warning: server.listen and server.workers change only on restart")
@@ -211,6 +216,13 @@ public final class Gateway: @unchecked Sendable {
                 Gateway.say("configuration reloaded (generation \(next.generation))")
             }
         }
+    }
+
+    private func sessionRuntime(_ config: GatewayConfig, previous: SessionRuntime?) -> SessionRuntime? {
+        guard config.sessions != nil else { return nil }
+        let pool = passwordPool ?? PasswordCheckPool(threads: 2)
+        passwordPool = pool
+        return SessionRuntime.make(config.sessions, previous: previous, passwords: pool)
     }
 
     /// A JWKS refresh changed the keys: every loop serves with the new verifier from its next request.

@@ -87,15 +87,52 @@ enum HeaderRules {
         return true
     }
 
-    /// True when `name` starts with `x-auth-` in any letter case.
+    /// True when `name` starts with `x-auth-` in any letter case, with `_` standing for `-`
+    /// too (CGI, WSGI and PHP upstreams read `X_Auth_Subject` as `X-Auth-Subject`).
     @inline(__always)
     static func isXAuth(_ name: UnsafePointer<CChar>) -> Bool {
         let prefix = xAuthPrefix
         for i in 0..<prefix.count {
-            let c = UInt8(bitPattern: name[i])
-            if c == 0 || (c | (c >= 65 && c <= 90 ? 0x20 : 0)) != prefix[i] { return false }
+            let c = folded(UInt8(bitPattern: name[i]))
+            if c == 0 || c != prefix[i] { return false }
         }
         return true
+    }
+
+    /// Like `nameEquals`, with `_` standing for `-` (for identity header names).
+    @inline(__always)
+    static func nameEqualsFoldingUnderscore(_ name: UnsafePointer<CChar>, _ lowercased: String) -> Bool {
+        var lowercased = lowercased
+        return lowercased.withUTF8 { expected in
+            var i = 0
+            while i < expected.count {
+                let c = folded(UInt8(bitPattern: name[i]))
+                if c == 0 || c != expected[i] { return false }
+                i += 1
+            }
+            return name[i] == 0
+        }
+    }
+
+    /// ASCII lowercase, `_` as `-`.
+    @inline(__always)
+    private static func folded(_ c: UInt8) -> UInt8 {
+        if c >= 65 && c <= 90 { return c | 0x20 }
+        return c == 0x5F ? 0x2D : c
+    }
+
+    /// RFC 9110 §5.6.2 `tchar`.
+    @inline(__always)
+    static func isTokenByte(_ c: UInt8) -> Bool {
+        switch c {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
+             UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
+             UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            return true
+        default:
+            return false
+        }
     }
 }
 

@@ -135,13 +135,21 @@ final class ProxyExchange {
     private func copyRequestHeaders(from creq: Request, to ureq: Request) {
         let input = HeaderList(evhttp_request_get_input_headers(creq))
         let output = HeaderList(evhttp_request_get_output_headers(ureq))
-        let named = HeaderRules.connectionTokens(input["Connection"])
+        let named = HeaderRules.connectionTokens(input.joined("Connection"))
         let strip = route.stripAuthorization
         let identityNames = worker.snapshot.config.identityHeaders.allNames
+        let sessionCookie = worker.snapshot.sessions?.settings.cookie
         input.forEach { name, value in
+            if let sessionCookie, HeaderRules.nameEquals(name, "cookie") {
+                // The gateway's own cookie never reaches the upstream (SPEC §5.3); other cookies do.
+                if let rest = sessionCookie.strippingSelf(fromCookieHeader: String(cString: value)) {
+                    output.add("Cookie", rest)
+                }
+                return
+            }
             if HeaderRules.isXAuth(name) { return }
             for dropped in ProxyExchange.requestDropped where HeaderRules.nameEquals(name, dropped) { return }
-            for dropped in identityNames where HeaderRules.nameEquals(name, dropped) { return }
+            for dropped in identityNames where HeaderRules.nameEqualsFoldingUnderscore(name, dropped) { return }
             if strip && HeaderRules.nameEquals(name, "authorization") { return }
             for token in named where HeaderRules.nameEquals(name, token) { return }
             evhttp_add_header(output.queue, name, value)
@@ -255,13 +263,29 @@ final class ProxyExchange {
         log.upstreamMs = Double(Clock.monotonicNs() - sentNs) / 1_000_000
         let input = HeaderList(evhttp_request_get_input_headers(ureq))
         let output = HeaderList(evhttp_request_get_output_headers(creq))
-        let named = HeaderRules.connectionTokens(input["Connection"])
+        let named = HeaderRules.connectionTokens(input.joined("Connection"))
         let replaceCORS = cors != nil
+        var contentLength: String? = nil
+        var conflictingLength = false
         input.forEach { name, value in
             for dropped in ProxyExchange.responseDropped where HeaderRules.nameEquals(name, dropped) { return }
+            if HeaderRules.nameEquals(name, "content-length") {
+                // RFC 9112 §6.3: identical repeats collapse to one; different ones are a bad response.
+                let v = String(cString: value)
+                if let seen = contentLength {
+                    if seen != v { conflictingLength = true }
+                    return
+                }
+                contentLength = v
+            }
             for token in named where HeaderRules.nameEquals(name, token) { return }
             if replaceCORS && HeaderRules.isCORSResponseHeader(name) { return }
             evhttp_add_header(output.queue, name, value)
+        }
+        if conflictingLength {
+            evhttp_clear_headers(output.queue)
+            retriedStale = true   // the same upstream would answer the same way: no retry
+            return -1
         }
         output.add("X-Request-Id", log.requestID)
         for (name, value) in cors ?? [] { output.add(name, value) }

@@ -21,17 +21,26 @@ final class Snapshot: Sendable {
     let generation: Int
     /// The JWT verifier with the keys known now (JWKS refreshes replace it); nil without `jwt`.
     let verifier: JWTVerifier?
+    /// Session store, throttle and password threads; nil without `sessions`.
+    let sessions: SessionRuntime?
 
-    init(config: GatewayConfig, targets: [String: [ResolvedTarget]], generation: Int, verifier: JWTVerifier?) {
+    init(config: GatewayConfig, targets: [String: [ResolvedTarget]], generation: Int, verifier: JWTVerifier?,
+         sessions: SessionRuntime? = nil) {
         self.config = config
         self.targets = targets
         self.generation = generation
         self.verifier = verifier
+        self.sessions = sessions
     }
 
     /// The same snapshot with another verifier (after a JWKS refresh).
     func with(verifier: JWTVerifier?) -> Snapshot {
-        Snapshot(config: config, targets: targets, generation: generation, verifier: verifier)
+        Snapshot(config: config, targets: targets, generation: generation, verifier: verifier, sessions: sessions)
+    }
+
+    /// The same snapshot with its session runtime.
+    func with(sessions: SessionRuntime?) -> Snapshot {
+        Snapshot(config: config, targets: targets, generation: generation, verifier: verifier, sessions: sessions)
     }
 
     /// Resolves every upstream target (blocking: call off the event loops).

@@ -2,6 +2,7 @@ import CLibevent
 import CEvhttpHook
 import GatehouseCore
 import GatehouseConfig
+import GatehouseSessions
 import GatehousePolicy
 
 typealias Request = UnsafeMutablePointer<evhttp_request>
@@ -23,19 +24,36 @@ extension Worker {
         if evbuffer_get_length(evhttp_request_get_input_buffer(req)) > config.server.maxBodyBytes {
             return refuse(req, .payloadTooLarge, .payloadTooLarge, log: &log, startNs: startNs)
         }
+        if RequestHead.problem(HeaderList(evhttp_request_get_input_headers(req)), httpMinor: req.pointee.minor,
+                               absoluteForm: !log.rawTarget.hasPrefix("/")) != nil {
+            return refuse(req, .badRequest, .malformedRequest, closeConnection: true, log: &log, startNs: startNs)
+        }
         guard let target = PathNormalizer.normalize(target: log.rawTarget, policy: config.server.pathPolicy) else {
             return refuse(req, .badRequest, .pathRejected, log: &log, startNs: startNs)
         }
         log.path = target.path
+        if handleSessionEndpoint(req, path: target.path, log: &log, startNs: startNs) { return }
         let headers = HeaderList(evhttp_request_get_input_headers(req))
         let host = target.authority ?? headers["Host"]
-        let origin = headers["Origin"]
-        let facts = RequestFacts(method: log.method, target: target, host: host, authorization: headers["Authorization"],
-                                 accept: headers["Accept"], origin: origin,
+        var facts = RequestFacts(method: log.method, target: target, host: host, authorization: headers["Authorization"],
+                                 accept: headers["Accept"], origin: headers["Origin"],
                                  accessControlRequestMethod: headers["Access-Control-Request-Method"],
                                  accessControlRequestHeaders: headers.joined("Access-Control-Request-Headers"))
+        if let sessions = config.sessions, let cookieHeader = headers.joined("Cookie") {
+            facts.sessionCookie = sessions.cookie.value(inCookieHeader: cookieHeader)
+            facts.secFetchSite = headers["Sec-Fetch-Site"]
+        }
         let auth = AuthContext(verifier: snapshot.verifier, cache: tokenCache, now: Clock.wallMs() / 1000)
         let plan = Decide.plan(facts, config: config, auth: auth)
+        carryOut(plan, req: req, facts: facts, target: target, host: host, log: log, startNs: startNs, connection: conn)
+    }
+
+    /// Does what the plan says: refuse, redirect, answer a preflight, look up a session, or forward.
+    func carryOut(_ plan: Plan, req: Request, facts: RequestFacts, target: NormalizedTarget, host: String?,
+                  log: AccessLogRecord, startNs: UInt64, connection conn: ClientConnection) {
+        var log = log
+        let config = snapshot.config
+        let origin = facts.origin
         switch plan {
         case let .refuse(error, reason, route, status, tried):
             log.route = route?.name
@@ -59,6 +77,12 @@ extension Worker {
                 return refuse(req, .corsRejected, .corsRejected, log: &log, startNs: startNs)
             }
             answerPreflight(req, headers: corsHeaders, log: &log, startNs: startNs)
+        case let .needsSession(route, idHash):
+            log.route = route.name
+            log.upstream = route.upstream
+            log.auth = .session
+            continueWithSession(req, route: route, idHash: idHash, facts: facts, target: target, host: host,
+                                log: log, startNs: startNs, connection: conn)
         case let .forward(route, identity):
             guard let upstream = config.upstreams[route.upstream] else {
                 return refuse(req, .badGateway, .upstreamError, log: &log, startNs: startNs)
@@ -76,7 +100,7 @@ extension Worker {
     }
 
     /// 204 with the preflight's CORS headers (SPEC §6); never forwarded.
-    private func answerPreflight(_ req: Request, headers: [(String, String)], log: inout AccessLogRecord, startNs: UInt64) {
+    func answerPreflight(_ req: Request, headers: [(String, String)], log: inout AccessLogRecord, startNs: UInt64) {
         let out = HeaderList(evhttp_request_get_output_headers(req))
         for (name, value) in headers { out.add(name, value) }
         out.set("X-Request-Id", log.requestID)

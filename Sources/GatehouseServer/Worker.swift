@@ -25,6 +25,10 @@ final class Worker: @unchecked Sendable {
     /// This loop's verified-token cache (SPEC §5.1); entries of an older verifier are ignored.
     let tokenCache = VerifiedTokenCache()
     private var lastKeyRefreshRequestNs: UInt64 = 0
+    /// This loop's Redis connection for sessions, and the settings it was made for.
+    var redisStore: RedisSessionStore?
+    var redisSetting: SessionStoreSetting?
+    var redisIdle: Int64 = 0
     var inFlight = 0
     private(set) var draining = false
     private var bound: [OpaquePointer] = []
@@ -59,7 +63,9 @@ final class Worker: @unchecked Sendable {
             EVHTTP_REQ_PUT.rawValue | EVHTTP_REQ_DELETE.rawValue | EVHTTP_REQ_OPTIONS.rawValue | EVHTTP_REQ_PATCH.rawValue
         evhttp_set_allowed_methods(http, UInt16(methods))
         evhttp_set_default_content_type(http, nil)
-        evhttp_set_max_headers_size(http, Int(server.maxHeaderBytes))
+        // evhttp refuses only far past the limit (its refusal cannot tell a long request line
+        // from garbage); the exact limit is checked on the parsed head, for a precise 431.
+        evhttp_set_max_headers_size(http, Int(server.maxHeaderBytes) * 2 + 8192)
         evhttp_set_max_body_size(http, Int(server.maxBodyBytes))
         var tv = timeval(tv_sec: Int(server.readTimeoutMs / 1000), tv_usec: Int((server.readTimeoutMs % 1000) * 1000))
         evhttp_set_timeout_tv(http, &tv)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Glibc
 import GatehouseConfig
 import GatehouseServer
+import GatehouseSessions
 
 /// The command line of SPEC §1.
 @main
@@ -79,10 +80,27 @@ struct Echo: ParsableCommand {
 }
 
 struct HashPassword: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "hash-password", abstract: "Read a password from stdin and print a bcrypt hash (not built yet).")
+    static let configuration = CommandConfiguration(
+        commandName: "hash-password",
+        abstract: "Read a password from stdin and print a bcrypt hash for the users file.")
+    @Option(name: .long, help: "bcrypt cost (4-31).") var cost = PasswordVerifier.defaultCost
+
     func run() throws {
-        FileOutput.write("gatehouse: hash-password is not built yet (it lands with session support)\n", fd: 2)
-        throw ExitCode(2)
+        var input: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = read(0, &buffer, buffer.count)
+            if n <= 0 { break }
+            input.append(contentsOf: buffer[0..<n])
+            if input.count > 4096 { throw ValidationError("the password is longer than 4 KiB") }
+        }
+        if input.last == UInt8(ascii: "\n") { input.removeLast() }
+        if input.last == UInt8(ascii: "\r") { input.removeLast() }
+        guard !input.isEmpty else { throw ValidationError("the password is empty") }
+        guard let hash = PasswordVerifier.hash(password: input, cost: cost) else {
+            throw ValidationError("cannot hash: cost must be 4-31 and the password must not contain NUL")
+        }
+        FileOutput.write(hash + "\n", fd: 1)
     }
 }
 

@@ -1,0 +1,282 @@
+import CLibevent
+import GatehouseCore
+import GatehouseConfig
+import GatehousePolicy
+import GatehouseSessions
+
+/// A request pointer carried across threads: only ever touched on its worker's loop.
+struct LoopBound<T>: @unchecked Sendable {
+    let value: T
+}
+
+/// Session cookies on a worker's loop (SPEC §5.3, §7.2): the login, keepalive and logout
+/// endpoints, and the store lookup that authenticates a cookie. Store calls and password checks
+/// never block the loop; their completions come back to it.
+extension Worker {
+    /// The store this loop talks to: the process-wide memory store, or this loop's own Redis
+    /// connection (made on first use, remade when the settings change).
+    func sessionStore(_ runtime: SessionRuntime) -> SessionStore {
+        if let memory = runtime.memoryStore { return memory }
+        if case let .redis(host, port, db, password) = runtime.settings.store {
+            if let existing = redisStore, redisSetting == runtime.settings.store, redisIdle == runtime.settings.idleTimeout {
+                return existing
+            }
+            let store = RedisSessionStore(base: base, host: host, port: port, db: db, password: password,
+                                          idleTimeout: runtime.settings.idleTimeout)
+            redisStore = store
+            redisSetting = runtime.settings.store
+            redisIdle = runtime.settings.idleTimeout
+            return store
+        }
+        fatalError("unreachable: a session store is memory or redis")
+    }
+
+    /// Step 4 of SPEC §3: answers the gateway's own endpoints. False when `path` is not one.
+    func handleSessionEndpoint(_ req: Request, path: String, log: inout AccessLogRecord, startNs: UInt64) -> Bool {
+        guard let runtime = snapshot.sessions else { return false }
+        let settings = runtime.settings
+        let isLogin = settings.login.map { $0.path == path } ?? false
+        let isKeepalive = settings.keepalivePath == path
+        let isLogout = settings.logoutPath == path
+        guard isLogin || isKeepalive || isLogout else { return false }
+        let config = snapshot.config
+        let headers = HeaderList(evhttp_request_get_input_headers(req))
+        let origin = headers["Origin"]
+        let cors = config.cors?.responseHeaders(origin: origin) ?? []
+        log.route = nil
+        log.auth = .session
+
+        // Their preflights are answered by the global CORS policy.
+        if log.method == "OPTIONS", let origin, let requested = headers["Access-Control-Request-Method"] {
+            if let policy = config.cors,
+               case .allow(let allowed) = policy.preflight(origin: origin, method: requested,
+                                                           requestHeaders: headers.joined("Access-Control-Request-Headers")) {
+                answerPreflight(req, headers: allowed, log: &log, startNs: startNs)
+            } else {
+                refuse(req, .corsRejected, .corsRejected, log: &log, startNs: startNs)
+            }
+            return true
+        }
+        guard log.method == "POST" else {
+            refuse(req, .notFound, .noRoute, cors: cors, log: &log, startNs: startNs)
+            return true
+        }
+        let host = headers["Host"]
+        guard CSRFCheck.allowsUnsafe(secFetchSite: headers["Sec-Fetch-Site"], origin: origin, host: host,
+                                     publicOrigin: config.server.publicOrigin,
+                                     corsAllows: { config.cors?.allows(origin: $0) ?? false }) else {
+            refuse(req, .csrfRejected, .csrfRejected, cors: cors, log: &log, startNs: startNs)
+            return true
+        }
+        if isLogin, let login = settings.login {
+            startLogin(req, runtime: runtime, login: login, cors: cors, log: log, startNs: startNs)
+            return true
+        }
+        // keepalive and logout act on the caller's session.
+        let cookie = headers["Cookie"].flatMap { settings.cookie.value(inCookieHeader: $0) }
+        guard let cookie, SessionID.isWellFormed(cookie) else {
+            if isLogout { finishLogout(req, runtime: runtime, cors: cors, log: &log, startNs: startNs) } else {
+                refuse(req, .unauthorized, cookie == nil ? .missingCredentials : .sessionUnknown, cors: cors, log: &log, startNs: startNs)
+            }
+            return true
+        }
+        let idHash = SessionID.hash(cookie)
+        let store = sessionStore(runtime)
+        let bound = LoopBound(value: req)
+        inFlight += 1
+        if isLogout {
+            let now = Clock.wallMs() / 1000
+            var log = log
+            store.lookup(idHash: idHash) { [self] found in
+                let until = (try? found.get())??.absoluteExpiry ?? now + settings.absoluteTimeout
+                log.subject = (try? found.get())??.subject
+                store.revoke(idHash: idHash, until: max(until, now + 1)) { [self] result in
+                    inFlight -= 1
+                    if case .failure = result {
+                        refuse(bound.value, .serviceUnavailable, .sessionStoreDown, cors: cors, log: &log, startNs: startNs)
+                    } else {
+                        finishLogout(bound.value, runtime: runtime, cors: cors, log: &log, startNs: startNs)
+                    }
+                    exitIfDrained()
+                }
+            }
+            return true
+        }
+        var log = log
+        store.lookup(idHash: idHash) { [self] found in
+            let now = Clock.wallMs() / 1000
+            switch found {
+            case .failure:
+                inFlight -= 1
+                refuse(bound.value, .serviceUnavailable, .sessionStoreDown, cors: cors, log: &log, startNs: startNs)
+            case .success(nil):
+                inFlight -= 1
+                refuse(bound.value, .unauthorized, .sessionUnknown, cors: cors, log: &log, startNs: startNs)
+            case .success(let record?):
+                switch record.state(now: now, idleTimeout: settings.idleTimeout) {
+                case .expired:
+                    inFlight -= 1
+                    refuse(bound.value, .unauthorized, .sessionExpired, cors: cors, log: &log, startNs: startNs)
+                case .revoked:
+                    inFlight -= 1
+                    refuse(bound.value, .unauthorized, .sessionRevoked, cors: cors, log: &log, startNs: startNs)
+                case .active:
+                    log.subject = record.subject
+                    store.touch(idHash: idHash, lastSeen: now) { [self] result in
+                        inFlight -= 1
+                        if case .failure = result {
+                            refuse(bound.value, .serviceUnavailable, .sessionStoreDown, cors: cors, log: &log, startNs: startNs)
+                        } else {
+                            replyEmpty(bound.value, status: 204, headers: cors, log: &log, startNs: startNs)
+                        }
+                        exitIfDrained()
+                    }
+                    return
+                }
+            }
+            exitIfDrained()
+        }
+        return true
+    }
+
+    private func finishLogout(_ req: Request, runtime: SessionRuntime, cors: [(String, String)], log: inout AccessLogRecord, startNs: UInt64) {
+        replyEmpty(req, status: 204, headers: cors + [("Set-Cookie", runtime.settings.cookie.clearingSetCookie())], log: &log, startNs: startNs)
+    }
+
+    /// An answer without a body (204), with the request id and `Cache-Control: no-store`.
+    func replyEmpty(_ req: Request, status: Int, headers: [(String, String)], log: inout AccessLogRecord, startNs: UInt64) {
+        let out = HeaderList(evhttp_request_get_output_headers(req))
+        for (name, value) in headers { out.add(name, value) }
+        out.set("Cache-Control", "no-store")
+        out.set("X-Request-Id", log.requestID)
+        if draining { out.set("Connection", "close") }
+        log.status = status
+        log.decision = .allow
+        evhttp_send_reply(req, Int32(status), Worker.reasonPhrase(status), nil)
+        finishLog(&log, startNs: startNs)
+    }
+
+    // MARK: login
+
+    private func startLogin(_ req: Request, runtime: SessionRuntime, login: LoginSettings, cors: [(String, String)],
+                            log: AccessLogRecord, startNs: UInt64) {
+        var log = log
+        let headers = HeaderList(evhttp_request_get_input_headers(req))
+        let input = evhttp_request_get_input_buffer(req)
+        let length = evbuffer_get_length(input)
+        guard length <= LoginRequest.maxBodyBytes else {
+            return refuse(req, .payloadTooLarge, .payloadTooLarge, cors: cors, log: &log, startNs: startNs)
+        }
+        var body = [UInt8](repeating: 0, count: length)
+        _ = body.withUnsafeMutableBytes { evbuffer_copyout(input, $0.baseAddress, length) }
+        guard let credentials = LoginRequest.parse(contentType: headers["Content-Type"], body: body) else {
+            return refuse(req, .invalidCredentials, .invalidCredentials, cors: cors, log: &log, startNs: startNs)
+        }
+        log.subject = credentials.username
+        let client = log.client
+        switch runtime.throttle.admit(username: credentials.username, client: client) {
+        case .refused(let retryAfter):
+            return refuse(req, .tooManyRequests, .throttled, cors: cors + [("Retry-After", String(max(retryAfter, 1)))],
+                          log: &log, startNs: startNs)
+        case .allowed:
+            break
+        }
+        let bound = LoopBound(value: req)
+        let finalLog = log
+        inFlight += 1
+        let admission = runtime.passwords.submit(user: credentials.username, password: credentials.password,
+                                                 verifier: login.verifier) { [self] ok in
+            // On a password thread: back to this loop.
+            post { worker in
+                worker.finishLogin(bound.value, ok: ok, username: credentials.username, runtime: runtime, login: login,
+                                   cors: cors, log: finalLog, startNs: startNs)
+            }
+        }
+        if admission == .busy {
+            inFlight -= 1
+            runtime.throttle.finish(username: credentials.username, client: client, outcome: .abandoned)
+            refuse(req, .serviceUnavailable, .throttled, cors: cors, log: &log, startNs: startNs)
+        }
+    }
+
+    private func finishLogin(_ req: Request, ok: Bool, username: String, runtime: SessionRuntime, login: LoginSettings,
+                             cors: [(String, String)], log: AccessLogRecord, startNs: UInt64) {
+        var log = log
+        runtime.throttle.finish(username: username, client: log.client, outcome: ok ? .succeeded : .failed)
+        guard ok else {
+            inFlight -= 1
+            log.subject = nil
+            refuse(req, .invalidCredentials, .invalidCredentials, cors: cors, log: &log, startNs: startNs)
+            return exitIfDrained()
+        }
+        let settings = runtime.settings
+        let now = Clock.wallMs() / 1000
+        let id = SessionID.generate()   // always fresh: a presented cookie is never adopted
+        let roles = login.roles[username] ?? []
+        let record = SessionRecord(idHash: id.idHash, subject: username, roles: roles, now: now,
+                                   absoluteTimeout: settings.absoluteTimeout)
+        let bound = LoopBound(value: req)
+        sessionStore(runtime).create(record) { [self] result in
+            inFlight -= 1
+            defer { exitIfDrained() }
+            if case .failure = result {
+                return refuse(bound.value, .serviceUnavailable, .sessionStoreDown, cors: cors, log: &log, startNs: startNs)
+            }
+            var body = "{\"subject\":"
+            JSONText.appendString(username, to: &body)
+            body += ",\"roles\":["
+            for (i, role) in roles.enumerated() {
+                if i > 0 { body += "," }
+                JSONText.appendString(role, to: &body)
+            }
+            body += "],\"expires_at\":\"\(Clock.rfc3339Seconds(record.absoluteExpiry))\"}"
+            let out = HeaderList(evhttp_request_get_output_headers(bound.value))
+            for (name, value) in cors { out.add(name, value) }
+            out.set("Content-Type", "application/json")
+            out.set("Cache-Control", "no-store")
+            out.set("X-Request-Id", log.requestID)
+            out.add("Set-Cookie", settings.cookie.setCookie(value: id.value, maxAge: settings.absoluteTimeout))
+            log.status = 200
+            log.decision = .allow
+            log.bytesSent = body.utf8.count
+            let buffer = evbuffer_new()!
+            body.withUTF8 { _ = evbuffer_add(buffer, $0.baseAddress, $0.count) }
+            evhttp_send_reply(bound.value, 200, "OK", buffer)
+            evbuffer_free(buffer)
+            finishLog(&log, startNs: startNs)
+        }
+    }
+
+    // MARK: cookie-authenticated requests
+
+    /// Looks the session up, then decides and forwards or refuses (SPEC §5.3).
+    func continueWithSession(_ req: Request, route: Route, idHash: String, facts: RequestFacts, target: NormalizedTarget,
+                             host: String?, log: AccessLogRecord, startNs: UInt64, connection: ClientConnection) {
+        guard let runtime = snapshot.sessions else { return }
+        let store = sessionStore(runtime)
+        let bound = LoopBound(value: req)
+        inFlight += 1
+        store.lookup(idHash: idHash) { [self] result in
+            inFlight -= 1
+            let config = snapshot.config
+            let now = Clock.wallMs() / 1000
+            // The idle timer: written at most every few seconds per session, not on every request.
+            if case .success(let record?) = result, record.state(now: now, idleTimeout: runtime.settings.idleTimeout) == .active,
+               now - record.lastSeen >= min(5, max(1, runtime.settings.idleTimeout / 4)) {
+                store.touch(idHash: idHash, lastSeen: now) { _ in }
+            }
+            let plan = Decide.plan(afterSession: result, route: route, facts: facts, config: config, now: now)
+            carryOut(plan, req: bound.value, facts: facts, target: target, host: host, log: log, startNs: startNs,
+                     connection: connection)
+            exitIfDrained()
+        }
+    }
+}
+
+extension Clock {
+    /// RFC 3339 UTC with whole seconds, for `expires_at`.
+    static func rfc3339Seconds(_ seconds: Int64) -> String {
+        let withMs = rfc3339(ms: seconds * 1000)
+        return String(withMs.prefix(19)) + "Z"
+    }
+}
