@@ -24,7 +24,7 @@ extension Worker {
         if evbuffer_get_length(evhttp_request_get_input_buffer(req)) > config.server.maxBodyBytes {
             return refuse(req, .payloadTooLarge, .payloadTooLarge, log: &log, startNs: startNs)
         }
-        if RequestHead.problem(HeaderList(evhttp_request_get_input_headers(req)), httpMinor: req.pointee.minor,
+        if RequestHead.problem(HeaderList(evhttp_request_get_input_headers(req)), httpMinor: Int32(req.pointee.minor),
                                absoluteForm: !log.rawTarget.hasPrefix("/")) != nil {
             return refuse(req, .badRequest, .malformedRequest, closeConnection: true, log: &log, startNs: startNs)
         }
