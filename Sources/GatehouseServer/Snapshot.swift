@@ -23,9 +23,12 @@ final class Snapshot: Sendable {
     let verifier: JWTVerifier?
     /// Session store, throttle and password threads; nil without `sessions`.
     let sessions: SessionRuntime?
+    /// The Redis session store's address, resolved at load.
+    let redisAddress: String?
 
     init(config: GatewayConfig, targets: [String: [ResolvedTarget]], generation: Int, verifier: JWTVerifier?,
-         sessions: SessionRuntime? = nil) {
+         sessions: SessionRuntime? = nil, redisAddress: String? = nil) {
+        self.redisAddress = redisAddress
         self.config = config
         self.targets = targets
         self.generation = generation
@@ -35,12 +38,12 @@ final class Snapshot: Sendable {
 
     /// The same snapshot with another verifier (after a JWKS refresh).
     func with(verifier: JWTVerifier?) -> Snapshot {
-        Snapshot(config: config, targets: targets, generation: generation, verifier: verifier, sessions: sessions)
+        Snapshot(config: config, targets: targets, generation: generation, verifier: verifier, sessions: sessions, redisAddress: redisAddress)
     }
 
     /// The same snapshot with its session runtime.
     func with(sessions: SessionRuntime?) -> Snapshot {
-        Snapshot(config: config, targets: targets, generation: generation, verifier: verifier, sessions: sessions)
+        Snapshot(config: config, targets: targets, generation: generation, verifier: verifier, sessions: sessions, redisAddress: redisAddress)
     }
 
     /// Resolves every upstream target (blocking: call off the event loops).
@@ -57,8 +60,16 @@ final class Snapshot: Sendable {
                 return ResolvedTarget(target: target, address: address)
             }
         }
+        // The Redis session store's host, too: hiredis would resolve it with a blocking call
+        // on the loop at every reconnect.
+        var redisAddress: String? = nil
+        if case let .redis(host, _, _, _)? = config.sessions?.store {
+            redisAddress = resolve(host)
+            if redisAddress == nil { problems.append("sessions.store: cannot resolve \(host)") }
+        }
         if !problems.isEmpty { return .failure(SnapshotError(problems: problems)) }
-        return .success(Snapshot(config: config, targets: targets, generation: generation, verifier: config.jwt?.verifier))
+        return .success(Snapshot(config: config, targets: targets, generation: generation, verifier: config.jwt?.verifier,
+                                 redisAddress: redisAddress))
     }
 
     /// The first address of `host` as numeric text (a literal is returned as is).

@@ -21,8 +21,10 @@ extension Worker {
             if let existing = redisStore, redisSetting == runtime.settings.store, redisIdle == runtime.settings.idleTimeout {
                 return existing
             }
-            let store = RedisSessionStore(base: base, host: host, port: port, db: db, password: password,
+            let store = RedisSessionStore(base: base, host: snapshot.redisAddress ?? host, port: port, db: db, password: password,
                                           idleTimeout: runtime.settings.idleTimeout)
+            let worker = index
+            store.log = { Gateway.say("sessions (worker \(worker)): redis \($0)") }
             redisStore = store
             redisSetting = runtime.settings.store
             redisIdle = runtime.settings.idleTimeout
