@@ -21,11 +21,19 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 if [ "${GATEHOUSE_TEST_DEPS:-0}" = 1 ]; then
-    missing_py=()
-    python3 -c 'import pytest' 2>/dev/null || missing_py+=(pytest)
-    python3 -c 'import requests' 2>/dev/null || missing_py+=(requests)
-    if [ ${#missing_py[@]} -gt 0 ]; then
-        echo "installing from PyPI: ${missing_py[*]}"
-        python3 -m pip install -q "${missing_py[@]}" 2>/dev/null || python3 -m pip install -q --break-system-packages "${missing_py[@]}"
+    # Python packages of the integration suite (real JWT libraries, Flask-CORS reference, ...).
+    req=Tests/integration/requirements.txt
+    if ! python3 - "$req" <<'PY' 2>/dev/null
+import sys, importlib.metadata as m, re
+for line in open(sys.argv[1]):
+    line = line.split("#")[0].strip()
+    if line:
+        m.version(re.split(r"[<>=!~\[]", line)[0])
+PY
+    then
+        echo "installing from PyPI: $req"
+        python3 -m pip install -q -r "$req" 2>/dev/null || python3 -m pip install -q --break-system-packages -r "$req"
     fi
+    # Headless Chromium for the real-browser CORS tests.
+    bash Tests/integration/install_browser.sh >/dev/null
 fi
