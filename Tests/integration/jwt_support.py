@@ -177,12 +177,20 @@ class JWKSServer:
         self.status = 200
         self.raw_body: bytes | None = None
         self.delay = 0.0          # seconds to wait before answering a fetch
+        self.chunked = False      # answer with Transfer-Encoding: chunked and keep the connection
         self.pending = 0          # fetches received and not yet answered
         self.lock = threading.Lock()
         self.fetch_times: list[float] = []
         self.requests: list[tuple[str, dict]] = []
         self.connections = 0
         self.handshake_failures: list[str] = []
+        self.handshakes = 0                        # completed TLS handshakes
+        self.sni_names: list[str | None] = []      # the SNI of each client hello that had one
+        if tls is not None:
+            def record_sni(sock, name, ctx):
+                with self.lock:
+                    self.sni_names.append(name)
+            tls.sni_callback = record_sni
         self.server = None
         if start:
             self.start()
@@ -229,6 +237,14 @@ class JWKSServer:
                 self.send_header("Content-Type", "application/json")
                 if owner.max_age is not None:
                     self.send_header("Cache-Control", f"public, max-age={owner.max_age}")
+                if owner.chunked:
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    for i in range(0, len(body), 100):
+                        part = body[i:i + 100]
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                    self.wfile.write(b"0\r\n\r\n")
+                    return
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Connection", "close")
                 self.end_headers()
@@ -256,6 +272,8 @@ class JWKSServer:
                         with owner.lock:
                             owner.handshake_failures.append(str(e))
                         return
+                    with owner.lock:
+                        owner.handshakes += 1
                 super().finish_request(request, client_address)
 
             def handle_error(self, request, client_address):
@@ -467,9 +485,12 @@ def upstream_record(upstream, request_id: str) -> dict | None:
 
 
 def received_headers(record: dict, name: str) -> list[str]:
-    """Every value the upstream got under `name`, compared case-insensitively and ignoring
-    whitespace around the name (so a smuggled `X-Auth-Subject ` counts too)."""
-    return [v for k, v in record["headers"] if k.strip().lower() == name.lower()]
+    """Every value the upstream got under `name`, compared case-insensitively, ignoring
+    whitespace around the name (a smuggled `X-Auth-Subject `) and reading `_` as `-`, as CGI,
+    WSGI and PHP upstreams do (`X_Auth_Subject`)."""
+    def norm(n: str) -> str:
+        return n.strip().lower().replace("_", "-")
+    return [v for k, v in record["headers"] if norm(k) == norm(name)]
 
 
 def assert_forwarded(gw: JWTGateway, upstream, response, request_id: str) -> dict:

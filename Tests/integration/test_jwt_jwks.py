@@ -173,8 +173,10 @@ def test_keys_unfit_for_signatures_are_skipped(gateways, upstream, servers, keys
 # ---------------------------------------------------------------------------------------------
 # Rotation and the on-demand refresh
 
-def test_rotation_to_a_new_kid_is_picked_up_on_demand(gateways, upstream, servers, keys):
+@pytest.mark.parametrize("framing", ["content-length", "chunked-keep-alive"])
+def test_rotation_to_a_new_kid_is_picked_up_on_demand(gateways, upstream, servers, keys, framing):
     server = servers(document={"keys": [keys["k1"].public_jwk]})
+    server.chunked = framing == "chunked-keep-alive"
     gw = start_gateway(gateways, upstream, server.url())
     wait_ready(gw)
     assert server.fetches == 1
@@ -318,8 +320,22 @@ def test_jwks_over_https_with_a_trusted_ca(gateways, upstream, servers, keys, pk
     gw = start_gateway(gateways, upstream, server.url(host=host), env={"SSL_CERT_FILE": str(pki["ca"])})
     wait_ready(gw, 10)
     assert server.fetches >= 1 and not server.handshake_failures
+    assert server.requests[0][1].get("Host") == f"{host}:{server.port}"
     assert_passes(gw, upstream, token_for(keys["k1"]))
     assert gw.metric("gatehouse_jwks_refresh_failures_total") == 0
+    if host == "localhost":
+        assert server.sni_names and set(server.sni_names) == {"localhost"}, server.sni_names
+
+
+@pytest.mark.xfail(strict=True, reason="gateway bug: the JWKS fetcher sends the IP literal 127.0.0.1 as TLS SNI "
+                                       "(SSL_set_tlsext_host_name is called for every host); RFC 6066 §3 forbids "
+                                       "literal addresses in server_name")
+def test_no_sni_for_an_ip_address_jwks_url(gateways, upstream, servers, keys, pki):
+    server = servers(document={"keys": [keys["k1"].public_jwk]}, tls=server_tls_context(*pki["good"]))
+    gw = start_gateway(gateways, upstream, server.url(host="127.0.0.1"), env={"SSL_CERT_FILE": str(pki["ca"])})
+    wait_ready(gw, 10)
+    assert server.handshakes >= 1
+    assert server.sni_names == [], f"SNI sent for an IP address: {server.sni_names}"
 
 
 @pytest.mark.parametrize("cert,ca,alert", [

@@ -54,6 +54,7 @@ def env(gatehouse_bin, tmp_path_factory, secrets_ab):
         route("app-admin", "/app/admin/**", require={"roles_any": ["admin"]}, login_redirect="/login.html"),
         route("app", "/app/**", login_redirect="/login.html"),
         route("appq", "/appq/**", login_redirect="/login.html?from=gw"),
+        route("ext", "/ext/**", login_redirect="https://login.example.com/start"),
         route("plain", "/plain/**"),
     ]
     gateways = Gateways(gatehouse_bin, workdir)
@@ -263,7 +264,8 @@ def assert_login_redirect(gw, upstream, response, rid, location, tried="none"):
     assert response.header("X-Request-Id") == rid
     assert upstream_record(upstream, rid) is None
     log = gw.wait_log_record(rid)
-    route = "appq" if location.startswith("/login.html?from=gw") else "app"
+    route = ("appq" if location.startswith("/login.html?from=gw") else
+             "ext" if location.startswith("https://") else "app")
     assert (log["status"], log["decision"], log["reason"], log["route"]) == (302, "deny", "login_redirect", route)
     assert log["auth"] == tried, log
     return log
@@ -298,6 +300,18 @@ def test_return_to_is_the_normalized_path_and_the_query_unchanged(gw, upstream):
 def test_login_location_with_a_query_joins_return_to_with_an_ampersand(gw, upstream):
     response, rid = gw.get("/appq/page", headers=[("Accept", "text/html")])
     assert_login_redirect(gw, upstream, response, rid, "/login.html?from=gw&return_to=%2Fappq%2Fpage")
+
+
+def test_absolute_login_location(gw, upstream):
+    response, rid = gw.get("/ext/a?b=c", headers=[("Accept", "text/html")])
+    assert_login_redirect(gw, upstream, response, rid, "https://login.example.com/start?return_to=%2Fext%2Fa%3Fb%3Dc")
+
+
+def test_return_to_never_echoes_the_host_of_an_absolute_form_target(gw, upstream):
+    rid = f"jwt-abs-{uuid.uuid4().hex}"
+    response = support.raw_request(gw.port, "GET", "http://evil.example/app/x?y=1",
+                                   [("Accept", "text/html"), ("X-Request-Id", rid)])
+    assert_login_redirect(gw, upstream, response, rid, "/login.html?return_to=%2Fapp%2Fx%3Fy%3D1")
 
 
 @pytest.mark.parametrize("method,accept", [
