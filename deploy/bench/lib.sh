@@ -6,14 +6,31 @@ DURATION="${DURATION:-10s}"         # wrk -d for each measurement
 WARMUP="${WARMUP:-2s}"              # wrk -d of the warm-up before each measurement
 CONNECTIONS="${CONNECTIONS:-32}"    # wrk -c
 THREADS="${THREADS:-1}"             # wrk -t
-BASE_PORT="${BASE_PORT:-18000}"     # upstream; proxies on BASE_PORT+80.. (see below)
+BASE_PORT="${BASE_PORT:-}"          # upstream port; the others follow it (see below).
+                                    # Unset: the first of 38000, 38100, ... whose ports are all free.
 PIN="${PIN:-split}"                 # split: proxy on CPU 0, wrk + upstream on CPU 1; none: no pinning
+# Measured processes run at this nice level (root only) so that whatever else runs on the
+# machine (a build, say) takes less of their CPU; 0 leaves them as they are. With the
+# kernel's autogroup scheduling on, nice only ranks processes within one session, so each
+# measured process starts in its own session (setsid) whose autogroup gets this nice level.
+if [ "$(id -u)" = 0 ]; then NICE="${NICE:--20}"; else NICE="${NICE:-0}"; fi
 GATEHOUSE_BIN="${GATEHOUSE_BIN:-$REPO/.build-bench/release/gatehouse}"
 
-UPSTREAM_PORT=$BASE_PORT
-GATEHOUSE_PORT=$((BASE_PORT + 80))
-NGINX_PROXY_PORT=$((BASE_PORT + 81))
-HAPROXY_PORT=$((BASE_PORT + 82))
+port_free() { ! ss -Htln "sport = :$1" | grep -q .; }
+ports_free() { # base
+    local p
+    for p in $1 $(($1 + 1)) $(($1 + 80)) $(($1 + 81)) $(($1 + 82)); do port_free "$p" || return 1; done
+}
+choose_ports() {
+    if [ -z "$BASE_PORT" ]; then
+        for BASE_PORT in $(seq 38000 100 38900); do ports_free "$BASE_PORT" && break; done
+    fi
+    UPSTREAM_PORT=$BASE_PORT
+    STATUS_PORT=$((BASE_PORT + 1))   # the upstream's stub_status: requests it served
+    GATEHOUSE_PORT=$((BASE_PORT + 80))
+    NGINX_PROXY_PORT=$((BASE_PORT + 81))
+    HAPROXY_PORT=$((BASE_PORT + 82))
+}
 CLK_TCK=$(getconf CLK_TCK)
 BENCH_PIDS=()
 
@@ -44,16 +61,32 @@ ensure_gatehouse() {
     GATEHOUSE_BIN="$REPO/.build-bench/release/gatehouse"
 }
 
-# taskset prefix for a role: proxy -> CPU 0; load (wrk, upstream) -> CPU 1.
+# Command prefix for a role: nice level, and with PIN=split, proxy -> CPU 0, load (wrk,
+# upstream) -> CPU 1.
 pin() {
-    [ "$PIN" = split ] || return 0
-    case "$1" in
-        proxy) echo "taskset -c 0" ;;
-        load) echo "taskset -c 1" ;;
-    esac
+    local prefix=""
+    [ "$NICE" = 0 ] || prefix="setsid nice -n $NICE "
+    if [ "$PIN" = split ]; then
+        case "$1" in
+            proxy) prefix+="taskset -c 0" ;;
+            load) prefix+="taskset -c 1" ;;
+        esac
+    fi
+    echo "$prefix"
 }
 
-port_free() { ! ss -Htln "sport = :$1" | grep -q .; }
+# Busy and total ticks of the whole machine (all CPUs) from /proc/stat.
+machine_ticks() { awk '/^cpu / {b = $2 + $3 + $4 + $7 + $8 + $9; t = b + $5 + $6; print b, t; exit}' /proc/stat; }
+
+# CPU time of this shell's finished children so far (bash `times`, second line), in ticks,
+# into CHILD_TICKS. Not in a subshell: a subshell's `times` does not see our children.
+children_ticks() {
+    times >"$BENCH_DIR/times.txt"
+    CHILD_TICKS=$(awk -v hz="$CLK_TCK" 'NR == 2 {
+        s = 0
+        for (i = 1; i <= 2; i++) { split($i, p, "m"); s += p[1] * 60 + p[2] }
+        printf "%d", s * hz + 0.5 }' "$BENCH_DIR/times.txt")
+}
 
 wait_port() { # port [seconds]
     local i
@@ -73,6 +106,18 @@ spawn() { # role logfile cmd...
     $(pin "$role") "$@" >"$out" 2>&1 &
     SPAWNED=$!
     BENCH_PIDS+=("$SPAWNED")
+    prioritize "$SPAWNED"
+}
+
+# Gives the autogroup (session) of pid the nice level NICE (see NICE above).
+prioritize() {
+    [ "$NICE" != 0 ] && [ -w "/proc/$1/autogroup" ] || return 0
+    local i
+    for ((i = 0; i < 20; i++)); do # setsid has run once the session id is the pid
+        [ "$(awk '{print $6}' "/proc/$1/stat" 2>/dev/null)" = "$1" ] && break
+        sleep 0.01
+    done
+    echo "$NICE" >"/proc/$1/autogroup" 2>/dev/null || true
 }
 
 stop_pid() { # pid: TERM, then KILL after 3 s
@@ -139,6 +184,10 @@ http {
             return 200 '$BODY';
         }
     }
+    server {
+        listen 127.0.0.1:$STATUS_PORT;
+        location / { stub_status; }
+    }
 }
 EOF
 }
@@ -146,6 +195,7 @@ EOF
 start_upstream() { # dir -> SPAWNED
     write_upstream_conf "$1"
     port_free "$UPSTREAM_PORT" || die "port $UPSTREAM_PORT busy (set BASE_PORT)"
+    port_free "$STATUS_PORT" || die "port $STATUS_PORT busy (set BASE_PORT)"
     spawn load "$1/upstream/stderr.log" nginx -p "$1/upstream" -c "$1/upstream/nginx.conf" -e "$1/upstream/logs/error.log"
     wait_port "$UPSTREAM_PORT" || die "upstream nginx did not start: $(cat "$1/upstream/stderr.log" "$1/upstream/logs/error.log" 2>/dev/null)"
 }
@@ -269,6 +319,11 @@ start_haproxy() { # dir -> SPAWNED
     wait_port "$HAPROXY_PORT" || die "haproxy did not start: $(cat "$1/haproxy/stderr.log")"
 }
 
+# Requests the upstream has served so far (its stub_status), whoever sent them.
+upstream_requests() {
+    curl -s --max-time 2 "http://127.0.0.1:$STATUS_PORT/" | awk 'NR == 3 {print $3}'
+}
+
 # Fails unless the proxy on `port` answers 200 with the upstream's body.
 check_body() { # port name
     local got
@@ -278,6 +333,8 @@ check_body() { # port name
 
 run_wrk() { # port duration outfile
     # shellcheck disable=SC2046
-    $(pin load) wrk -t"$THREADS" -c"$CONNECTIONS" -d"$2" --latency "http://127.0.0.1:$1/bench" >"$3" 2>&1 \
-        || die "wrk failed: $(cat "$3")"
+    $(pin load) wrk -t"$THREADS" -c"$CONNECTIONS" -d"$2" --latency "http://127.0.0.1:$1/bench" >"$3" 2>&1 &
+    local pid=$!
+    prioritize "$pid"
+    wait "$pid" || die "wrk failed: $(cat "$3")"
 }
