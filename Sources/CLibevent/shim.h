@@ -70,7 +70,11 @@ static inline void gh_block_signals_in_thread(void) {
 static inline SSL *gh_ssl_client_new(SSL_CTX *ctx, const char *host) {
     SSL *ssl = SSL_new(ctx);
     if (!ssl) return NULL;
-    SSL_set_tlsext_host_name(ssl, host);
+    /* RFC 6066 §3: no literal IP address in server_name. OpenSSL 3's SSL_set1_host checks
+       IP addresses against the certificate's IP SANs. */
+    unsigned char ip[16];
+    if (inet_pton(AF_INET, host, ip) != 1 && inet_pton(AF_INET6, host, ip) != 1)
+        SSL_set_tlsext_host_name(ssl, host);
     SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
     if (SSL_set1_host(ssl, host) != 1) { SSL_free(ssl); return NULL; }
     SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);

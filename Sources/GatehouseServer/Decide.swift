@@ -19,7 +19,7 @@ enum Plan {
     case forward(Route, Identity?)
     /// Refuse with the uniform error; `route` is nil when no route was matched. `tried` is the
     /// credential kind that was presented and failed (for the log and the challenge).
-    case refuse(GatewayError, Reason, route: Route?, status: Int, tried: AuthMethod)
+    case refuse(GatewayError, Reason, route: Route?, status: Int, tried: AuthMethod, subject: String? = nil)
     /// A browser without valid credentials on a route with `login_redirect`: 302 there.
     case redirect(Route, location: String, tried: AuthMethod, reason: Reason)
     /// A CORS preflight, answered at the gateway: allowed with these headers, or refused.
@@ -105,7 +105,7 @@ enum Decide {
             return unauthenticated(route, facts, reason: reason, tried: .jwt)
         case .success(let verified):
             if let requirement, let failed = requirement.evaluate(verified) {
-                return .refuse(.forbidden, failed, route: route, status: route.denyStatus, tried: .jwt)
+                return .refuse(.forbidden, failed, route: route, status: route.denyStatus, tried: .jwt, subject: verified.subject)
             }
             return .forward(route, Identity(method: .jwt, subject: verified.subject, roles: verified.roles, token: verified))
         }
@@ -134,7 +134,7 @@ enum Decide {
         }
         let identity = Identity(method: .session, subject: record.subject, roles: record.roles, token: nil)
         if let requirement = config.requirement(for: route), let failed = requirement.evaluate(session: record) {
-            return .refuse(.forbidden, failed, route: route, status: route.denyStatus, tried: .session)
+            return .refuse(.forbidden, failed, route: route, status: route.denyStatus, tried: .session, subject: record.subject)
         }
         return .forward(route, identity)
     }

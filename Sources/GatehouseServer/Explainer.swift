@@ -77,7 +77,7 @@ public enum Explainer {
                                 requirement: requirement(route), upstream: route.upstream)
             e.subject = identity?.subject
             return e
-        case let .refuse(_, reason, route, status, _):
+        case let .refuse(_, reason, route, status, _, _):
             return Explanation(route: route?.name, normalizedPath: normalized.path, decision: .deny, status: status,
                                reason: reason, requirement: route.map(requirement), upstream: route?.upstream)
         case let .redirect(route, location, _, reason):

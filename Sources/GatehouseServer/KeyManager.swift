@@ -92,6 +92,7 @@ final class KeyManager {
             nextInSeconds = maxAge.map { min(max(Int64($0), 60), 86_400) } ?? 300
             verifier = verifier?.replacingKeys(keys, forIssuer: issuer)
             Gateway.say("jwks: \(keys.keys.count) key(s) for issuer \(issuer) from \(url)")
+            for warning in keys.warnings { Gateway.say("jwks: issuer \(issuer): warning: \(warning)") }
             publish(verifier)
         case .failure(let error):
             metrics.jwksFailures.add(1, ordering: .relaxed)

@@ -181,7 +181,8 @@ final class ProxyExchange {
             if value.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x7F }) { output.add(name, value) }
         }
         if let subject = identity.subject { add(names.subject, subject) }
-        add(names.roles, identity.roles.joined(separator: ","))
+        // A role with a comma in it would read as two roles: it is left out of the header.
+        add(names.roles, identity.roles.filter { !$0.contains(",") }.joined(separator: ","))
         add(names.method, identity.method.rawValue)
         if let token = identity.token {
             for (header, claim) in names.claims {

@@ -55,10 +55,11 @@ extension Worker {
         let config = snapshot.config
         let origin = facts.origin
         switch plan {
-        case let .refuse(error, reason, route, status, tried):
+        case let .refuse(error, reason, route, status, tried, subject):
             log.route = route?.name
             log.upstream = route?.upstream
             log.auth = tried
+            log.subject = subject
             if reason == .unknownKid { requestKeyRefresh() }
             let cors = route.map { config.corsPolicy(for: $0) } ?? config.cors
             refuse(req, error, reason, status: status, bearerPresented: tried == .jwt,

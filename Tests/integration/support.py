@@ -803,7 +803,9 @@ class GatewayProcess:
             text = path.read_text(errors="replace")
         except FileNotFoundError:
             return []
-        return [line for line in text.split("\n") if line]
+        # Only complete lines: the gateway's log writer may be in the middle of the last one.
+        complete = text[: text.rfind("\n") + 1]
+        return [line for line in complete.split("\n") if line]
 
     def log_records(self, path: Path | None = None) -> list[dict]:
         return [json.loads(line) for line in self.log_lines(path)]
