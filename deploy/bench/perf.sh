@@ -81,13 +81,24 @@ t1=$(cpu_ticks $(pid_tree "$PID"))
 
 # System calls per request: strace -c on the proxy (its nginx worker) for 2 s; the requests
 # of that window are counted by the upstream (stub_status), the same way for every proxy.
-STRACE_OUT=""
+STRACE_REQS=0
 if [ "$STRACE" = 1 ] && command -v strace >/dev/null; then
     log "strace -c -f for 2 s (slows the proxy: counts only, not times)"
+    strace -c -f -p "$PROF_PID" -o "$BENCH_DIR/strace.txt" >/dev/null 2>&1 &
+    STRACE_PID=$!
+    BENCH_PIDS+=("$STRACE_PID")
+    # Count from the moment every thread is traced to just before strace detaches, so that
+    # the untraced (fast) moments around it do not inflate the request count.
+    for ((i = 0; i < 100; i++)); do
+        grep -h TracerPid "/proc/$PROF_PID"/task/*/status 2>/dev/null | grep -q 'TracerPid:[[:space:]]*0$' || break
+        sleep 0.02
+    done
     r0=$(upstream_requests)
-    timeout -s INT 2 strace -c -f -p "$PROF_PID" -o "$BENCH_DIR/strace.txt" >/dev/null 2>&1 || true
+    sleep 2
     r1=$(upstream_requests)
-    STRACE_OUT="requests in that window (upstream stub_status): $((r1 - r0))"
+    kill -INT "$STRACE_PID" 2>/dev/null || true
+    wait "$STRACE_PID" 2>/dev/null || true
+    STRACE_REQS=$((r1 - r0))
 fi
 wait "$WRK_PID" 2>/dev/null || true
 
@@ -126,8 +137,11 @@ echo "== by thread"
 head -8 "$BENCH_DIR/threads.txt"
 if [ -s "$BENCH_DIR/strace.txt" ]; then
     echo
-    echo "== system calls by count (strace -c -f, 2 s). $STRACE_OUT"
-    head -22 "$BENCH_DIR/strace.txt"
+    echo "== system calls per request (strace -c -f, 2 s; $STRACE_REQS requests counted by the upstream's stub_status)"
+    awk -v r="$STRACE_REQS" '$1 ~ /^[0-9.]+$/ && NF >= 5 {
+            name = $NF; calls = $4
+            printf "   %-16s %8d calls  %6.2f per request\n", name, calls, (r > 0 ? calls / r : 0) }' \
+        "$BENCH_DIR/strace.txt" | head -15
 fi
 echo
 echo "perf data: $BENCH_DIR/perf.data $([ "${KEEP:-0}" = 1 ] && echo "(kept)" || echo "(removed on exit; KEEP=1 keeps it)")"
