@@ -694,3 +694,50 @@ def test_explain_with_a_session_cookie_says_the_session_is_unknown(gatehouse_bin
     assert text.returncode == 0, text.stderr
     assert "session_unknown" in text.stdout, text.stdout
     assert forged not in text.stdout + text.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Sessions on other kinds of routes; endpoint paths
+
+ROUTE_KINDS = [
+    {"name": "opt", "match": {"path": "/opt/**"}, "upstream": "api", "auth": "optional"},
+    {"name": "pages", "match": {"path": "/app/**", "methods": ["GET"]}, "upstream": "api",
+     "login_redirect": "/login.html"},
+    {"name": "adm401", "match": {"path": "/adm/**"}, "upstream": "api", "require": {"roles_any": ["admin"]},
+     "deny_status": 401},
+    {"name": "scopes", "match": {"path": "/sc/**"}, "upstream": "api", "require": {"scopes_all": ["read"]}},
+]
+
+
+def test_sessions_on_optional_redirect_and_deny_status_routes(session_gateways, echo):
+    gw = session_gateways.start(upstream_url=echo.url, routes=ROUTE_KINDS)
+    bob = gw.login_cookie("bob")
+    forged = forged_session_id()
+    # auth: optional — no cookie is anonymous, a valid one identifies, an unknown one is a 401.
+    resp, rid = gw.request("GET", "/opt/x")
+    assert resp.status == 200 and received(upstream_record(echo, rid), "X-Auth-Subject") == []
+    resp, rid = gw.request("GET", "/opt/x", cookie=bob)
+    assert resp.status == 200 and received(upstream_record(echo, rid), "X-Auth-Method") == ["session"]
+    resp, rid = gw.request("GET", "/opt/x", cookie=forged)
+    assert_refused(gw, echo, resp, rid, reason="session_unknown", challenge=CHALLENGE_PLAIN)
+    # login_redirect — a browser with an unknown session goes to the login page.
+    resp, rid = gw.request("GET", "/app/page?y=1", cookie=forged, headers=[("Accept", "text/html")])
+    assert resp.status == 302 and resp.header("Location") == "/login.html?return_to=%2Fapp%2Fpage%3Fy%3D1"
+    resp, rid = gw.request("GET", "/app/page", cookie=bob, headers=[("Accept", "text/html")])
+    assert resp.status == 200
+    # deny_status: 401 for a session without the role; scopes are never met by a session.
+    resp, rid = gw.request("GET", "/adm/x", cookie=bob)
+    assert_refused(gw, echo, resp, rid, status=401, error="forbidden", reason="insufficient_role",
+                   challenge=CHALLENGE_SCOPE)
+    resp, rid = gw.request("GET", "/sc/x", cookie=bob)
+    assert_refused(gw, echo, resp, rid, status=403, error="forbidden", challenge=CHALLENGE_SCOPE)
+
+
+@pytest.mark.parametrize("path,status", [("/login", 200), ("//login", 200), ("/%6Cogin", 200), ("/./login", 200),
+                                         ("/login?next=/x", 200), ("/login/", 404), ("/LOGIN", 404)])
+def test_endpoint_paths_are_matched_after_normalization(session_gateways, echo, path, status):
+    gw = session_gateways.start(upstream_url=echo.url, routes=[])
+    resp, _ = gw.request("POST", path, headers=[("Content-Type", "application/x-www-form-urlencoded")],
+                         body=b"username=alice&password=correct+horse+battery")
+    assert resp.status == status, resp
+    assert echo.request_count == 0
