@@ -27,28 +27,14 @@ public struct AccessLogRecord: Sendable {
 
     public init() {}
 
-    /// The JSON line (with its trailing newline). Field order is fixed.
+    /// The JSON line (with its trailing newline). Field order is fixed. `timestamp` is RFC 3339
+    /// with milliseconds (`2026-11-25T15:44:55.123Z`); the loops use ``appendJSON`` directly.
     public func json(timestamp: String) -> String {
-        var s = "{\"ts\":\""
-        s.reserveCapacity(384)
-        s += timestamp
-        s += "\",\"request_id\":"; JSONText.appendString(requestID, to: &s)
-        s += ",\"client\":"; JSONText.appendString(client, to: &s)
-        s += ",\"method\":"; JSONText.appendString(method, to: &s)
-        s += ",\"path\":"; JSONText.appendString(path, to: &s)
-        s += ",\"status\":\(status),\"bytes_sent\":\(bytesSent),\"duration_ms\":"
-        s += JSONText.milliseconds(durationMs)
-        s += ",\"route\":"; JSONText.appendOptional(route, to: &s)
-        s += ",\"upstream\":"; JSONText.appendOptional(upstream, to: &s)
-        s += ",\"upstream_status\":"; s += upstreamStatus.map { String($0) } ?? "null"
-        s += ",\"upstream_ms\":"; s += upstreamMs.map { JSONText.milliseconds($0) } ?? "null"
-        s += ",\"auth\":\""; s += auth.rawValue
-        s += "\",\"subject\":"; JSONText.appendOptional(subject, to: &s)
-        s += ",\"decision\":\""; s += decision.rawValue
-        s += "\",\"reason\":"; s += reason.map { "\"\($0.rawValue)\"" } ?? "null"
-        s += ",\"user_agent\":"; JSONText.appendOptional(userAgent, to: &s)
-        s += "}\n"
-        return s
+        let utf8 = Array(timestamp.utf8)
+        let millis = utf8.count >= 4 ? Int(String(decoding: utf8[(utf8.count - 4)..<(utf8.count - 1)], as: UTF8.self)) ?? 0 : 0
+        var out: [UInt8] = []
+        appendJSON(timestampPrefix: Array(utf8.prefix(max(0, utf8.count - 4))), millis: millis, to: &out)
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Apache/nginx combined format, followed by the request id:
@@ -120,5 +106,84 @@ public enum CombinedText {
             }
         }
         return out
+    }
+}
+
+// MARK: byte rendering: the JSON line appended to a reused byte buffer, without intermediate
+// Strings (the access log is written for every request).
+extension AccessLogRecord {
+    /// Appends the JSON line; `timestampPrefix` is `YYYY-MM-DDTHH:MM:SS.` (cached per second).
+    public func appendJSON(timestampPrefix: [UInt8], millis: Int, to out: inout [UInt8]) {
+        out.append(contentsOf: #"{"ts":""#.utf8)
+        out.append(contentsOf: timestampPrefix)
+        JSONBytes.digits(millis, width: 3, to: &out)
+        out.append(contentsOf: #"Z","request_id":"#.utf8); JSONBytes.string(requestID, to: &out)
+        out.append(contentsOf: #","client":"#.utf8); JSONBytes.string(client, to: &out)
+        out.append(contentsOf: #","method":"#.utf8); JSONBytes.string(method, to: &out)
+        out.append(contentsOf: #","path":"#.utf8); JSONBytes.string(path, to: &out)
+        out.append(contentsOf: #","status":"#.utf8); JSONBytes.int(status, to: &out)
+        out.append(contentsOf: #","bytes_sent":"#.utf8); JSONBytes.int(bytesSent, to: &out)
+        out.append(contentsOf: #","duration_ms":"#.utf8); JSONBytes.ms(durationMs, to: &out)
+        out.append(contentsOf: #","route":"#.utf8); JSONBytes.optional(route, to: &out)
+        out.append(contentsOf: #","upstream":"#.utf8); JSONBytes.optional(upstream, to: &out)
+        out.append(contentsOf: #","upstream_status":"#.utf8)
+        if let upstreamStatus { JSONBytes.int(upstreamStatus, to: &out) } else { out.append(contentsOf: "null".utf8) }
+        out.append(contentsOf: #","upstream_ms":"#.utf8)
+        if let upstreamMs { JSONBytes.ms(upstreamMs, to: &out) } else { out.append(contentsOf: "null".utf8) }
+        out.append(contentsOf: #","auth":""#.utf8); out.append(contentsOf: auth.rawValue.utf8)
+        out.append(contentsOf: #"","subject":"#.utf8); JSONBytes.optional(subject, to: &out)
+        out.append(contentsOf: #","decision":""#.utf8); out.append(contentsOf: decision.rawValue.utf8)
+        out.append(contentsOf: #"","reason":"#.utf8)
+        if let reason { out.append(0x22); out.append(contentsOf: reason.rawValue.utf8); out.append(0x22) } else { out.append(contentsOf: "null".utf8) }
+        out.append(contentsOf: #","user_agent":"#.utf8); JSONBytes.optional(userAgent, to: &out)
+        out.append(contentsOf: "}\n".utf8)
+    }
+}
+
+/// JSON values appended as bytes (strings escaped as ``JSONText`` does).
+public enum JSONBytes {
+    @inline(__always)
+    public static func string(_ value: String, to out: inout [UInt8]) {
+        for b in value.utf8 where b < 0x20 || b == 0x22 || b == 0x5C || b == 0x7F {
+            var s = ""
+            JSONText.appendString(value, to: &s)
+            out.append(contentsOf: s.utf8)
+            return
+        }
+        out.append(0x22)
+        out.append(contentsOf: value.utf8)
+        out.append(0x22)
+    }
+
+    @inline(__always)
+    public static func optional(_ value: String?, to out: inout [UInt8]) {
+        if let value { string(value, to: &out) } else { out.append(contentsOf: "null".utf8) }
+    }
+
+    public static func int(_ value: Int, to out: inout [UInt8]) {
+        if value < 0 { out.append(0x2D); int(-value, to: &out); return }
+        var buf: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var v = value, n = 0
+        withUnsafeMutableBytes(of: &buf) { p in
+            repeat { p[19 - n] = UInt8(48 + v % 10); v /= 10; n += 1 } while v > 0
+            out.append(contentsOf: p[(20 - n)...])
+        }
+    }
+
+    public static func digits(_ value: Int, width: Int, to out: inout [UInt8]) {
+        var d = 1
+        for _ in 1..<width { d *= 10 }
+        var v = value
+        while d > 0 { out.append(UInt8(48 + (v / d) % 10)); v %= d; d /= 10 }
+    }
+
+    /// Same as JSONText.milliseconds: three decimals.
+    public static func ms(_ value: Double, to out: inout [UInt8]) {
+        let micros = Int64((value * 1000).rounded())
+        if micros < 0 { out.append(contentsOf: JSONText.milliseconds(value).utf8); return }
+        int(Int(micros / 1000), to: &out)
+        out.append(0x2E)
+        digits(Int(micros % 1000), width: 3, to: &out)
     }
 }

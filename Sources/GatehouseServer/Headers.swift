@@ -13,11 +13,15 @@ struct HeaderList {
 
     /// Every value of `name`, joined with ", " (RFC 9110 §5.3), or nil when absent.
     func joined(_ name: String) -> String? {
+        let lowered = name.lowercased()
+        var first: String?
         var values: [String] = []
         forEach { key, value in
-            if HeaderRules.nameEquals(key, name.lowercased()) { values.append(String(cString: value)) }
+            guard HeaderRules.nameEquals(key, lowered) else { return }
+            if first == nil { first = String(cString: value) } else { values.append(String(cString: value)) }
         }
-        return values.isEmpty ? nil : values.joined(separator: ", ")
+        guard let first else { return nil }
+        return values.isEmpty ? first : ([first] + values).joined(separator: ", ")
     }
 
     func add(_ name: String, _ value: String) {
@@ -53,7 +57,24 @@ enum HeaderRules {
     /// Lowercased names listed in a `Connection` header value (they are hop-by-hop too).
     static func connectionTokens(_ value: String?) -> [String] {
         guard let value else { return [] }
+        // The usual values, without split/lowercased/array building per request.
+        if asciiEqualsIgnoringCase(value, "keep-alive") { return keepAliveToken }
+        if asciiEqualsIgnoringCase(value, "close") { return closeToken }
         return value.split(separator: ",").map { $0.trimmingSpaces().lowercased() }.filter { !$0.isEmpty }
+    }
+
+    private static let keepAliveToken = ["keep-alive"]
+    private static let closeToken = ["close"]
+
+    static func asciiEqualsIgnoringCase(_ value: String, _ lowercased: StaticString) -> Bool {
+        let a = value.utf8
+        guard a.count == lowercased.utf8CodeUnitCount else { return false }
+        var i = 0
+        for c in a {
+            if (c | (c >= 65 && c <= 90 ? 0x20 : 0)) != lowercased.utf8Start[i] { return false }
+            i += 1
+        }
+        return true
     }
 
     /// True when the NUL-terminated `name` equals `lowercased` ignoring ASCII case.

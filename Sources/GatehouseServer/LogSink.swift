@@ -48,6 +48,18 @@ final class LogSink: Sendable {
         }
     }
 
+    func append(bytes: [UInt8]) {
+        bytes.withUnsafeBufferPointer { bytes in
+            state.withLock { s in
+                if s.pending.count + bytes.count > LogSink.maxPending {
+                    dropped.add(1, ordering: .relaxed)
+                } else {
+                    s.pending.append(contentsOf: bytes)
+                }
+            }
+        }
+    }
+
     /// Asks the writer to reopen the file (after logrotate moved it) or switch to `path`.
     func reopen(path: String? = nil) {
         state.withLock { s in

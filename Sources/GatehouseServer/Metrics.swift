@@ -9,7 +9,7 @@ final class Metrics: Sendable {
 
     struct RequestKey: Hashable {
         var route: String
-        var statusClass: String
+        var statusClass: Int
         var decision: Decision
     }
 
@@ -50,7 +50,7 @@ final class Metrics: Sendable {
 
     func record(worker: Int, _ log: AccessLogRecord) {
         workers[worker].state.withLock { m in
-            let key = RequestKey(route: log.route ?? "", statusClass: "\(log.status / 100)xx", decision: log.decision)
+            let key = RequestKey(route: log.route ?? "", statusClass: log.status / 100, decision: log.decision)
             m.requests[key, default: 0] += 1
             if log.decision == .deny, let reason = log.reason { m.authFailures[reason, default: 0] += 1 }
             if let ms = log.upstreamMs, let upstream = log.upstream {
@@ -84,7 +84,7 @@ final class Metrics: Sendable {
         }
         var out = "# HELP gatehouse_requests_total Requests by route, status class and decision.\n# TYPE gatehouse_requests_total counter\n"
         for (key, n) in requests.sorted(by: { "\($0.key)" < "\($1.key)" }) {
-            out += "gatehouse_requests_total{route=\"\(label(key.route))\",status_class=\"\(key.statusClass)\",decision=\"\(key.decision.rawValue)\"} \(n)\n"
+            out += "gatehouse_requests_total{route=\"\(label(key.route))\",status_class=\"\(key.statusClass)xx\",decision=\"\(key.decision.rawValue)\"} \(n)\n"
         }
         out += "# HELP gatehouse_denials_total Refused requests by reason.\n# TYPE gatehouse_denials_total counter\n"
         for (reason, n) in failures.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {

@@ -80,6 +80,7 @@ final class ProxyExchange {
 
     private func use(_ pool: TargetPool) {
         self.pool = pool
+        if let evcon = pool.takeIdle() { return send(on: evcon, reused: true) }
         if let (evcon, reused) = pool.acquire({ [weak self] evcon in
             guard let self, self.state == .waiting else { pool.release(evcon, reusable: true); return }
             self.send(on: evcon, reused: true)
@@ -298,8 +299,11 @@ final class ProxyExchange {
         }
         state = .streaming
         log.status = status
-        let phrase = evhttp_request_get_response_code_line(ureq).map { String(cString: $0) } ?? Worker.reasonPhrase(status)
-        evhttp_send_reply_start(creq, Int32(status), phrase)
+        if let line = evhttp_request_get_response_code_line(ureq) {
+            evhttp_send_reply_start(creq, Int32(status), line)
+        } else {
+            evhttp_send_reply_start(creq, Int32(status), Worker.reasonPhrase(status))
+        }
         return 0
     }
 

@@ -42,6 +42,13 @@ final class TargetPool {
 
     func recordSuccess() { failuresInARow = 0 }
 
+    /// An idle kept-alive connection, if one is there (the common case: no closure needed).
+    func takeIdle() -> OpaquePointer? {
+        guard let evcon = idle.popLast() else { return nil }
+        active += 1
+        return evcon
+    }
+
     /// A connection now, or later through `ready` when the pool is at its cap.
     /// `reused` tells whether it carried a request before (a stale close is possible).
     func acquire(_ ready: @escaping (OpaquePointer) -> Void) -> (OpaquePointer, reused: Bool)? {

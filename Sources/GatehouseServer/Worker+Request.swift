@@ -142,13 +142,18 @@ extension Worker {
         }
         log.method = Worker.methodName(evhttp_request_get_command(req))
         if let uri = evhttp_request_get_uri(req) { log.rawTarget = String(cString: uri) }
-        log.httpVersion = "HTTP/\(req.pointee.major).\(req.pointee.minor)"
+        switch (req.pointee.major, req.pointee.minor) {
+        case (1, 1): log.httpVersion = "HTTP/1.1"
+        case (1, 0): log.httpVersion = "HTTP/1.0"
+        default: log.httpVersion = "HTTP/\(req.pointee.major).\(req.pointee.minor)"
+        }
         log.userAgent = headers["User-Agent"]
         log.referer = headers["Referer"]
     }
 
     func peerAddress(of req: Request) -> String {
         guard let evcon = evhttp_request_get_connection(req) else { return "" }
+        if let conn = connections[evcon] { return conn.peer }
         var address: UnsafeMutablePointer<CChar>?
         var port: UInt16 = 0
         evhttp_connection_get_peer(evcon, &address, &port)
@@ -217,12 +222,20 @@ extension Worker {
     /// Writes the access-log line and counts the request.
     func finishLog(_ log: inout AccessLogRecord, startNs: UInt64) {
         log.durationMs = Double(Clock.monotonicNs() - startNs) / 1_000_000
-        let line: String
         switch snapshot.config.accessLog.format {
-        case .json: line = log.json(timestamp: Clock.rfc3339(ms: log.startMs))
-        case .combined: line = log.combined(clfTimestamp: Clock.clf(ms: log.startMs))
+        case .json:
+            let second = log.startMs / 1000
+            if second != logSecond {
+                logSecond = second
+                let full = Clock.rfc3339(ms: second * 1000) // ...T15:44:55.000Z
+                logPrefix = Array(full.utf8.dropLast(4))    // ...T15:44:55.
+            }
+            logScratch.removeAll(keepingCapacity: true)
+            log.appendJSON(timestampPrefix: logPrefix, millis: Int(log.startMs % 1000), to: &logScratch)
+            shared.log.append(bytes: logScratch)
+        case .combined:
+            shared.log.append(log.combined(clfTimestamp: Clock.clf(ms: log.startMs)))
         }
-        shared.log.append(line)
         shared.metrics.record(worker: index, log)
     }
 

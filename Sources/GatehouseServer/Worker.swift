@@ -20,6 +20,7 @@ final class Worker: @unchecked Sendable {
     let shared: SharedState
     private(set) var snapshot: Snapshot
     private var pools: [String: TargetPool] = [:]
+    private var poolsByUpstream: [String: [TargetPool]] = [:]
     private var balancers: [String: UpstreamBalancer] = [:]
     var ids = RequestIDGenerator()
     /// This loop's verified-token cache (SPEC §5.1); entries of an older verifier are ignored.
@@ -29,10 +30,13 @@ final class Worker: @unchecked Sendable {
     var redisStore: RedisSessionStore?
     var redisSetting: SessionStoreSetting?
     var redisIdle: Int64 = 0
+    var logSecond: Int64 = -1
+    var logPrefix: [UInt8] = []
+    var logScratch: [UInt8] = []
     var inFlight = 0
     private(set) var draining = false
     private var bound: [OpaquePointer] = []
-    private var connections: [OpaquePointer: ClientConnection] = [:]
+    private(set) var connections: [OpaquePointer: ClientConnection] = [:]
     private let inbox = Mutex<[@Sendable (Worker) -> Void]>([])
     private var wakeEvent: OpaquePointer?
     private var drainPoll: OpaquePointer?
@@ -134,6 +138,7 @@ final class Worker: @unchecked Sendable {
             for t in targets { live.insert(t.key) }
         }
         pools = pools.filter { live.contains($0.key) }
+        poolsByUpstream.removeAll()
         balancers = balancers.filter { next.targets[$0.key] != nil }
     }
 
@@ -181,6 +186,13 @@ final class Worker: @unchecked Sendable {
 
     /// The pools of `upstream`'s targets, made on first use.
     func pools(for upstream: UpstreamSettings) -> [TargetPool] {
+        if let cached = poolsByUpstream[upstream.name] { return cached }
+        let made = makePools(for: upstream)
+        poolsByUpstream[upstream.name] = made
+        return made
+    }
+
+    private func makePools(for upstream: UpstreamSettings) -> [TargetPool] {
         (snapshot.targets[upstream.name] ?? []).map { target in
             if let pool = pools[target.key] {
                 pool.maxIdle = upstream.maxIdlePerWorker
@@ -233,6 +245,13 @@ final class Worker: @unchecked Sendable {
 final class ClientConnection {
     let evcon: OpaquePointer
     weak var worker: Worker?
+    /// The peer's address, read once per connection.
+    lazy var peer: String = {
+        var address: UnsafeMutablePointer<CChar>?
+        var port: UInt16 = 0
+        evhttp_connection_get_peer(evcon, &address, &port)
+        return address.map { String(cString: $0) } ?? ""
+    }()
     /// The exchange in flight on this connection, if any.
     var current: ProxyExchange?
     init(evcon: OpaquePointer, worker: Worker) {
