@@ -79,7 +79,8 @@ enum Decide {
                 if !CSRFCheck.allows(method: facts.method, secFetchSite: facts.secFetchSite, origin: facts.origin,
                                      host: facts.host, publicOrigin: config.server.publicOrigin,
                                      corsAllows: { policy?.allows(origin: $0) ?? false }) {
-                    return .refuse(.csrfRejected, .csrfRejected, route: route, status: 403, tried: .session)
+                    // Refused before authentication: logged with `auth: none` (SPEC §9).
+                    return .refuse(.csrfRejected, .csrfRejected, route: route, status: 403, tried: .none)
                 }
                 _ = sessions
                 guard SessionID.isWellFormed(cookie) else {

@@ -12,7 +12,7 @@ struct HeaderList {
     }
 
     /// Every value of `name`, joined with ", " (RFC 9110 §5.3), or nil when absent.
-    func joined(_ name: String) -> String? {
+    func joined(_ name: String, separator: String = ", ") -> String? {
         let lowered = name.lowercased()
         var first: String?
         var values: [String] = []
@@ -21,7 +21,7 @@ struct HeaderList {
             if first == nil { first = String(cString: value) } else { values.append(String(cString: value)) }
         }
         guard let first else { return nil }
-        return values.isEmpty ? first : ([first] + values).joined(separator: ", ")
+        return values.isEmpty ? first : ([first] + values).joined(separator: separator)
     }
 
     func add(_ name: String, _ value: String) {

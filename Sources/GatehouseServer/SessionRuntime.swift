@@ -26,8 +26,8 @@ final class SessionRuntime: Sendable {
         let clock: @Sendable () -> Int64 = { Clock.wallMs() / 1000 }
         var memory: MemorySessionStore? = nil
         if settings.store == .memory {
-            if let previous, previous.settings.store == .memory, previous.settings.idleTimeout == settings.idleTimeout,
-               let kept = previous.memoryStore {
+            if let previous, previous.settings.store == .memory, let kept = previous.memoryStore {
+                kept.idleTimeout = settings.idleTimeout   // a reload keeps every session
                 memory = kept
             } else {
                 memory = MemorySessionStore(idleTimeout: settings.idleTimeout, clock: clock)

@@ -39,7 +39,7 @@ extension Worker {
                                  accept: headers["Accept"], origin: headers["Origin"],
                                  accessControlRequestMethod: headers["Access-Control-Request-Method"],
                                  accessControlRequestHeaders: headers.joined("Access-Control-Request-Headers"))
-        if let sessions = config.sessions, let cookieHeader = headers.joined("Cookie") {
+        if let sessions = config.sessions, let cookieHeader = headers.joined("Cookie", separator: "; ") {
             facts.sessionCookie = sessions.cookie.value(inCookieHeader: cookieHeader)
             facts.secFetchSite = headers["Sec-Fetch-Site"]
         }

@@ -67,6 +67,7 @@ extension Worker {
         guard CSRFCheck.allowsUnsafe(secFetchSite: headers["Sec-Fetch-Site"], origin: origin, host: host,
                                      publicOrigin: config.server.publicOrigin,
                                      corsAllows: { config.cors?.allows(origin: $0) ?? false }) else {
+            log.auth = .none   // refused before authentication (SPEC §9)
             refuse(req, .csrfRejected, .csrfRejected, cors: cors, log: &log, startNs: startNs)
             return true
         }
@@ -75,7 +76,7 @@ extension Worker {
             return true
         }
         // keepalive and logout act on the caller's session.
-        let cookie = headers["Cookie"].flatMap { settings.cookie.value(inCookieHeader: $0) }
+        let cookie = headers.joined("Cookie", separator: "; ").flatMap { settings.cookie.value(inCookieHeader: $0) }
         guard let cookie, SessionID.isWellFormed(cookie) else {
             if isLogout { finishLogout(req, runtime: runtime, cors: cors, log: &log, startNs: startNs) } else {
                 refuse(req, .unauthorized, cookie == nil ? .missingCredentials : .sessionUnknown, cors: cors, log: &log, startNs: startNs)
@@ -124,7 +125,7 @@ extension Worker {
                     refuse(bound.value, .unauthorized, .sessionRevoked, cors: cors, log: &log, startNs: startNs)
                 case .active:
                     log.subject = record.subject
-                    store.touch(idHash: idHash, lastSeen: now) { [self] result in
+                    store.touch(idHash: idHash, lastSeen: Clock.sessionWriteSeconds()) { [self] result in
                         inFlight -= 1
                         if case .failure = result {
                             refuse(bound.value, .serviceUnavailable, .sessionStoreDown, cors: cors, log: &log, startNs: startNs)
@@ -212,7 +213,7 @@ extension Worker {
             return exitIfDrained()
         }
         let settings = runtime.settings
-        let now = Clock.wallMs() / 1000
+        let now = Clock.sessionWriteSeconds()
         let id = SessionID.generate()   // always fresh: a presented cookie is never adopted
         let roles = login.roles[username] ?? []
         let record = SessionRecord(idHash: id.idHash, subject: username, roles: roles, now: now,
@@ -265,7 +266,7 @@ extension Worker {
             // The idle timer: written at most every few seconds per session, not on every request.
             if case .success(let record?) = result, record.state(now: now, idleTimeout: runtime.settings.idleTimeout) == .active,
                now - record.lastSeen >= min(5, max(1, runtime.settings.idleTimeout / 4)) {
-                store.touch(idHash: idHash, lastSeen: now) { _ in }
+                store.touch(idHash: idHash, lastSeen: Clock.sessionWriteSeconds()) { _ in }
             }
             let plan = Decide.plan(afterSession: result, route: route, facts: facts, config: config, now: now)
             carryOut(plan, req: bound.value, facts: facts, target: target, host: host, log: log, startNs: startNs,
@@ -276,6 +277,10 @@ extension Worker {
 }
 
 extension Clock {
+    /// Session times are whole seconds: they are written rounded up and checked against the
+    /// current second rounded down, so a session never ends early (at most one second late).
+    static func sessionWriteSeconds() -> Int64 { (wallMs() + 999) / 1000 }
+
     /// RFC 3339 UTC with whole seconds, for `expires_at`.
     static func rfc3339Seconds(_ seconds: Int64) -> String {
         let withMs = rfc3339(ms: seconds * 1000)

@@ -74,8 +74,10 @@ public final class LoginThrottle: Sendable {
             if let lockedUntil = entry.lockedUntil {
                 return .refused(retryAfter: max(lockedUntil - now, 1))
             }
-            if entry.failures + entry.inFlight >= maxFailures {
-                // The limit would be reached if the checks in flight fail: wait for them.
+            // Checks in flight are bounded separately (twice the failure limit), so that several
+            // correct logins at once are not refused, while a burst of guesses fired before any
+            // failure is recorded still cannot exceed 3 × max_failures - 1 in one window.
+            if entry.inFlight >= 2 * maxFailures {
                 return .refused(retryAfter: 1)
             }
             entry.inFlight += 1

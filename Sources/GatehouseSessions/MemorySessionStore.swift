@@ -27,14 +27,19 @@ public final class MemorySessionStore: SessionStore, Sendable {
     /// Most records kept.
     public let capacity: Int
     /// `sessions.idle_timeout` in seconds, to tell which records are dead.
-    public let idleTimeout: Int64
+    /// Seconds without activity after which a session ends; a reload may change it.
+    public var idleTimeout: Int64 {
+        get { idle.load(ordering: .relaxed) }
+        set { idle.store(newValue, ordering: .relaxed) }
+    }
+    private let idle: Atomic<Int64>
     private let clock: @Sendable () -> Int64
     private let entries = Mutex<[String: Entry]>([:])
 
     /// An empty store. `clock` gives Unix seconds (tests inject their own).
     public init(capacity: Int = 100_000, idleTimeout: Int64, clock: @escaping @Sendable () -> Int64) {
         self.capacity = max(capacity, 1)
-        self.idleTimeout = idleTimeout
+        self.idle = Atomic(idleTimeout)
         self.clock = clock
     }
 

@@ -63,14 +63,23 @@ final class LoginThrottleTests: XCTestCase {
         XCTAssertEqual(throttle.admit(username: "alice", client: "10.0.0.1"), .allowed)
     }
 
-    func testAttemptsInFlightCountSoParallelGuessesCannotPassTheLimit() {
+    func testAttemptsInFlightAreBoundedAtTwiceTheLimitSoParallelGuessesStayBounded() {
         let clock = ManualClock()
         let throttle = LoginThrottle(maxFailures: 3, window: 60, clock: clock.function)
         let verdicts = (0..<10).map { _ in throttle.admit(username: "alice", client: "c") }
-        XCTAssertEqual(verdicts.filter { $0 == .allowed }.count, 3)
+        XCTAssertEqual(verdicts.filter { $0 == .allowed }.count, 6)
         XCTAssertEqual(verdicts.last, .refused(retryAfter: 1))
-        for _ in 0..<3 { throttle.finish(username: "alice", client: "c", outcome: .failed) }
+        for _ in 0..<6 { throttle.finish(username: "alice", client: "c", outcome: .failed) }
         XCTAssertEqual(throttle.admit(username: "alice", client: "c"), .refused(retryAfter: 60))
+    }
+
+    func testSimultaneousCorrectLoginsAreNotRefused() {
+        let clock = ManualClock()
+        let throttle = LoginThrottle(maxFailures: 5, window: 60, clock: clock.function)
+        let verdicts = (0..<8).map { _ in throttle.admit(username: "alice", client: "c") }
+        XCTAssertTrue(verdicts.allSatisfy { $0 == .allowed })
+        for _ in 0..<8 { throttle.finish(username: "alice", client: "c", outcome: .succeeded) }
+        XCTAssertEqual(throttle.admit(username: "alice", client: "c"), .allowed)
     }
 
     func testAbandonedAttemptsDoNotCount() {
@@ -86,6 +95,7 @@ final class LoginThrottleTests: XCTestCase {
     func testALostFinishDoesNotLockForever() {
         let clock = ManualClock()
         let throttle = LoginThrottle(maxFailures: 1, window: 60, clock: clock.function)
+        XCTAssertEqual(throttle.admit(username: "alice", client: "c"), .allowed)  // never finished
         XCTAssertEqual(throttle.admit(username: "alice", client: "c"), .allowed)  // never finished
         XCTAssertEqual(throttle.admit(username: "alice", client: "c"), .refused(retryAfter: 1))
         clock.advance(60)

@@ -162,9 +162,6 @@ def test_csrf_comes_before_authentication(setup):
     assert_csrf_refused(setup, resp, rid)
 
 
-@pytest.mark.xfail(strict=True, reason="gateway bug: CSRF refusals (403 csrf_rejected) log auth 'session' (Decide: tried: "
-                   ".session; endpoints set log.auth = .session first) although SPEC §7.2 puts the check before "
-                   "authentication and SPEC §9 says a request refused before authentication logs auth: none")
 def test_csrf_refusals_log_auth_none(setup):
     """SPEC §9: a request refused before authentication logs `auth: none`; SPEC §7.2: the CSRF
     check comes before authentication."""

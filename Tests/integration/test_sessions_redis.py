@@ -236,9 +236,6 @@ def test_redis_with_a_password(session_gateways, echo, tmp_path):
         server.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="gateway bug: /metrics has no session store error counter (SPEC §8 lists "
-                   "'session store errors'); after 503s from a stopped Redis no metric line mentions the store "
-                   "(503s are decision=error, so gatehouse_denials_total has no session_store_down either)")
 def test_metrics_count_session_store_errors(session_gateways, echo, redis):
     gw = session_gateways.start(upstream_url=echo.url, sessions=sessions_section(store=redis.url))
     cookie = gw.login_cookie("alice")
