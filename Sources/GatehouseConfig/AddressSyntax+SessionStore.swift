@@ -1,3 +1,5 @@
+import GatehouseSessions
+
 /// `sessions.store` (SPEC §2): `memory` or `redis://[:password@]host[:port][/db]`. The password
 /// is a secret: no message repeats it.
 extension AddressSyntax {
@@ -60,7 +62,7 @@ extension AddressSyntax {
         }
         let encoded = userInfo[userInfo.index(after: colon)...]
         guard !encoded.isEmpty else { return .failure(SyntaxError("the Redis password after \":\" is empty")) }
-        guard let bytes = percentDecoded(encoded.utf8), let password = String(validating: bytes, as: UTF8.self),
+        guard let bytes = PercentEncoding.decode(encoded.utf8, plusAsSpace: false), let password = String(validating: bytes, as: UTF8.self),
               !password.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
             return .failure(SyntaxError(
                 "the Redis password is not valid percent-encoded text (write % as %25, @ as %40, / as %2F)"))
@@ -81,32 +83,6 @@ extension AddressSyntax {
             return .failure(SyntaxError("expected a database number after the host, like /0\(shown)"))
         }
         return .success(db)
-    }
-
-    /// `%XX` escapes decoded; nil for a `%` without two hex digits.
-    private static func percentDecoded(_ text: Substring.UTF8View) -> [UInt8]? {
-        var out: [UInt8] = []
-        var index = text.startIndex
-        while index != text.endIndex {
-            let byte = text[index]
-            text.formIndex(after: &index)
-            guard byte == UInt8(ascii: "%") else { out.append(byte); continue }
-            guard index != text.endIndex, let high = hexValue(text[index]) else { return nil }
-            text.formIndex(after: &index)
-            guard index != text.endIndex, let low = hexValue(text[index]) else { return nil }
-            text.formIndex(after: &index)
-            out.append(high << 4 | low)
-        }
-        return out
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-        default: return nil
-        }
     }
 
     /// `text` with the user info of a `scheme://user:password@host` URL replaced by `***`.

@@ -33,3 +33,13 @@ public enum Units {
         return value * factor
     }
 }
+
+extension String {
+    /// `self` without leading and trailing characters that are in `set` (no Foundation).
+    public func trimmingCharacters(in set: String) -> String {
+        var s = Substring(self)
+        while let f = s.first, set.contains(f) { s = s.dropFirst() }
+        while let l = s.last, set.contains(l) { s = s.dropLast() }
+        return String(s)
+    }
+}

@@ -1,5 +1,5 @@
 /// Percent-encoding (RFC 3986 §2.1) as the record codec and the login form need it.
-enum PercentEncoding {
+public enum PercentEncoding {
     /// Every byte outside the unreserved set (`A-Z a-z 0-9 - . _ ~`) as `%XX`.
     static func encode(_ text: String) -> String {
         let hex = Array("0123456789ABCDEF".utf8)
@@ -20,7 +20,7 @@ enum PercentEncoding {
     /// The bytes `%XX` escapes stand for (and `+` for a space when `plusAsSpace`, as in
     /// `application/x-www-form-urlencoded`); nil for a `%` not followed by two hex digits.
     /// Stops with nil once the output would exceed `limit` bytes.
-    static func decode(_ text: some Collection<UInt8>, plusAsSpace: Bool, limit: Int = .max) -> [UInt8]? {
+    public static func decode(_ text: some Collection<UInt8>, plusAsSpace: Bool, limit: Int = .max) -> [UInt8]? {
         var out: [UInt8] = []
         var index = text.startIndex
         while index != text.endIndex {

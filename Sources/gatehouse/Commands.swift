@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import GatehouseConfig
+import GatehouseCore
 import GatehouseServer
 import GatehouseSessions
 
@@ -115,15 +116,6 @@ enum FileOutput {
                 offset += n
             }
         }
-    }
-}
-
-extension String {
-    func trimmingCharacters(in set: String) -> String {
-        var s = Substring(self)
-        while let f = s.first, set.contains(f) { s = s.dropFirst() }
-        while let l = s.last, set.contains(l) { s = s.dropLast() }
-        return String(s)
     }
 }
 
