@@ -7,26 +7,7 @@ import XCTest
 
 /// The values built from the `jwt`, `identity_headers` and `cors` sections and from the routes'
 /// `require`, `issuers`, `login_redirect` and `cors` keys.
-final class AuthConfigTests: XCTestCase {
-    private var directory = ""
-
-    override func setUpWithError() throws {
-        directory = NSTemporaryDirectory() + "gatehouse-auth-config-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(atPath: directory)
-    }
-
-    @discardableResult
-    private func write(_ name: String, _ text: String) throws -> String {
-        let path = "\(directory)/\(name)"
-        try FileManager.default.createDirectory(atPath: ConfigPaths.directory(of: path), withIntermediateDirectories: true)
-        try text.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
-    }
-
+final class AuthConfigTests: ConfigFileTestCase {
     private func load(_ path: String, environment: [String: String] = [:]) -> ConfigLoadResult {
         ConfigLoader.load(path: path, cpuCount: 1, cwd: "/", environment: { environment[$0] })
     }

@@ -5,27 +5,7 @@ import XCTest
 @testable import GatehouseConfig
 
 /// Values of loaded configs: defaults, resolved paths, parsed addresses and routes.
-final class ConfigLoaderTests: XCTestCase {
-    private var directory = ""
-
-    override func setUpWithError() throws {
-        directory = NSTemporaryDirectory() + "gatehouse-config-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(atPath: directory)
-    }
-
-    /// Writes `text` to `name` under the temp directory, creating folders; returns the path.
-    @discardableResult
-    private func write(_ name: String, _ text: String) throws -> String {
-        let path = "\(directory)/\(name)"
-        try FileManager.default.createDirectory(atPath: ConfigPaths.directory(of: path), withIntermediateDirectories: true)
-        try text.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
-    }
-
+final class ConfigLoaderTests: ConfigFileTestCase {
     private func loadValid(_ path: String, cpuCount: Int = 2, file: StaticString = #filePath,
                            line: UInt = #line) throws -> GatewayConfig {
         let result = ConfigLoader.load(path: path, cpuCount: cpuCount)

@@ -5,26 +5,7 @@ import XCTest
 
 /// The values built from the `sessions` section: defaults, the store URL, roles, the password
 /// verifier over the users file, and the gateway endpoint paths.
-final class SessionsConfigTests: XCTestCase {
-    private var directory = ""
-
-    override func setUpWithError() throws {
-        directory = NSTemporaryDirectory() + "gatehouse-sessions-config-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(atPath: directory)
-    }
-
-    @discardableResult
-    private func write(_ name: String, _ text: String) throws -> String {
-        let path = "\(directory)/\(name)"
-        try FileManager.default.createDirectory(atPath: ConfigPaths.directory(of: path), withIntermediateDirectories: true)
-        try text.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
-    }
-
+final class SessionsConfigTests: ConfigFileTestCase {
     private func load(_ path: String, cwd: String = "/") -> ConfigLoadResult {
         ConfigLoader.load(path: path, cpuCount: 1, cwd: cwd, environment: { _ in nil })
     }
