@@ -84,7 +84,7 @@ extension JWK {
             keyType = .oct
             let k = try Self.bytes(object, "k")
             bits = k.count * 8
-            material = .hmac(SymmetricKey(data: k))
+            material = .hmac(HMACKey(secret: k))
         default:
             throw JWKError("\"kty\" \"\(kty)\" is not supported (RSA, EC, OKP, oct)")
         }

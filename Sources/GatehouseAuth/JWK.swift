@@ -18,7 +18,7 @@ public struct JWK: Sendable {
         case p256(P256.Signing.PublicKey)
         case p384(P384.Signing.PublicKey)
         case ed25519(Curve25519.Signing.PublicKey)
-        case hmac(SymmetricKey)
+        case hmac(HMACKey)
     }
 
     /// The key id (`kid`), matched against a token header's `kid`.
@@ -40,7 +40,7 @@ public struct JWK: Sendable {
         self.use = nil
         self.keyType = .oct
         self.sizeInBits = secret.count * 8
-        self.material = .hmac(SymmetricKey(data: secret))
+        self.material = .hmac(HMACKey(secret: secret))
     }
 
     init(kid: String?, alg: JWSAlgorithm?, use: String?, keyType: KeyType, sizeInBits: Int, material: Material) {
@@ -68,15 +68,18 @@ public struct JWK: Sendable {
     /// Checks `signature` over the JWS signing input with `algorithm`. False for any key type
     /// that does not match the algorithm, and for signatures of the wrong length.
     func isValidSignature(_ signature: [UInt8], for input: UnsafeRawBufferPointer, algorithm: JWSAlgorithm) -> Bool {
+        signature.withUnsafeBytes { isValidSignature($0, for: input, algorithm: algorithm) }
+    }
+
+    /// Checks `signature` over the JWS signing input with `algorithm`. False for any key type
+    /// that does not match the algorithm, and for signatures of the wrong length.
+    func isValidSignature(_ signature: UnsafeRawBufferPointer, for input: UnsafeRawBufferPointer,
+                          algorithm: JWSAlgorithm) -> Bool {
         guard canVerify(algorithm), !signature.isEmpty else { return false }
         switch material {
         case .hmac(let key):
-            // Constant-time comparison inside swift-crypto.
-            switch algorithm.hash {
-            case .sha256: return HMAC<SHA256>.isValidAuthenticationCode(signature, authenticating: input, using: key)
-            case .sha384: return HMAC<SHA384>.isValidAuthenticationCode(signature, authenticating: input, using: key)
-            case .sha512: return HMAC<SHA512>.isValidAuthenticationCode(signature, authenticating: input, using: key)
-            }
+            // Precomputed inner and outer states; constant-time comparison, length must match.
+            return key.isValidAuthenticationCode(signature, for: input, hash: algorithm.hash)
         case .rsa(let key):
             // PSS: MGF1 with the same hash, salt as long as the hash (RFC 7518 §3.5).
             let padding: _RSA.Signing.Padding = algorithm.family == .rsaPSS ? .PSS : .insecurePKCS1v1_5

@@ -71,19 +71,45 @@ public final class JWTVerifier: Sendable {
     }
 
     private func check(bytes: UnsafeRawBufferPointer, now: Int64, allowedIssuers: Set<String>?) -> Outcome {
+        // 2. Shape: header.payload.signature (exactly two dots), each canonical base64url.
+        var firstDot = -1, secondDot = -1
+        for index in 0..<bytes.count where bytes[index] == UInt8(ascii: ".") {
+            if firstDot < 0 { firstDot = index } else if secondDot < 0 { secondDot = index } else { secondDot = -1; break }
+        }
+        guard secondDot >= 0 else { return Outcome(result: .failure(.malformedToken)) }
+        let headerText = UnsafeRawBufferPointer(rebasing: bytes[..<firstDot])
+        let payloadText = UnsafeRawBufferPointer(rebasing: bytes[(firstDot + 1)..<secondDot])
+        let signatureText = UnsafeRawBufferPointer(rebasing: bytes[(secondDot + 1)...])
+        guard let headerCount = Base64URL.decodedCount(headerText.count),
+              let payloadCount = Base64URL.decodedCount(payloadText.count),
+              let signatureCount = Base64URL.decodedCount(signatureText.count)
+        else { return Outcome(result: .failure(.malformedToken)) }
+        // The three parts decode into one scratch buffer (on the stack for ordinary tokens): the
+        // header and claims are parsed straight from it and the signature checked in place.
+        let total = headerCount + payloadCount + signatureCount
+        return withUnsafeTemporaryAllocation(byteCount: max(total, 1), alignment: 1) { scratch in
+            let header = UnsafeMutableRawBufferPointer(rebasing: scratch[..<headerCount])
+            let payload = UnsafeMutableRawBufferPointer(rebasing: scratch[headerCount..<(headerCount + payloadCount)])
+            let signature = UnsafeMutableRawBufferPointer(rebasing: scratch[(headerCount + payloadCount)..<total])
+            guard Base64URL.decode(headerText, into: header),
+                  Base64URL.decode(payloadText, into: payload),
+                  Base64URL.decode(signatureText, into: signature)
+            else { return Outcome(result: .failure(.malformedToken)) }
+            return check(header: UnsafeRawBufferPointer(header), payload: UnsafeRawBufferPointer(payload),
+                         signature: UnsafeRawBufferPointer(signature),
+                         signingInput: UnsafeRawBufferPointer(rebasing: bytes[..<secondDot]),
+                         now: now, allowedIssuers: allowedIssuers)
+        }
+    }
+
+    /// Steps 2 (the header a JSON object) to 6, on the decoded parts.
+    private func check(header headerBytes: UnsafeRawBufferPointer, payload payloadBytes: UnsafeRawBufferPointer,
+                       signature: UnsafeRawBufferPointer, signingInput: UnsafeRawBufferPointer,
+                       now: Int64, allowedIssuers: Set<String>?) -> Outcome {
         func fail(_ reason: Reason, after issuer: String? = nil) -> Outcome {
             Outcome(result: .failure(reason), gatedIssuer: issuer)
         }
-
-        // 2. Shape: header.payload.signature, each canonical base64url; the header a JSON object.
-        guard let firstDot = bytes.firstIndex(of: UInt8(ascii: ".")),
-              let secondDot = bytes[(firstDot + 1)...].firstIndex(of: UInt8(ascii: ".")),
-              bytes[(secondDot + 1)...].firstIndex(of: UInt8(ascii: ".")) == nil,
-              let headerBytes = Base64URL.decode(UnsafeRawBufferPointer(rebasing: bytes[..<firstDot])),
-              let payloadBytes = Base64URL.decode(UnsafeRawBufferPointer(rebasing: bytes[(firstDot + 1)..<secondDot])),
-              let signature = Base64URL.decode(UnsafeRawBufferPointer(rebasing: bytes[(secondDot + 1)...])),
-              case .object(let header)? = try? JSONParser.parse(headerBytes)
-        else { return fail(.malformedToken) }
+        guard case .object(let header)? = try? JSONParser.parse(headerBytes) else { return fail(.malformedToken) }
 
         // 3. Algorithm and critical extensions: header-only checks, before the claims are parsed.
         guard case .string(let algName)? = header["alg"], let alg = JWSAlgorithm(rawValue: algName) else {
@@ -115,7 +141,6 @@ public final class JWTVerifier: Sendable {
         case .string(let value)?: kid = value
         default: return fail(.malformedToken, after: gated)
         }
-        let signingInput = UnsafeRawBufferPointer(rebasing: bytes[..<secondDot])
         var kidFound = false
         var verified = false
         for key in issuer.keys.keys {
