@@ -50,6 +50,9 @@ public enum Explainer {
         guard let normalized = PathNormalizer.normalize(target: target, policy: config.server.pathPolicy) else {
             return Explanation(route: nil, normalizedPath: nil, decision: .deny, status: 400, reason: .pathRejected)
         }
+        if let endpoint = config.sessions?.endpoint(at: normalized.path) {
+            return explainEndpoint(endpoint, config: config, method: method.uppercased(), path: normalized.path, header: header)
+        }
         let facts = RequestFacts(method: method.uppercased(), target: normalized, host: normalized.authority ?? header("Host"),
                                  authorization: header("Authorization"), accept: header("Accept"), origin: header("Origin"),
                                  accessControlRequestMethod: header("Access-Control-Request-Method"),
@@ -98,5 +101,29 @@ public enum Explainer {
             return Explanation(route: route.name, normalizedPath: normalized.path, decision: .deny, status: 403,
                                reason: .corsRejected, requirement: requirement(route), upstream: route.upstream)
         }
+    }
+
+    /// The gateway's own login, keepalive and logout endpoints (SPEC §3 step 4): POST only,
+    /// their preflights answered by the global CORS policy.
+    private static func explainEndpoint(_ endpoint: SessionEndpoint, config: GatewayConfig, method: String, path: String,
+                                        header: (String) -> String?) -> Explanation {
+        var e = Explanation(route: nil, normalizedPath: path, decision: .allow, status: nil, reason: nil)
+        if method == "OPTIONS", let origin = header("Origin"), let requested = header("Access-Control-Request-Method") {
+            if let policy = config.cors,
+               case .allow = policy.preflight(origin: origin, method: requested, requestHeaders: header("Access-Control-Request-Headers")) {
+                e.decision = .preflight
+                e.status = 204
+            } else {
+                e.decision = .deny
+                e.status = 403
+                e.reason = .corsRejected
+            }
+        } else if method != "POST" {
+            e.decision = .deny
+            e.status = 404
+            e.reason = .noRoute
+        }
+        e.note = "the gateway's own \(endpoint.rawValue) endpoint" + (method == "POST" ? " (CSRF-checked; answered by the gateway, never forwarded)" : "")
+        return e
     }
 }

@@ -398,7 +398,8 @@ final class ProxyExchange {
     private func fail(_ error: GatewayError, _ reason: Reason) {
         guard let creq = clientRequest else { return finish() }
         clientRequest = nil
-        worker.refuse(creq, error, reason, log: &log, startNs: startNs)
+        // The route's CORS policy applies to its upstream failures too (none when it is off).
+        worker.refuse(creq, error, reason, cors: cors ?? [], log: &log, startNs: startNs)
         finish(logged: true)
     }
 

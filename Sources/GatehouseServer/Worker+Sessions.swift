@@ -46,7 +46,6 @@ extension Worker {
         let origin = headers["Origin"]
         let cors = config.cors?.responseHeaders(origin: origin) ?? []
         log.route = nil
-        log.auth = .session
 
         // Their preflights are answered by the global CORS policy.
         if log.method == "OPTIONS", let origin, let requested = headers["Access-Control-Request-Method"] {
@@ -63,6 +62,7 @@ extension Worker {
             refuse(req, .notFound, .noRoute, cors: cors, log: &log, startNs: startNs)
             return true
         }
+        log.auth = .session
         let host = headers["Host"]
         guard CSRFCheck.allowsUnsafe(secFetchSite: headers["Sec-Fetch-Site"], origin: origin, host: host,
                                      publicOrigin: config.server.publicOrigin,

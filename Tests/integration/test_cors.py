@@ -744,8 +744,7 @@ UPSTREAM_FAILURE_POLICY_BUG = (
 
 
 def _route_failure(status, path, origin, policy, bug):
-    marks = [pytest.mark.xfail(reason=UPSTREAM_FAILURE_POLICY_BUG, strict=True)] if bug else []
-    return pytest.param(status, path, origin, policy, marks=marks,
+    return pytest.param(status, path, origin, policy,
                         id=f"{status}-{path.strip('/').split('/')[0]}-{'route-origin' if origin == GET_ORIGIN else 'global-origin'}")
 
 
@@ -817,7 +816,6 @@ ENDPOINT_AUTH_BUG = ("gateway bug: a preflight to a gateway endpoint (login/keep
     pytest.param(EVIL_ORIGIN, False, id="refused"),
     pytest.param(GLOBAL_ORIGIN, True, id="allowed"),
 ])
-@pytest.mark.xfail(reason=ENDPOINT_AUTH_BUG, strict=True)
 def test_gateway_endpoint_preflight_logs_auth_none(env, origin, allowed):
     resp, rid = env.preflight("/login", origin, "POST")
     assert resp.status == (204 if allowed else 403), resp
@@ -1004,11 +1002,9 @@ EXPLAIN_CASES = [
     # The gateway endpoints answer their preflights under the global policy (SPEC §3 step 4;
     # the server does, see test_gateway_endpoint_preflight_uses_the_global_policy).
     pytest.param("OPTIONS", "/login", [("Origin", GLOBAL_ORIGIN), ("Access-Control-Request-Method", "POST")],
-                 None, "preflight", 204, None, id="login-endpoint-allowed-preflight",
-                 marks=pytest.mark.xfail(reason=EXPLAIN_ENDPOINT_BUG, strict=True)),
+                 None, "preflight", 204, None, id="login-endpoint-allowed-preflight"),
     pytest.param("OPTIONS", "/login", [("Origin", EVIL_ORIGIN), ("Access-Control-Request-Method", "POST")],
-                 None, "deny", 403, "cors_rejected", id="login-endpoint-refused-preflight",
-                 marks=pytest.mark.xfail(reason=EXPLAIN_ENDPOINT_BUG, strict=True)),
+                 None, "deny", 403, "cors_rejected", id="login-endpoint-refused-preflight"),
 ]
 
 
