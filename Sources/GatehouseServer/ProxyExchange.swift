@@ -9,7 +9,9 @@ import GatehousePolicy
 /// the response back with backpressure, and ends with exactly one access-log line.
 ///
 /// Threading: lives on its worker's loop. It keeps itself alive (one retain) from `start()` to
-/// `finish()`; evhttp callbacks reach it through that unretained pointer.
+/// `finish()`; evhttp callbacks reach it through that unretained pointer. The upstream side is
+/// an `UpstreamConnection`, which calls `upstreamHead`, `upstreamBody`, `upstreamComplete` and
+/// `upstreamFailed`.
 final class ProxyExchange {
     private unowned let worker: Worker
     private var clientRequest: Request?
@@ -28,15 +30,14 @@ final class ProxyExchange {
     private enum State { case waiting, sent, streaming, done }
     private var state = State.waiting
     private var pool: TargetPool?
-    private var evcon: OpaquePointer?
-    private var upstreamRequest: Request?
+    private var upstreamConnection: UpstreamConnection?
     private var reused = false
     private var retriedStale = false
     private var triedNextTarget = false
-    private var upstreamError: evhttp_request_error?
     private var sentNs: UInt64 = 0
-    private var connectTimer: OpaquePointer?
     private var paused = false
+    /// The request head as written to the upstream (kept for a retry).
+    private var requestHead: [UInt8] = []
     private var selfRetain: Unmanaged<ProxyExchange>?
 
     /// Client output above this pauses reading from the upstream (SPEC §7.1: streamed, bounded).
@@ -80,62 +81,48 @@ final class ProxyExchange {
 
     private func use(_ pool: TargetPool) {
         self.pool = pool
-        if let evcon = pool.takeIdle() { return send(on: evcon, reused: true) }
-        if let (evcon, reused) = pool.acquire({ [weak self] evcon in
-            guard let self, self.state == .waiting else { pool.release(evcon, reusable: true); return }
-            self.send(on: evcon, reused: true)
+        if let connection = pool.takeIdle() { return send(on: connection, reused: true) }
+        if let (connection, reused) = pool.acquire({ [weak self] connection in
+            guard let self, self.state == .waiting else { pool.release(connection); return }
+            self.send(on: connection, reused: connection.carriedRequest)
         }) {
-            send(on: evcon, reused: reused)
+            send(on: connection, reused: reused)
         }
     }
 
     // MARK: sending
 
-    private func send(on evcon: OpaquePointer, reused: Bool) {
+    private func send(on connection: UpstreamConnection, reused: Bool) {
         guard let creq = clientRequest else { return }
-        self.evcon = evcon
+        upstreamConnection = connection
         self.reused = reused
-        let ureq = evhttp_request_new({ req, arg in
-            Unmanaged<ProxyExchange>.fromOpaque(arg!).takeUnretainedValue().upstreamDone(req)
-        }, context)!
-        upstreamRequest = ureq
-        evhttp_request_set_header_cb(ureq, { req, arg in
-            Unmanaged<ProxyExchange>.fromOpaque(arg!).takeUnretainedValue().upstreamHead(req!)
-        })
-        evhttp_request_set_chunked_cb(ureq, { req, arg in
-            Unmanaged<ProxyExchange>.fromOpaque(arg!).takeUnretainedValue().upstreamChunk(req!)
-        })
-        evhttp_request_set_error_cb(ureq, { error, arg in
-            Unmanaged<ProxyExchange>.fromOpaque(arg!).takeUnretainedValue().upstreamError = error
-        })
-        copyRequestHeaders(from: creq, to: ureq)
+        if requestHead.isEmpty { writeRequestHead(for: creq) }
         let body = evhttp_request_get_input_buffer(creq)
-        let bodyLength = evbuffer_get_length(body)
-        if bodyLength > 0 {
-            // Keep the client's bytes while a retry is still possible; otherwise move them.
-            if isIdempotent && !retriedStale {
-                evbuffer_add_buffer_reference(evhttp_request_get_output_buffer(ureq), body)
-            } else {
-                evbuffer_add_buffer(evhttp_request_get_output_buffer(ureq), body)
-            }
-        }
-        var uri = target.path
-        if let query = target.query { uri += "?" + query }
         state = .sent
         sentNs = Clock.monotonicNs()
-        if evhttp_make_request(evcon, ureq, method, uri) != 0 {
-            upstreamRequest = nil
-            releaseConnection(reusable: false)
-            return fail(.badGateway, .upstreamError)
+        // The client's bytes stay where evhttp put them (a reference, not a copy): a retry on
+        // a fresh connection or the next target sends them again.
+        let keepBody = true
+        requestHead.withUnsafeBytes { head in
+            connection.send(for: self, head: head, body: body, keepBody: keepBody, isHead: method == EVHTTP_REQ_HEAD,
+                            connectTimeoutMs: upstream.connectTimeoutMs, timeoutMs: upstream.timeoutMs)
         }
-        if !reused { armConnectTimer() }
     }
 
+    /// The request line and headers, written straight into `requestHead`.
     /// SPEC §7.1: the client's headers minus hop-by-hop ones, spoofed identity headers and what
     /// the gateway sets itself; plus Host, X-Forwarded-*, X-Request-Id.
-    private func copyRequestHeaders(from creq: Request, to ureq: Request) {
+    private func writeRequestHead(for creq: Request) {
+        var out = RequestHeadWriter(capacity: 1024)
+        out.append(ProxyExchange.methodName(method))
+        out.append(" ")
+        out.append(target.path)
+        if let query = target.query {
+            out.append("?")
+            out.append(query)
+        }
+        out.append(" HTTP/1.1\r\n")
         let input = HeaderList(evhttp_request_get_input_headers(creq))
-        let output = HeaderList(evhttp_request_get_output_headers(ureq))
         let named = HeaderRules.connectionTokens(input.joined("Connection"))
         let strip = route.stripAuthorization
         let identityNames = worker.snapshot.config.identityHeaders.allNames
@@ -144,7 +131,7 @@ final class ProxyExchange {
             if let sessionCookie, HeaderRules.nameEquals(name, "cookie") {
                 // The gateway's own cookie never reaches the upstream (SPEC §5.3); other cookies do.
                 if let rest = sessionCookie.strippingSelf(fromCookieHeader: String(cString: value)) {
-                    output.add("Cookie", rest)
+                    out.header("Cookie", rest)
                 }
                 return
             }
@@ -153,33 +140,51 @@ final class ProxyExchange {
             for dropped in identityNames where HeaderRules.nameEqualsFoldingUnderscore(name, dropped) { return }
             if strip && HeaderRules.nameEquals(name, "authorization") { return }
             for token in named where HeaderRules.nameEquals(name, token) { return }
-            evhttp_add_header(output.queue, name, value)
+            out.header(name, value)
         }
         let originalHost = host
         if upstream.preserveHost, let originalHost {
-            output.add("Host", originalHost)
+            out.header("Host", originalHost)
         } else {
-            output.add("Host", pool!.target.target.hostHeader)
+            out.header("Host", pool!.target.target.hostHeader)
         }
         let peer = worker.peerAddress(of: creq)
         let trusted = worker.snapshot.config.server.trustedProxies
-        output.add("X-Forwarded-For", ForwardedFor.outgoing(peer: peer, incoming: input.joined("X-Forwarded-For"), trusted: trusted))
-        output.add("X-Forwarded-Proto", "http")
-        if let originalHost { output.add("X-Forwarded-Host", originalHost) }
-        output.add("X-Request-Id", log.requestID)
-        if let identity { addIdentityHeaders(identity, to: output) }
+        out.header("X-Forwarded-For", ForwardedFor.outgoing(peer: peer, incoming: input.joined("X-Forwarded-For"), trusted: trusted))
+        out.header("X-Forwarded-Proto", "http")
+        if let originalHost { out.header("X-Forwarded-Host", originalHost) }
+        out.header("X-Request-Id", log.requestID)
+        if let identity { addIdentityHeaders(identity, to: &out) }
         let length = evbuffer_get_length(evhttp_request_get_input_buffer(creq))
         if length > 0 || method == EVHTTP_REQ_POST || method == EVHTTP_REQ_PUT || method == EVHTTP_REQ_PATCH {
-            output.add("Content-Length", String(length))
+            out.header("Content-Length", String(length))
+        }
+        out.append("\r\n")
+        requestHead = out.bytes
+    }
+
+    /// The request method as sent upstream (the methods evhttp accepts).
+    static func methodName(_ method: evhttp_cmd_type) -> StaticString {
+        switch method {
+        case EVHTTP_REQ_GET: return "GET"
+        case EVHTTP_REQ_POST: return "POST"
+        case EVHTTP_REQ_HEAD: return "HEAD"
+        case EVHTTP_REQ_PUT: return "PUT"
+        case EVHTTP_REQ_DELETE: return "DELETE"
+        case EVHTTP_REQ_OPTIONS: return "OPTIONS"
+        case EVHTTP_REQ_TRACE: return "TRACE"
+        case EVHTTP_REQ_CONNECT: return "CONNECT"
+        case EVHTTP_REQ_PATCH: return "PATCH"
+        default: return "GET"
         }
     }
 
     /// SPEC §2 `identity_headers`: subject, roles (comma-separated), method, extra claims.
     /// Values with control characters are left out rather than sent broken.
-    private func addIdentityHeaders(_ identity: Identity, to output: HeaderList) {
+    private func addIdentityHeaders(_ identity: Identity, to output: inout RequestHeadWriter) {
         let names = worker.snapshot.config.identityHeaders
         func add(_ name: String, _ value: String) {
-            if value.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x7F }) { output.add(name, value) }
+            if value.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x7F }) { output.header(name, value) }
         }
         if let subject = identity.subject { add(names.subject, subject) }
         // A role with a comma in it would read as two roles: it is left out of the header.
@@ -216,156 +221,117 @@ final class ProxyExchange {
     /// Response headers never copied (lowercase); the gateway sets its own request id.
     static let responseDropped: [String] = HeaderRules.hopByHop + ["x-request-id"]
 
-    // MARK: connect timeout
-
-    /// libevent 2.1 has one timeout for connect and I/O; `connect_timeout` is ours.
-    private func armConnectTimer() {
-        connectTimer = gh_timer_new(worker.base, 0, { _, _, arg in
-            Unmanaged<ProxyExchange>.fromOpaque(arg!).takeUnretainedValue().connectTimerFired()
-        }, context)
-        _ = gh_timer_add_ms(connectTimer, upstream.connectTimeoutMs)
-    }
-
-    private func cancelConnectTimer() {
-        if let timer = connectTimer {
-            event_free(timer)
-            connectTimer = nil
-        }
-    }
-
-    private func connectTimerFired() {
-        cancelConnectTimer()
-        guard state == .sent, let evcon else { return }
-        let fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon))
-        var address = sockaddr_storage()
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let connected = fd >= 0 && withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) == 0 }
-        }
-        if connected { return }
-        if let ureq = upstreamRequest {
-            upstreamRequest = nil
-            state = .waiting
-            evhttp_cancel_request(ureq)
-        }
-        pool?.recordConnectFailure()
-        releaseConnection(reusable: false)
-        if tryNextTarget() { return }
-        fail(.gatewayTimeout, .upstreamTimeout)
-    }
-
     // MARK: receiving
 
-    private func upstreamHead(_ ureq: Request) -> Int32 {
-        guard state == .sent, let creq = clientRequest else { return -1 }
-        cancelConnectTimer()
+    /// The upstream's response head: the client's reply starts. False refuses the response
+    /// (the connection is then dropped and `upstreamFailed(.badResponse)` follows).
+    func upstreamHead(_ response: UpstreamResponseParser) -> Bool {
+        guard state == .sent, let creq = clientRequest else { return false }
         pool?.recordSuccess()
-        let status = Int(evhttp_request_get_response_code(ureq))
+        let status = response.status
         log.upstreamStatus = status
         log.upstreamMs = Double(Clock.monotonicNs() - sentNs) / 1_000_000
-        let input = HeaderList(evhttp_request_get_input_headers(ureq))
         let output = HeaderList(evhttp_request_get_output_headers(creq))
-        let named = HeaderRules.connectionTokens(input.joined("Connection"))
+        let named = HeaderRules.connectionTokens(response.joined("connection"))
         let replaceCORS = cors != nil
-        var contentLength: String? = nil
-        var conflictingLength = false
-        input.forEach { name, value in
+        var seenLength = false
+        response.forEachHeader { name, value in
             for dropped in ProxyExchange.responseDropped where HeaderRules.nameEquals(name, dropped) { return }
             if HeaderRules.nameEquals(name, "content-length") {
-                // RFC 9112 §6.3: identical repeats collapse to one; different ones are a bad response.
-                let v = String(cString: value)
-                if let seen = contentLength {
-                    if seen != v { conflictingLength = true }
-                    return
-                }
-                contentLength = v
+                // RFC 9112 §6.3: identical repeats collapse to one (the parser refuses different ones).
+                if seenLength { return }
+                seenLength = true
             }
             for token in named where HeaderRules.nameEquals(name, token) { return }
             if replaceCORS && HeaderRules.isCORSResponseHeader(name) { return }
             evhttp_add_header(output.queue, name, value)
-        }
-        if conflictingLength {
-            evhttp_clear_headers(output.queue)
-            retriedStale = true   // the same upstream would answer the same way: no retry
-            return -1
         }
         output.add("X-Request-Id", log.requestID)
         for (name, value) in cors ?? [] { output.add(name, value) }
         if worker.draining { output.set("Connection", "close") }
         // evhttp would answer an HTTP/1.0 keep-alive client "Content-Length: 0" for a body of
         // unknown length: close such a connection instead, which delimits the body.
-        if creq.pointee.minor == 0 && input["Content-Length"] == nil {
+        if creq.pointee.minor == 0 && !response.hasContentLength {
             HeaderList(evhttp_request_get_input_headers(creq)).remove("Connection")
         }
         state = .streaming
         log.status = status
-        if let line = evhttp_request_get_response_code_line(ureq) {
-            evhttp_send_reply_start(creq, Int32(status), line)
+        if let reason = response.reason {
+            evhttp_send_reply_start(creq, Int32(status), reason)
         } else {
             evhttp_send_reply_start(creq, Int32(status), Worker.reasonPhrase(status))
         }
-        return 0
+        return true
     }
 
-    private func upstreamChunk(_ ureq: Request) {
-        guard state == .streaming, let creq = clientRequest else { return }
-        let buffer = evhttp_request_get_input_buffer(ureq)
-        log.bytesSent += evbuffer_get_length(buffer)
-        evhttp_send_reply_chunk_with_cb(creq, buffer, { _, arg in
+    /// Body bytes from the upstream, passed on to the client with backpressure.
+    func upstreamBody(_ bytes: UnsafeRawBufferPointer) {
+        guard state == .streaming, let creq = clientRequest, !bytes.isEmpty else { return }
+        log.bytesSent += bytes.count
+        let chunk = worker.chunkBuffer
+        evbuffer_add(chunk, bytes.baseAddress, bytes.count)
+        evhttp_send_reply_chunk_with_cb(creq, chunk, { _, arg in
             Unmanaged<ProxyExchange>.fromOpaque(arg!).takeUnretainedValue().clientDrained()
         }, context)
-        if let cevcon = evhttp_request_get_connection(creq),
+        // evhttp leaves the bytes in place when the client is gone or takes no body (HEAD).
+        if evbuffer_get_length(chunk) > 0 { evbuffer_drain(chunk, evbuffer_get_length(chunk)) }
+        if !paused, let cevcon = evhttp_request_get_connection(creq),
            evbuffer_get_length(bufferevent_get_output(evhttp_connection_get_bufferevent(cevcon))) > ProxyExchange.highWater,
-           let evcon {
+           let upstreamConnection {
             paused = true
-            bufferevent_disable(evhttp_connection_get_bufferevent(evcon), gh_ev_read())
+            upstreamConnection.pause()
         }
     }
 
     /// The client took everything written so far: read from the upstream again.
     private func clientDrained() {
-        guard paused, state == .streaming, let evcon else { return }
+        guard paused, state == .streaming, let upstreamConnection else { return }
         paused = false
-        bufferevent_enable(evhttp_connection_get_bufferevent(evcon), gh_ev_read())
+        upstreamConnection.resume()
     }
 
-    /// evhttp's completion callback: `req` is nil or has no status when the exchange failed.
-    private func upstreamDone(_ ureq: Request?) {
-        guard state == .sent || state == .streaming else { return }
-        upstreamRequest = nil
-        cancelConnectTimer()
-        let failed = ureq == nil || evhttp_request_get_response_code(ureq) == 0
-        if !failed, state == .streaming {
-            releaseConnection(reusable: true)
-            if let creq = clientRequest {
-                clientRequest = nil
-                evhttp_send_reply_end(creq)
-            }
-            return finish()
+    /// The whole response came: the client's reply ends, the connection goes back to its pool.
+    func upstreamComplete(_ connection: UpstreamConnection) {
+        guard state == .streaming else { return }
+        releaseConnection()
+        if let creq = clientRequest {
+            clientRequest = nil
+            evhttp_send_reply_end(creq)
         }
-        releaseConnection(reusable: false)
+        finish()
+    }
+
+    /// The upstream exchange failed (the connection is already closed).
+    func upstreamFailed(_ failure: UpstreamFailure) {
+        guard state == .sent || state == .streaming else { return }
+        releaseConnection()
         if state == .streaming {
             // Part of the body went out: the only honest signal left is to cut the connection.
-            log.reason = upstreamError == EVREQ_HTTP_TIMEOUT ? .upstreamTimeout : .upstreamError
+            if case .timeout = failure { log.reason = .upstreamTimeout } else { log.reason = .upstreamError }
             log.decision = .error
             abortClient()
             return finish()
         }
-        let connectFailed = ureq != nil && upstreamError == nil
-        if reused && !retriedStale && isIdempotent && !connectFailed && upstreamError != EVREQ_HTTP_TIMEOUT, let pool {
+        switch failure {
+        case .closed(beforeResponse: true) where reused && !retriedStale && isIdempotent:
             // A kept-alive connection the upstream closed while idle: once more, on a fresh one.
+            guard let pool else { return fail(.badGateway, .upstreamError) }
             retriedStale = true
             state = .waiting
-            upstreamError = nil
             return send(on: pool.acquireFresh(), reused: false)
-        }
-        if connectFailed {
+        case .connectFailed:
             pool?.recordConnectFailure()
             if tryNextTarget() { return }
-            return fail(.badGateway, .upstreamConnectFailed)
+            fail(.badGateway, .upstreamConnectFailed)
+        case .connectTimeout:
+            pool?.recordConnectFailure()
+            if tryNextTarget() { return }
+            fail(.gatewayTimeout, .upstreamTimeout)
+        case .timeout:
+            fail(.gatewayTimeout, .upstreamTimeout)
+        case .closed, .badResponse:
+            fail(.badGateway, .upstreamError)
         }
-        if upstreamError == EVREQ_HTTP_TIMEOUT { return fail(.gatewayTimeout, .upstreamTimeout) }
-        fail(.badGateway, .upstreamError)
     }
 
     /// SPEC §2: a failed connect is tried once on the next healthy target.
@@ -373,24 +339,17 @@ final class ProxyExchange {
         guard !triedNextTarget, let next = worker.pickTarget(upstream, skipping: pool) else { return false }
         triedNextTarget = true
         state = .waiting
-        upstreamError = nil
+        requestHead = []   // the Host header may differ
         use(next)
         return true
     }
 
-    private func releaseConnection(reusable: Bool) {
-        guard let evcon, let pool else { return }
-        self.evcon = nil
-        if paused {
-            paused = false
-            bufferevent_enable(evhttp_connection_get_bufferevent(evcon), gh_ev_read())
-        }
-        if reusable {
-            pool.release(evcon, reusable: true)
-        } else {
-            // Not from inside evhttp's own callback on that connection: on the next turn.
-            worker.later { pool.release(evcon, reusable: false) }
-        }
+    private func releaseConnection() {
+        guard let connection = upstreamConnection, let pool else { return }
+        upstreamConnection = nil
+        paused = false
+        connection.detach()
+        pool.release(connection)
     }
 
     // MARK: endings
@@ -418,13 +377,8 @@ final class ProxyExchange {
     /// The client connection closed while this exchange was in flight.
     func clientGone() {
         guard state != .done else { return }
-        if let ureq = upstreamRequest {
-            upstreamRequest = nil
-            state = .done
-            evhttp_cancel_request(ureq)
-        }
-        cancelConnectTimer()
-        releaseConnection(reusable: false)
+        state = .done
+        releaseConnection()
         log.reason = .clientClosed
         log.decision = .error
         if let creq = clientRequest {
@@ -436,7 +390,6 @@ final class ProxyExchange {
 
     private func finish(logged: Bool = false) {
         state = .done
-        cancelConnectTimer()
         if !logged { worker.finishLog(&log, startNs: startNs) }
         if connection.current === self { connection.current = nil }
         worker.inFlight -= 1

@@ -1,19 +1,26 @@
 import CLibevent
+import Glibc
 import GatehouseCore
 import GatehouseConfig
 
 /// Kept-alive connections to one upstream target, owned by one event loop (all methods are
-/// called on that loop; no locks). An `evhttp_connection` carries one request at a time: idle
-/// connections wait on a stack, new ones are made up to `maxActive`, then requests queue.
+/// called on that loop; no locks). An `UpstreamConnection` carries one request at a time: idle
+/// connections wait on a stack (still watched for a close), new ones are made up to
+/// `maxActive`, then requests queue.
 final class TargetPool {
     let target: ResolvedTarget
-    private let base: OpaquePointer
-    private var idle: [OpaquePointer] = []
+    let base: OpaquePointer
+    private var idle: [UpstreamConnection] = []
     private var active = 0
-    private var waiters: [(OpaquePointer) -> Void] = []
+    private var waiters: [(UpstreamConnection) -> Void] = []
     var maxIdle: Int
     var timeoutMs: Int64
     static let maxActive = 1024
+    /// The target's socket address, parsed once.
+    private var address = sockaddr_storage()
+    private var addressLength: socklen_t = 0
+    /// One read buffer for every connection of the pool (they all run on the same loop).
+    let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
 
     /// Passive health (SPEC §2): 3 connect failures in a row mark the target down for 10 s.
     private var failuresInARow = 0
@@ -24,10 +31,29 @@ final class TargetPool {
         self.base = base
         self.maxIdle = maxIdle
         self.timeoutMs = timeoutMs
+        let port = UInt16(truncatingIfNeeded: target.target.port).bigEndian
+        withUnsafeMutablePointer(to: &address) { storage in
+            if target.address.contains(":") {
+                storage.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sin6 in
+                    sin6.pointee.sin6_family = sa_family_t(AF_INET6)
+                    sin6.pointee.sin6_port = port
+                    _ = inet_pton(AF_INET6, target.address, &sin6.pointee.sin6_addr)
+                }
+                addressLength = socklen_t(MemoryLayout<sockaddr_in6>.size)
+            } else {
+                storage.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sin in
+                    sin.pointee.sin_family = sa_family_t(AF_INET)
+                    sin.pointee.sin_port = port
+                    _ = inet_pton(AF_INET, target.address, &sin.pointee.sin_addr)
+                }
+                addressLength = socklen_t(MemoryLayout<sockaddr_in>.size)
+            }
+        }
     }
 
     deinit {
-        for evcon in idle { evhttp_connection_free(evcon) }
+        for connection in idle { connection.close() }
+        readBuffer.deallocate()
     }
 
     var isDown: Bool { downUntilNs > Clock.monotonicNs() }
@@ -43,18 +69,18 @@ final class TargetPool {
     func recordSuccess() { failuresInARow = 0 }
 
     /// An idle kept-alive connection, if one is there (the common case: no closure needed).
-    func takeIdle() -> OpaquePointer? {
-        guard let evcon = idle.popLast() else { return nil }
+    func takeIdle() -> UpstreamConnection? {
+        guard let connection = idle.popLast() else { return nil }
         active += 1
-        return evcon
+        return connection
     }
 
     /// A connection now, or later through `ready` when the pool is at its cap.
     /// `reused` tells whether it carried a request before (a stale close is possible).
-    func acquire(_ ready: @escaping (OpaquePointer) -> Void) -> (OpaquePointer, reused: Bool)? {
-        if let evcon = idle.popLast() {
+    func acquire(_ ready: @escaping (UpstreamConnection) -> Void) -> (UpstreamConnection, reused: Bool)? {
+        if let connection = idle.popLast() {
             active += 1
-            return (evcon, true)
+            return (connection, true)
         }
         if active < TargetPool.maxActive {
             active += 1
@@ -65,38 +91,48 @@ final class TargetPool {
     }
 
     /// A brand-new connection, for the retry of a request that failed on a reused one.
-    func acquireFresh() -> OpaquePointer {
+    func acquireFresh() -> UpstreamConnection {
         active += 1
         return makeConnection()
     }
 
-    /// Gives a connection back. `reusable` is false after an error or a cancelled request:
-    /// that connection is freed.
-    func release(_ evcon: OpaquePointer, reusable: Bool) {
+    /// Gives a connection back. One that is not `reusable` (an error, a cancelled request, a
+    /// `Connection: close`) is closed.
+    func release(_ connection: UpstreamConnection) {
+        let reusable = connection.reusable
+        if !reusable { connection.close() }
         if !waiters.isEmpty {
             let next = waiters.removeFirst()
-            if reusable {
-                next(evcon)
-            } else {
-                evhttp_connection_free(evcon)
-                next(makeConnection())
-            }
+            next(reusable ? connection : makeConnection())
             return
         }
         active -= 1
         if reusable && idle.count < maxIdle {
-            idle.append(evcon)
+            idle.append(connection)
         } else {
-            evhttp_connection_free(evcon)
+            connection.close()
         }
     }
 
-    private func makeConnection() -> OpaquePointer {
-        let evcon = evhttp_connection_base_new(base, nil, target.address, target.target.port)!
-        evhttp_connection_set_retries(evcon, 0)
-        var tv = timeval(tv_sec: Int(timeoutMs / 1000), tv_usec: Int((timeoutMs % 1000) * 1000))
-        evhttp_connection_set_timeout_tv(evcon, &tv)
-        return evcon
+    /// An idle connection closed by its upstream (or sent stray bytes): forgotten.
+    func dropIdle(_ connection: UpstreamConnection) {
+        if let index = idle.lastIndex(where: { $0 === connection }) { idle.remove(at: index) }
+    }
+
+    /// Runs `body` on the next loop turn.
+    func later(_ body: @escaping () -> Void) {
+        let box = Unmanaged.passRetained(DeferredWork(body)).toOpaque()
+        event_base_once(base, -1, gh_ev_timeout(), { _, _, arg in
+            Unmanaged<DeferredWork>.fromOpaque(arg!).takeRetainedValue().body()
+        }, box, nil)
+    }
+
+    private func makeConnection() -> UpstreamConnection {
+        withUnsafePointer(to: &address) { storage in
+            storage.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                UpstreamConnection(pool: self, address: $0, length: addressLength)
+            }
+        }
     }
 }
 

@@ -16,6 +16,8 @@ import GatehousePolicy
 final class Worker: @unchecked Sendable {
     let index: Int
     let base: OpaquePointer
+    /// Body bytes on their way to a client (`evhttp_send_reply_chunk` empties it each time).
+    let chunkBuffer: OpaquePointer = evbuffer_new()!
     let http: OpaquePointer
     let shared: SharedState
     private(set) var snapshot: Snapshot

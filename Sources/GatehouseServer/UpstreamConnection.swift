@@ -1,0 +1,253 @@
+import CLibevent
+import Glibc
+
+/// Why an upstream exchange failed, as its connection saw it.
+enum UpstreamFailure {
+    /// The connection could not be made (refused, unreachable).
+    case connectFailed
+    /// `connect_timeout` passed before the connection was made.
+    case connectTimeout
+    /// `timeout` passed waiting for the head or between body bytes.
+    case timeout
+    /// The connection closed or broke; `beforeResponse` when no byte of a response came.
+    case closed(beforeResponse: Bool)
+    /// The upstream's bytes are not a valid HTTP/1.1 response.
+    case badResponse
+}
+
+/// One kept-alive HTTP/1.1 connection to an upstream target, on a raw non-blocking socket.
+///
+/// The read event (`EV_READ|EV_PERSIST`) is registered once for the connection's life, also
+/// while it is idle in its pool: a close (or stray bytes) while idle is seen at once and the
+/// connection dropped. A request is written at once with `writev`; a write event is added only
+/// when the socket's buffer is full. One timer serves `connect_timeout` while connecting and
+/// `timeout` (silence while a response is awaited) after.
+///
+/// Threading: everything happens on the worker's loop that owns the pool.
+final class UpstreamConnection {
+    private let fd: Int32
+    private weak var pool: TargetPool?
+    private var readEvent: OpaquePointer?
+    private var writeEvent: OpaquePointer?
+    private var timer: OpaquePointer?
+    private let output: OpaquePointer
+    private let parser = UpstreamResponseParser()
+    private var connected = false
+    private var writing = false
+    private var paused = false
+    private var timeoutMs: Int64 = 0
+    /// The exchange this connection serves now; nil while idle.
+    private var owner: ProxyExchange?
+    /// False once the connection must not carry another request.
+    private(set) var reusable = true
+    /// True after at least one complete response: a close before the next is a stale close.
+    private(set) var carriedRequest = false
+
+    /// Opens a socket and starts a non-blocking connect to `address`.
+    init(pool: TargetPool, address: UnsafePointer<sockaddr>, length: socklen_t) {
+        self.pool = pool
+        output = evbuffer_new()!
+        fd = socket(Int32(address.pointee.sa_family), Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { reusable = false; return }
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        if connect(fd, address, length) == 0 {
+            connected = true
+        } else if errno != EINPROGRESS {
+            reusable = false
+            return
+        }
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        readEvent = event_new(pool.base, fd, gh_ev_read() | gh_ev_persist(), { _, _, arg in
+            let connection = Unmanaged<UpstreamConnection>.fromOpaque(arg!).takeUnretainedValue()
+            withExtendedLifetime(connection) { connection.readable() }
+        }, context)
+        writeEvent = event_new(pool.base, fd, gh_ev_write() | gh_ev_persist(), { _, _, arg in
+            let connection = Unmanaged<UpstreamConnection>.fromOpaque(arg!).takeUnretainedValue()
+            withExtendedLifetime(connection) { connection.writable() }
+        }, context)
+        timer = gh_timer_new(pool.base, 0, { _, _, arg in
+            let connection = Unmanaged<UpstreamConnection>.fromOpaque(arg!).takeUnretainedValue()
+            withExtendedLifetime(connection) { connection.timerFired() }
+        }, context)
+        event_add(readEvent, nil)
+    }
+
+    deinit {
+        close()
+        evbuffer_free(output)
+    }
+
+    /// Sends a request: `head` then `body` (moved, or referenced when `keepBody` so that a retry
+    /// can send it again). Failures are reported to `exchange` later, never from inside this call.
+    func send(for exchange: ProxyExchange, head: UnsafeRawBufferPointer, body: OpaquePointer?, keepBody: Bool,
+              isHead: Bool, connectTimeoutMs: Int64, timeoutMs: Int64) {
+        owner = exchange
+        self.timeoutMs = timeoutMs
+        parser.reset()
+        parser.isHeadRequest = isHead
+        paused = false
+        guard readEvent != nil else {
+            // The socket could not even be made: report on the next turn.
+            return failSoon(.connectFailed)
+        }
+        evbuffer_add(output, head.baseAddress, head.count)
+        if let body, evbuffer_get_length(body) > 0 {
+            if keepBody { evbuffer_add_buffer_reference(output, body) } else { evbuffer_add_buffer(output, body) }
+        }
+        _ = gh_timer_add_ms(timer, connected ? timeoutMs : connectTimeoutMs)
+        flush()
+    }
+
+    /// Stops reading while the client is slow (backpressure); `resume` reads again.
+    func pause() {
+        guard !paused, readEvent != nil else { return }
+        paused = true
+        event_del(readEvent)
+        event_del(timer)
+    }
+
+    func resume() {
+        guard paused, readEvent != nil else { return }
+        paused = false
+        event_add(readEvent, nil)
+        _ = gh_timer_add_ms(timer, timeoutMs)
+    }
+
+    /// The exchange is done with this connection (also when it gave up on it).
+    func detach() {
+        owner = nil
+        if paused { paused = false; if readEvent != nil { event_add(readEvent, nil) } }
+        if timer != nil { event_del(timer) }
+        if !parser.isComplete || evbuffer_get_length(output) > 0 { reusable = false }
+    }
+
+    /// Closes the socket and frees its events (idempotent).
+    func close() {
+        reusable = false
+        owner = nil
+        for event in [readEvent, writeEvent, timer] where event != nil { event_free(event) }
+        readEvent = nil
+        writeEvent = nil
+        timer = nil
+        if fd >= 0 && !closed {
+            closed = true
+            Glibc.close(fd)
+        }
+    }
+
+    private var closed = false
+
+    // MARK: writing
+
+    private func flush() {
+        while evbuffer_get_length(output) > 0 {
+            let n = evbuffer_write(output, fd)
+            if n < 0 {
+                if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR {
+                    if errno == EINTR { continue }
+                    if !writing { writing = true; event_add(writeEvent, nil) }
+                    return
+                }
+                return fail(connected ? .closed(beforeResponse: parser.isEmpty) : .connectFailed)
+            }
+            if !connected {
+                connected = true
+                _ = gh_timer_add_ms(timer, timeoutMs)
+            }
+        }
+        if writing { writing = false; event_del(writeEvent) }
+    }
+
+    private func writable() {
+        if !connected {
+            var error: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            if getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0 || error != 0 {
+                return fail(.connectFailed)
+            }
+            connected = true
+            _ = gh_timer_add_ms(timer, timeoutMs)
+        }
+        flush()
+    }
+
+    // MARK: reading
+
+    private func readable() {
+        guard let pool else { return close() }
+        let buffer = pool.readBuffer
+        let n = read(fd, buffer.baseAddress, buffer.count)
+        if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) { return }
+        guard owner != nil else {
+            // Idle: the upstream closed it, or sent bytes nobody asked for. Either way it goes.
+            close()
+            pool.dropIdle(self)
+            return
+        }
+        if n < 0 {
+            return fail(connected ? .closed(beforeResponse: parser.isEmpty) : .connectFailed)
+        }
+        if !connected {
+            connected = true
+        }
+        if n == 0 {
+            reusable = false
+            if parser.finishAtClose() { return complete() }
+            return fail(.closed(beforeResponse: parser.isEmpty))
+        }
+        _ = gh_timer_add_ms(timer, timeoutMs)
+        deliver(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[0..<n]))
+    }
+
+    /// Feeds the parser and hands head, body and end to the owner, while it stays the owner.
+    private func deliver(_ input: UnsafeRawBufferPointer) {
+        guard let exchange = owner else { return }
+        var offset = 0
+        while owner === exchange {
+            switch parser.next(input, &offset) {
+            case .needMore:
+                return
+            case .head:
+                if !exchange.upstreamHead(parser) {
+                    // The exchange refused the head (it was invalid for the gateway).
+                    return fail(.badResponse)
+                }
+            case .body(let bytes):
+                exchange.upstreamBody(bytes)
+            case .done:
+                if offset < input.count || !parser.keepAlive { reusable = false }
+                return complete()
+            case .bad:
+                return fail(.badResponse)
+            }
+        }
+    }
+
+    private func complete() {
+        guard let exchange = owner else { return }
+        carriedRequest = true
+        owner = nil
+        event_del(timer)
+        exchange.upstreamComplete(self)
+    }
+
+    private func timerFired() {
+        fail(connected ? .timeout : .connectTimeout)
+    }
+
+    private func fail(_ failure: UpstreamFailure) {
+        let exchange = owner
+        close()
+        exchange?.upstreamFailed(failure)
+    }
+
+    private func failSoon(_ failure: UpstreamFailure) {
+        reusable = false
+        pool?.later { [self] in
+            let exchange = owner
+            owner = nil
+            exchange?.upstreamFailed(failure)
+        }
+    }
+}

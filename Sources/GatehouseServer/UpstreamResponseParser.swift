@@ -1,0 +1,422 @@
+/// A strict, incremental HTTP/1.1 response parser (RFC 9112) for upstream connections.
+///
+/// The head is collected in one buffer (at most `maxHead` bytes) and parsed in place: header
+/// names and values are NUL-terminated there, so they can be handed to evhttp as C strings
+/// without building Strings. The body is decoded (chunked, length, or until close) and handed
+/// out as slices of the caller's input. Interim 1xx responses are skipped.
+///
+/// Threading: owned by one `UpstreamConnection`, used on its worker's loop only.
+final class UpstreamResponseParser {
+    /// What `next` found in the input.
+    enum Event {
+        /// Everything given was consumed; more input is needed.
+        case needMore
+        /// The head is complete: `status`, `headers`… are valid until `reset`.
+        case head
+        /// Body bytes, a slice of the input.
+        case body(UnsafeRawBufferPointer)
+        /// The response is complete.
+        case done
+        /// The upstream's bytes are not a valid response.
+        case bad
+    }
+
+    /// Limit on the response head (status line and headers).
+    static let maxHead = 64 * 1024
+
+    private enum State { case head, length, chunkSize, chunkExt, chunkData, chunkDataCR, chunkDataLF, trailers, untilClose, done }
+    private var state = State.head
+
+    private(set) var status = 0
+    private(set) var minor = 1
+    /// Whether the connection can carry another request after this response.
+    private(set) var keepAlive = true
+    /// True when the upstream sent a `Content-Length` header.
+    private(set) var hasContentLength = false
+    /// A response to HEAD has no body whatever its headers say.
+    var isHeadRequest = false
+
+    private var buffer: UnsafeMutablePointer<UInt8>
+    private var capacity = 4096
+    private var used = 0
+    private var reasonOffset = -1
+    /// (name offset, value offset) of each header in `buffer`.
+    private var headers: [(Int32, Int32)] = []
+    private var remaining: UInt64 = 0
+    private var chunkDigits = 0
+    private var lineLength = 0
+
+    init() {
+        buffer = .allocate(capacity: capacity)
+        headers.reserveCapacity(16)
+    }
+
+    deinit { buffer.deallocate() }
+
+    /// Ready for the next response on the same connection.
+    func reset() {
+        state = .head
+        used = 0
+        status = 0
+        minor = 1
+        keepAlive = true
+        hasContentLength = false
+        reasonOffset = -1
+        headers.removeAll(keepingCapacity: true)
+        remaining = 0
+    }
+
+    var isComplete: Bool { state == .done }
+    /// True while no byte of a response has been seen.
+    var isEmpty: Bool { state == .head && used == 0 }
+    /// True for a body delimited by the connection's close.
+    var readsUntilClose: Bool { state == .untilClose }
+
+    /// The reason phrase (NUL-terminated), nil when empty.
+    var reason: UnsafePointer<CChar>? {
+        guard reasonOffset >= 0, buffer[reasonOffset] != 0 else { return nil }
+        return UnsafeRawPointer(buffer + reasonOffset).assumingMemoryBound(to: CChar.self)
+    }
+
+    /// Calls `body` with each header's name and value as NUL-terminated C strings, in order.
+    @inline(__always)
+    func forEachHeader(_ body: (UnsafeMutablePointer<CChar>, UnsafeMutablePointer<CChar>) -> Void) {
+        let base = UnsafeMutableRawPointer(buffer).assumingMemoryBound(to: CChar.self)
+        for (name, value) in headers { body(base + Int(name), base + Int(value)) }
+    }
+
+    /// The first value of header `lowercased`, as a String.
+    func header(_ lowercased: String) -> String? {
+        var found: String?
+        forEachHeader { name, value in
+            if found == nil && HeaderRules.nameEquals(name, lowercased) { found = String(cString: value) }
+        }
+        return found
+    }
+
+    /// Every value of `lowercased` joined with ", ", or nil.
+    func joined(_ lowercased: String) -> String? {
+        var found: String?
+        forEachHeader { name, value in
+            guard HeaderRules.nameEquals(name, lowercased) else { return }
+            let v = String(cString: value)
+            found = found.map { $0 + ", " + v } ?? v
+        }
+        return found
+    }
+
+    /// The end of the input: completes a close-delimited body; anything else unfinished is bad.
+    func finishAtClose() -> Bool {
+        if state == .untilClose { state = .done; return true }
+        return state == .done
+    }
+
+    /// Parses from `input[offset...]`, advancing `offset` past what the event covers.
+    func next(_ input: UnsafeRawBufferPointer, _ offset: inout Int) -> Event {
+        while true {
+            switch state {
+            case .done:
+                return .done
+            case .head:
+                switch takeHead(input, &offset) {
+                case .needMore: return .needMore
+                case .bad: return .bad
+                case .head:
+                    if status < 200 {
+                        // An interim response (100 Continue, 103…): the real one follows.
+                        reset()
+                        continue
+                    }
+                    return .head
+                default: return .bad
+                }
+            case .length:
+                if remaining == 0 { state = .done; return .done }
+                let available = input.count - offset
+                if available == 0 { return .needMore }
+                let n = Int(min(UInt64(available), remaining))
+                remaining -= UInt64(n)
+                let slice = UnsafeRawBufferPointer(rebasing: input[offset..<offset + n])
+                offset += n
+                if remaining == 0 { state = .done }
+                return .body(slice)
+            case .untilClose:
+                let available = input.count - offset
+                if available == 0 { return .needMore }
+                let slice = UnsafeRawBufferPointer(rebasing: input[offset..<input.count])
+                offset = input.count
+                return .body(slice)
+            case .chunkData:
+                let available = input.count - offset
+                if available == 0 { return .needMore }
+                let n = Int(min(UInt64(available), remaining))
+                remaining -= UInt64(n)
+                let slice = UnsafeRawBufferPointer(rebasing: input[offset..<offset + n])
+                offset += n
+                if remaining == 0 { state = .chunkDataCR }
+                return .body(slice)
+            case .chunkSize, .chunkExt, .chunkDataCR, .chunkDataLF, .trailers:
+                if offset >= input.count { return .needMore }
+                let c = input[offset]
+                offset += 1
+                if !chunkFraming(c) { return .bad }
+            }
+        }
+    }
+
+    /// One byte of chunk framing (size line, the CRLF after data, trailers).
+    private func chunkFraming(_ c: UInt8) -> Bool {
+        switch state {
+        case .chunkSize:
+            if let digit = UpstreamResponseParser.hexValue(c) {
+                guard chunkDigits < 15 else { return false }
+                remaining = remaining << 4 | UInt64(digit)
+                chunkDigits += 1
+                return true
+            }
+            guard chunkDigits > 0 else { return false }
+            if c == UInt8(ascii: "\n") { return chunkSizeEnded() }
+            if c == UInt8(ascii: "\r") || c == UInt8(ascii: ";") || c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") {
+                state = .chunkExt
+                return true
+            }
+            return false
+        case .chunkExt:
+            // Chunk extensions are ignored up to the end of the line.
+            if c == UInt8(ascii: "\n") { return chunkSizeEnded() }
+            return true
+        case .chunkDataCR:
+            if c == UInt8(ascii: "\r") { state = .chunkDataLF; return true }
+            if c == UInt8(ascii: "\n") { startChunk(); return true }
+            return false
+        case .chunkDataLF:
+            guard c == UInt8(ascii: "\n") else { return false }
+            startChunk()
+            return true
+        case .trailers:
+            // Trailer fields are skipped; an empty line ends the message.
+            if c == UInt8(ascii: "\n") {
+                if lineLength == 0 { state = .done }
+                lineLength = 0
+            } else if c != UInt8(ascii: "\r") {
+                lineLength += 1
+            }
+            return true
+        default:
+            return false
+        }
+    }
+
+    private func startChunk() {
+        state = .chunkSize
+        remaining = 0
+        chunkDigits = 0
+    }
+
+    private func chunkSizeEnded() -> Bool {
+        if remaining == 0 {
+            state = .trailers
+            lineLength = 0
+        } else {
+            state = .chunkData
+        }
+        return true
+    }
+
+    @inline(__always)
+    private static func hexValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+
+    // MARK: the head
+
+    /// Collects head bytes until the empty line, then parses them.
+    private func takeHead(_ input: UnsafeRawBufferPointer, _ offset: inout Int) -> Event {
+        let start = offset
+        var end = -1
+        var i = start
+        // Look for LF (CR)? LF, also across the boundary with what is already collected.
+        while i < input.count {
+            if input[i] == UInt8(ascii: "\n") {
+                var j = i - 1
+                var prev: UInt8 = 0
+                if j >= start { prev = input[j] } else if used + (j - start) >= 0 { prev = buffer[used + (j - start)] }
+                if prev == UInt8(ascii: "\r") {
+                    j -= 1
+                    if j >= start { prev = input[j] } else if used + (j - start) >= 0 { prev = buffer[used + (j - start)] } else { prev = 0 }
+                }
+                if prev == UInt8(ascii: "\n") && (used + (i - start)) > 0 { end = i + 1; break }
+            }
+            i += 1
+        }
+        let take = (end >= 0 ? end : input.count) - start
+        guard used + take <= UpstreamResponseParser.maxHead else { return .bad }
+        if used + take + 1 > capacity {
+            var newCapacity = capacity
+            while newCapacity < used + take + 1 { newCapacity *= 2 }
+            let grown = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
+            grown.update(from: buffer, count: used)
+            buffer.deallocate()
+            buffer = grown
+            capacity = newCapacity
+        }
+        if take > 0 {
+            UnsafeMutableRawPointer(buffer + used).copyMemory(from: input.baseAddress! + start, byteCount: take)
+        }
+        used += take
+        offset = start + take
+        guard end >= 0 else { return .needMore }
+        return parseHead() ? .head : .bad
+    }
+
+    /// Parses `buffer[0..<used]` in place (it ends with the empty line).
+    private func parseHead() -> Bool {
+        // Status line: HTTP/1.x SP 3DIGIT [SP reason] (CR)? LF
+        var lineEnd = 0
+        while buffer[lineEnd] != UInt8(ascii: "\n") { lineEnd += 1 }
+        let line = lineEnd > 0 && buffer[lineEnd - 1] == UInt8(ascii: "\r") ? lineEnd - 1 : lineEnd
+        guard line >= 12,
+              buffer[0] == UInt8(ascii: "H"), buffer[1] == UInt8(ascii: "T"), buffer[2] == UInt8(ascii: "T"),
+              buffer[3] == UInt8(ascii: "P"), buffer[4] == UInt8(ascii: "/"), buffer[5] == UInt8(ascii: "1"),
+              buffer[6] == UInt8(ascii: "."), buffer[7] == UInt8(ascii: "0") || buffer[7] == UInt8(ascii: "1"),
+              buffer[8] == UInt8(ascii: " ") else { return false }
+        minor = Int(buffer[7] - UInt8(ascii: "0"))
+        var code = 0
+        for k in 9..<12 {
+            let d = buffer[k]
+            guard d >= UInt8(ascii: "0") && d <= UInt8(ascii: "9") else { return false }
+            code = code * 10 + Int(d - UInt8(ascii: "0"))
+        }
+        guard code >= 100 else { return false }
+        if line > 12 {
+            guard buffer[12] == UInt8(ascii: " ") else { return false }
+            for k in 13..<line where buffer[k] < 0x20 && buffer[k] != 0x09 || buffer[k] == 0x7F { return false }
+            reasonOffset = 13
+        } else {
+            reasonOffset = 12
+        }
+        buffer[line] = 0
+        status = code
+
+        // Header fields.
+        headers.removeAll(keepingCapacity: true)
+        var contentLength: UInt64? = nil
+        var chunked = false
+        var transferEncoding = false
+        var connectionClose = false
+        var connectionKeepAlive = false
+        var p = lineEnd + 1
+        while p < used {
+            var e = p
+            while buffer[e] != UInt8(ascii: "\n") { e += 1 }
+            let lineStop = e > p && buffer[e - 1] == UInt8(ascii: "\r") ? e - 1 : e
+            if lineStop == p { break }   // the empty line
+            // obs-fold and a leading space are refused (RFC 9112 §5.2).
+            var colon = p
+            while colon < lineStop && buffer[colon] != UInt8(ascii: ":") {
+                guard HeaderRules.isTokenByte(buffer[colon]) else { return false }
+                colon += 1
+            }
+            guard colon > p, colon < lineStop else { return false }
+            var v = colon + 1
+            while v < lineStop && (buffer[v] == UInt8(ascii: " ") || buffer[v] == UInt8(ascii: "\t")) { v += 1 }
+            var ve = lineStop
+            while ve > v && (buffer[ve - 1] == UInt8(ascii: " ") || buffer[ve - 1] == UInt8(ascii: "\t")) { ve -= 1 }
+            for k in v..<ve where (buffer[k] < 0x20 && buffer[k] != 0x09) || buffer[k] == 0x7F { return false }
+            buffer[colon] = 0
+            buffer[ve] = 0
+            headers.append((Int32(p), Int32(v)))
+            let name = UnsafeRawPointer(buffer + p).assumingMemoryBound(to: CChar.self)
+            let value = UnsafeRawBufferPointer(start: buffer + v, count: ve - v)
+            if HeaderRules.nameEquals(name, "content-length") {
+                guard let n = UpstreamResponseParser.decimal(value) else { return false }
+                if let seen = contentLength, seen != n { return false }
+                contentLength = n
+            } else if HeaderRules.nameEquals(name, "transfer-encoding") {
+                transferEncoding = true
+                chunked = UpstreamResponseParser.lastCodingIsChunked(value)
+            } else if HeaderRules.nameEquals(name, "connection") {
+                UpstreamResponseParser.connectionTokens(value, close: &connectionClose, keepAlive: &connectionKeepAlive)
+            }
+            p = e + 1
+        }
+        hasContentLength = contentLength != nil
+        keepAlive = minor == 1 ? !connectionClose : (connectionKeepAlive && !connectionClose)
+
+        // Message body length (RFC 9112 §6.3).
+        if isHeadRequest || status < 200 || status == 204 || status == 304 {
+            state = .done
+        } else if transferEncoding {
+            if chunked {
+                startChunk()
+            } else {
+                state = .untilClose
+                keepAlive = false
+            }
+            // Transfer-Encoding with Content-Length: TE wins, the connection is not reused.
+            if contentLength != nil { keepAlive = false }
+        } else if let contentLength {
+            remaining = contentLength
+            state = .length
+        } else {
+            state = .untilClose
+            keepAlive = false
+        }
+        return true
+    }
+
+    private static func decimal(_ value: UnsafeRawBufferPointer) -> UInt64? {
+        guard !value.isEmpty, value.count <= 18 else { return nil }
+        var n: UInt64 = 0
+        for c in value {
+            guard c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") else { return nil }
+            n = n * 10 + UInt64(c - UInt8(ascii: "0"))
+        }
+        return n
+    }
+
+    /// True when the last transfer coding listed is `chunked`.
+    private static func lastCodingIsChunked(_ value: UnsafeRawBufferPointer) -> Bool {
+        var end = value.count
+        while end > 0 && (value[end - 1] == UInt8(ascii: " ") || value[end - 1] == UInt8(ascii: "\t")) { end -= 1 }
+        var start = end
+        while start > 0 && value[start - 1] != UInt8(ascii: ",") { start -= 1 }
+        while start < end && (value[start] == UInt8(ascii: " ") || value[start] == UInt8(ascii: "\t")) { start += 1 }
+        let word = "chunked".utf8
+        guard end - start == word.count else { return false }
+        var i = start
+        for w in word {
+            guard value[i] | 0x20 == w else { return false }
+            i += 1
+        }
+        return true
+    }
+
+    /// Notes `close` and `keep-alive` among a Connection header's tokens.
+    private static func connectionTokens(_ value: UnsafeRawBufferPointer, close: inout Bool, keepAlive: inout Bool) {
+        var start = 0
+        while start < value.count {
+            var end = start
+            while end < value.count && value[end] != UInt8(ascii: ",") { end += 1 }
+            var a = start, b = end
+            while a < b && (value[a] == UInt8(ascii: " ") || value[a] == UInt8(ascii: "\t")) { a += 1 }
+            while b > a && (value[b - 1] == UInt8(ascii: " ") || value[b - 1] == UInt8(ascii: "\t")) { b -= 1 }
+            if matches(value, a, b, "close") { close = true }
+            if matches(value, a, b, "keep-alive") { keepAlive = true }
+            start = end + 1
+        }
+    }
+
+    private static func matches(_ value: UnsafeRawBufferPointer, _ a: Int, _ b: Int, _ word: StaticString) -> Bool {
+        guard b - a == word.utf8CodeUnitCount else { return false }
+        for k in 0..<(b - a) where (value[a + k] | (value[a + k] >= 65 && value[a + k] <= 90 ? 0x20 : 0)) != word.utf8Start[k] {
+            return false
+        }
+        return true
+    }
+}
