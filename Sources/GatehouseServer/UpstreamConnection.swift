@@ -167,8 +167,9 @@ final class UpstreamConnection {
                 return fail(.connectFailed)
             }
             connected = true
-            _ = gh_timer_add_ms(timer, timeoutMs)
         }
+        // Progress on a slow write counts as activity for `timeout`.
+        _ = gh_timer_add_ms(timer, timeoutMs)
         flush()
     }
 
