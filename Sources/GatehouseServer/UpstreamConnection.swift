@@ -26,7 +26,9 @@ enum UpstreamFailure {
 /// Threading: everything happens on the worker's loop that owns the pool.
 final class UpstreamConnection {
     private let fd: Int32
-    private weak var pool: TargetPool?
+    /// Safe unowned: an idle connection is owned by its pool, a busy one by an exchange that
+    /// holds the pool, and a released one is closed (its events freed) or idle again.
+    private unowned(unsafe) let pool: TargetPool
     private var readEvent: OpaquePointer?
     private var writeEvent: OpaquePointer?
     private var timer: OpaquePointer?
@@ -79,7 +81,8 @@ final class UpstreamConnection {
     }
 
     /// Sends a request: `head` then `body` (moved, or referenced when `keepBody` so that a retry
-    /// can send it again). Failures are reported to `exchange` later, never from inside this call.
+    /// can send it again). A failure may reach `exchange.upstreamFailed` from inside this call:
+    /// the exchange sets its state before calling.
     func send(for exchange: ProxyExchange, head: UnsafeRawBufferPointer, body: OpaquePointer?, keepBody: Bool,
               isHead: Bool, connectTimeoutMs: Int64, timeoutMs: Int64) {
         owner = exchange
@@ -90,6 +93,22 @@ final class UpstreamConnection {
         guard readEvent != nil else {
             // The socket could not even be made: report on the next turn.
             return failSoon(.connectFailed)
+        }
+        let hasBody = body.map { evbuffer_get_length($0) > 0 } ?? false
+        if connected && !hasBody && evbuffer_get_length(output) == 0 {
+            // The common case: one write(2) of the head, no buffer chain.
+            let n = write(fd, head.baseAddress, head.count)
+            if n == head.count {
+                _ = gh_timer_add_ms(timer, timeoutMs)
+                return
+            }
+            if n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR {
+                return fail(.closed(beforeResponse: true))
+            }
+            let written = max(n, 0)
+            evbuffer_add(output, head.baseAddress! + written, head.count - written)
+            _ = gh_timer_add_ms(timer, timeoutMs)
+            return flush()
         }
         evbuffer_add(output, head.baseAddress, head.count)
         if let body, evbuffer_get_length(body) > 0 {
@@ -176,7 +195,6 @@ final class UpstreamConnection {
     // MARK: reading
 
     private func readable() {
-        guard let pool else { return close() }
         let buffer = pool.readBuffer
         let n = read(fd, buffer.baseAddress, buffer.count)
         if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) { return }
@@ -245,7 +263,7 @@ final class UpstreamConnection {
 
     private func failSoon(_ failure: UpstreamFailure) {
         reusable = false
-        pool?.later { [self] in
+        pool.later { [self] in
             let exchange = owner
             owner = nil
             exchange?.upstreamFailed(failure)
