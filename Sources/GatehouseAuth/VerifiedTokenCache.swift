@@ -34,8 +34,21 @@ public final class VerifiedTokenCache {
     /// Seconds a failure is remembered.
     public let negativeTTL: Int64
 
-    private var positive: [String: Positive] = [:]
-    private var negative: [String: Negative] = [:]
+    /// A token with its hash computed once: a miss looks in both tables and inserts into one,
+    /// and hashing a ~200-byte token three times cost more than the lookups themselves.
+    private struct Key: Hashable {
+        let token: String
+        let hash: Int
+        init(_ token: String) {
+            self.token = token
+            self.hash = token.hashValue
+        }
+        static func == (a: Key, b: Key) -> Bool { a.hash == b.hash && a.token == b.token }
+        func hash(into hasher: inout Hasher) { hasher.combine(hash) }
+    }
+
+    private var positive: [Key: Positive] = [:]
+    private var negative: [Key: Negative] = [:]
 
     public init(capacity: Int = 4096, negativeCapacity: Int = 1024, negativeTTL: Int64 = 30) {
         self.capacity = max(capacity, 1)
@@ -56,36 +69,37 @@ public final class VerifiedTokenCache {
     /// can be, else computed and remembered.
     public func verify(_ token: String, with verifier: JWTVerifier, now: Int64,
                        allowedIssuers: Set<String>? = nil) -> Result<VerifiedToken, Reason> {
-        if let hit = positive[token] {
+        let key = Key(token)
+        if let hit = positive[key] {
             if hit.generation == verifier.generation {
                 let result = recheck(hit.token, leeway: verifier.leeway, now: now, allowedIssuers: allowedIssuers)
-                if case .failure(.tokenExpired) = result { positive[token] = nil }  // never valid again
+                if case .failure(.tokenExpired) = result { positive[key] = nil }  // never valid again
                 return result
             }
-            positive[token] = nil
+            positive[key] = nil
         }
-        if let hit = negative[token] {
+        if let hit = negative[key] {
             if hit.generation == verifier.generation, now < hit.expiresAt {
                 if let issuer = hit.gatedIssuer, let allowedIssuers, !allowedIssuers.contains(issuer) {
                     return .failure(.issuerNotAllowed)
                 }
                 return .failure(hit.reason)
             }
-            negative[token] = nil
+            negative[key] = nil
         }
 
         let outcome = verifier.check(token, now: now, allowedIssuers: allowedIssuers)
         switch outcome.result {
         case .success(let verified):
             makeRoom(in: &positive, capacity: capacity)
-            positive[token] = Positive(token: verified, generation: verifier.generation)
+            positive[key] = Positive(token: verified, generation: verifier.generation)
         case .failure(let reason):
             switch reason {
             case .tokenNotYetValid, .issuerNotAllowed, .tokenTooLarge:
                 break  // depends on the clock or the route, or costs nothing to find again
             default:
                 makeRoom(in: &negative, capacity: negativeCapacity)
-                negative[token] = Negative(reason: reason, gatedIssuer: outcome.gatedIssuer,
+                negative[key] = Negative(reason: reason, gatedIssuer: outcome.gatedIssuer,
                                            generation: verifier.generation, expiresAt: now + negativeTTL)
             }
         }
@@ -107,7 +121,7 @@ public final class VerifiedTokenCache {
     /// stream of distinct tokens, a partial sweep (filter, then delete one by one down to ¾)
     /// cost more than the verifications it saved: ~12 µs of dictionary work per miss and
     /// multi-millisecond stalls. A full table of live tokens just refills from the verifier.
-    private func makeRoom<Entry>(in table: inout [String: Entry], capacity: Int) {
+    private func makeRoom<Entry>(in table: inout [Key: Entry], capacity: Int) {
         guard table.count >= capacity else { return }
         table.removeAll(keepingCapacity: true)
     }
