@@ -160,7 +160,8 @@ def test_absolute_timeout_ends_a_session_even_with_keepalives(session_gateways, 
     assert first_401 is not None, f"keepalives kept the session past its absolute timeout: {statuses}"
     # Alive while young (2 s: whole-second bookkeeping may cut up to 1 s), over by 3 s (+ slack).
     assert all(s == 204 for t, s in statuses if t < 1.9), statuses
-    assert first_401 <= 3.0 + 0.6, statuses
+    # Session times have one-second resolution: never early, at most a second late.
+    assert first_401 <= 3.0 + 1.2, statuses
     assert all(s == 401 for t, s in statuses if t >= first_401), statuses
     record = gw.wait_log_record(first_refusal)
     assert (record["status"], record["decision"], record["reason"], record["auth"]) == \
