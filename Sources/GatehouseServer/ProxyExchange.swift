@@ -163,21 +163,8 @@ final class ProxyExchange {
         requestHead = out.bytes
     }
 
-    /// The request method as sent upstream (the methods evhttp accepts).
-    static func methodName(_ method: evhttp_cmd_type) -> StaticString {
-        switch method {
-        case EVHTTP_REQ_GET: return "GET"
-        case EVHTTP_REQ_POST: return "POST"
-        case EVHTTP_REQ_HEAD: return "HEAD"
-        case EVHTTP_REQ_PUT: return "PUT"
-        case EVHTTP_REQ_DELETE: return "DELETE"
-        case EVHTTP_REQ_OPTIONS: return "OPTIONS"
-        case EVHTTP_REQ_TRACE: return "TRACE"
-        case EVHTTP_REQ_CONNECT: return "CONNECT"
-        case EVHTTP_REQ_PATCH: return "PATCH"
-        default: return "GET"
-        }
-    }
+    /// The request method as sent upstream (only methods evhttp accepted reach here).
+    static func methodName(_ method: evhttp_cmd_type) -> StaticString { Worker.methodToken(method) }
 
     /// SPEC §2 `identity_headers`: subject, roles (comma-separated), method, extra claims.
     /// Values with control characters are left out rather than sent broken.

@@ -160,7 +160,10 @@ extension Worker {
         return address.map { String(cString: $0) } ?? ""
     }
 
-    static func methodName(_ cmd: evhttp_cmd_type) -> String {
+    static func methodName(_ cmd: evhttp_cmd_type) -> String { methodToken(cmd).description }
+
+    /// The method's name as on the wire (`UNKNOWN` for what evhttp could not parse).
+    static func methodToken(_ cmd: evhttp_cmd_type) -> StaticString {
         switch cmd {
         case EVHTTP_REQ_GET: return "GET"
         case EVHTTP_REQ_POST: return "POST"
