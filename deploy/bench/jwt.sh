@@ -130,30 +130,9 @@ start_gatehouse_jwt() { # dir -> SPAWNED
 # public key, or the secret for HS256), iss, exp in the future (else 401), then roles[0] is
 # admin (else 403). gatehouse's roles_any looks at every role; HAProxy's JSON query reads one.
 write_haproxy_jwt_conf() { # dir
-    local d=$1 secret
+    local secret rules
     secret=$(head -n1 "$KEYS/hs.secret")
-    mkdir -p "$d/haproxy"
-    cat >"$d/haproxy/haproxy.cfg" <<EOF
-global
-    nbthread 1
-    maxconn 8192
-    tune.bufsize 16384
-defaults
-    mode http
-    no log
-    option http-keep-alive
-    option forwardfor
-    http-reuse always
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-    timeout http-keep-alive 300s
-    unique-id-format %{+X}o%ci:%cp_%fi:%fp_%Ts_%rt:%pid
-frontend fe
-    bind 127.0.0.1:$HAPROXY_PORT
-    http-request set-header X-Forwarded-Proto http
-    http-request set-header X-Request-Id %[unique-id]
-    http-response set-header X-Request-Id %[unique-id]
+    rules=$(cat <<EOF
     acl rs path_beg /rs/
     acl es path_beg /es/
     acl hs path_beg /hs/
@@ -175,12 +154,9 @@ frontend fe
     http-request set-var(txn.now) date if jwt
     http-request deny deny_status 401 if jwt !{ var(txn.exp),sub(txn.now) -m int gt 0 }
     http-request deny deny_status 403 if jwt !{ var(txn.bearer),jwt_payload_query('\$.roles[0]') -m str admin }
-    default_backend api
-backend api
-    server s1 127.0.0.1:$UPSTREAM_PORT maxconn 64
 EOF
-    haproxy -c -q -f "$d/haproxy/haproxy.cfg" >"$d/haproxy/check.txt" 2>&1 \
-        || die "haproxy config invalid: $(cat "$d/haproxy/check.txt")"
+)
+    write_haproxy_conf "$1" "$rules"
 }
 
 start_haproxy_jwt() { # dir -> SPAWNED

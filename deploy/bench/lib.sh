@@ -280,8 +280,9 @@ start_nginx_proxy() { # dir -> SPAWNED (the master)
 # (http-reuse always), X-Forwarded-For, a request id both ways. Logging is off ("no log"):
 # HAProxy logs only through syslog, and a syslog daemon on the path would measure rsyslog,
 # not HAProxy.
-write_haproxy_conf() { # dir
-    local d=$1
+# An optional second argument holds extra frontend rules (jwt.sh adds its token checks there).
+write_haproxy_conf() { # dir [extra frontend lines]
+    local d=$1 extra=${2:-}
     mkdir -p "$d/haproxy"
     cat >"$d/haproxy/haproxy.cfg" <<EOF
 global
@@ -304,6 +305,7 @@ frontend fe
     http-request set-header X-Forwarded-Proto http
     http-request set-header X-Request-Id %[unique-id]
     http-response set-header X-Request-Id %[unique-id]
+${extra}
     default_backend api
 backend api
     server s1 127.0.0.1:$UPSTREAM_PORT maxconn 64
