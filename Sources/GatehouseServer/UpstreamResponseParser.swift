@@ -132,14 +132,7 @@ final class UpstreamResponseParser {
                 }
             case .length:
                 if remaining == 0 { state = .done; return .done }
-                let available = input.count - offset
-                if available == 0 { return .needMore }
-                let n = Int(min(UInt64(available), remaining))
-                remaining -= UInt64(n)
-                let slice = UnsafeRawBufferPointer(rebasing: input[offset..<offset + n])
-                offset += n
-                if remaining == 0 { state = .done }
-                return .body(slice)
+                return takeCounted(input, &offset, then: .done)
             case .untilClose:
                 let available = input.count - offset
                 if available == 0 { return .needMore }
@@ -147,14 +140,7 @@ final class UpstreamResponseParser {
                 offset = input.count
                 return .body(slice)
             case .chunkData:
-                let available = input.count - offset
-                if available == 0 { return .needMore }
-                let n = Int(min(UInt64(available), remaining))
-                remaining -= UInt64(n)
-                let slice = UnsafeRawBufferPointer(rebasing: input[offset..<offset + n])
-                offset += n
-                if remaining == 0 { state = .chunkDataCR }
-                return .body(slice)
+                return takeCounted(input, &offset, then: .chunkDataCR)
             case .chunkSize, .chunkExt, .chunkDataCR, .chunkDataLF, .trailers:
                 if offset >= input.count { return .needMore }
                 let c = input[offset]
@@ -165,6 +151,19 @@ final class UpstreamResponseParser {
     }
 
     /// One byte of chunk framing (size line, the CRLF after data, trailers).
+    /// Up to `remaining` body bytes of a counted body or chunk, as a slice of `input`; `next`
+    /// becomes the state once the count is used up.
+    private func takeCounted(_ input: UnsafeRawBufferPointer, _ offset: inout Int, then next: State) -> Event {
+        let available = input.count - offset
+        if available == 0 { return .needMore }
+        let n = Int(min(UInt64(available), remaining))
+        remaining -= UInt64(n)
+        let slice = UnsafeRawBufferPointer(rebasing: input[offset..<offset + n])
+        offset += n
+        if remaining == 0 { state = next }
+        return .body(slice)
+    }
+
     private func chunkFraming(_ c: UInt8) -> Bool {
         switch state {
         case .chunkSize:
