@@ -73,6 +73,7 @@ final class ProxyExchange {
         selfRetain = Unmanaged.passRetained(self)
         worker.inFlight += 1
         connection.current = self
+        worker.keepReadingClient(connection)
         guard let pool = worker.pickTarget(upstream) else {
             return fail(.serviceUnavailable, .upstreamDown)
         }
@@ -243,6 +244,7 @@ final class ProxyExchange {
         }
         state = .streaming
         log.status = status
+        worker.restoreClientTimeouts(connection)
         if let reason = response.reason {
             evhttp_send_reply_start(creq, Int32(status), reason)
         } else {
@@ -344,6 +346,7 @@ final class ProxyExchange {
     private func fail(_ error: GatewayError, _ reason: Reason) {
         guard let creq = clientRequest else { return finish() }
         clientRequest = nil
+        worker.restoreClientTimeouts(connection)
         // The route's CORS policy applies to its upstream failures too (none when it is off).
         worker.refuse(creq, error, reason, cors: cors ?? [], log: &log, startNs: startNs)
         finish(logged: true)
@@ -359,6 +362,12 @@ final class ProxyExchange {
         } else {
             evhttp_send_reply_end(creq)
         }
+    }
+
+    /// Writes out what this exchange gave the client so far (see `Worker.flushClient`): called
+    /// once per upstream read, after every piece of it has been handed on.
+    func flushClient() {
+        worker.flushClient(connection)
     }
 
     /// The client connection closed while this exchange was in flight.

@@ -198,12 +198,13 @@ final class UpstreamConnection {
         let buffer = pool.readBuffer
         let n = read(fd, buffer.baseAddress, buffer.count)
         if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) { return }
-        guard owner != nil else {
+        guard let exchange = owner else {
             // Idle: the upstream closed it, or sent bytes nobody asked for. Either way it goes.
             close()
             pool.dropIdle(self)
             return
         }
+        defer { exchange.flushClient() }
         if n < 0 {
             return fail(connected ? .closed(beforeResponse: parser.isEmpty) : .connectFailed)
         }

@@ -16,7 +16,7 @@ extension Worker {
         let startNs = Clock.monotonicNs()
         describe(req, into: &log, config: config)
         let conn = connection(for: evhttp_request_get_connection(req))
-        _ = conn
+        defer { flushClient(conn) }
 
         if req.pointee.headers_size > config.server.maxHeaderBytes {
             return refuse(req, .headersTooLarge, .headersTooLarge, log: &log, startNs: startNs)

@@ -36,6 +36,8 @@ final class Worker: @unchecked Sendable {
     var logPrefix: [UInt8] = []
     var logScratch: [UInt8] = []
     var inFlight = 0
+    /// `server.read_timeout` as evhttp takes it (see `restoreClientTimeouts`).
+    private(set) var clientTimeout = timeval()
     private(set) var draining = false
     private var bound: [OpaquePointer] = []
     private(set) var connections: [OpaquePointer: ClientConnection] = [:]
@@ -73,8 +75,8 @@ final class Worker: @unchecked Sendable {
         // from garbage); the exact limit is checked on the parsed head, for a precise 431.
         evhttp_set_max_headers_size(http, Int(server.maxHeaderBytes) * 2 + 8192)
         evhttp_set_max_body_size(http, Int(server.maxBodyBytes))
-        var tv = timeval(tv_sec: Int(server.readTimeoutMs / 1000), tv_usec: Int((server.readTimeoutMs % 1000) * 1000))
-        evhttp_set_timeout_tv(http, &tv)
+        clientTimeout = timeval(tv_sec: Int(server.readTimeoutMs / 1000), tv_usec: Int((server.readTimeoutMs % 1000) * 1000))
+        evhttp_set_timeout_tv(http, &clientTimeout)
     }
 
     /// Opens this loop's own listener on `address` (SO_REUSEPORT: every loop binds the same port
@@ -236,6 +238,7 @@ final class Worker: @unchecked Sendable {
     }
 
     private func connectionClosed(_ conn: ClientConnection) {
+        conn.closed = true
         connections[conn.evcon] = nil
         shared.metrics.connectionClosed(worker: index)
         conn.current?.clientGone()
@@ -256,6 +259,8 @@ final class ClientConnection {
     }()
     /// The exchange in flight on this connection, if any.
     var current: ProxyExchange?
+    /// evhttp has freed the connection (`evcon` is gone).
+    var closed = false
     init(evcon: OpaquePointer, worker: Worker) {
         self.evcon = evcon
         self.worker = worker

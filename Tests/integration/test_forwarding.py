@@ -710,6 +710,49 @@ def test_connect_timeout_does_not_limit_a_slow_response(gateway_factory, echo):
     assert r.status_code == 200
 
 
+def test_client_that_disconnects_while_waiting_is_noticed_before_the_upstream_answers(gateway_factory, echo):
+    # The client's socket is still read while its request is in flight: its close ends the
+    # exchange at once (logged as client_closed), not when the upstream's answer comes.
+    gw = docs_gateway(gateway_factory, echo, server={"workers": 1})
+    s = socket.create_connection((LOOPBACK, gw.port), timeout=3)
+    s.sendall(b"GET /docs/abandoned?gh_sleep=2 HTTP/1.1\r\nHost: x\r\nX-Request-Id: gone-early\r\n\r\n")
+    assert echo.received.wait(3)
+    s.close()
+    rec = gw.wait_log_record("gone-early", timeout=1.5)
+    assert rec["reason"] == "client_closed" and rec["decision"] == "error"
+    assert rec["duration_ms"] < 1500
+    assert requests.get(gw.url("/docs/after"), timeout=5).status_code == 200
+
+
+def test_upstream_slower_than_the_client_read_timeout_still_answers(gateway_factory, echo):
+    # read_timeout is the client's idle limit; while its request is in flight only the
+    # upstream's timeouts apply. Afterwards the idle limit is back.
+    gw = docs_gateway(gateway_factory, echo, server={"read_timeout": "400ms"}, upstream={"timeout": "3s"})
+    with socket.create_connection((LOOPBACK, gw.port), timeout=5) as s:
+        reader = s.makefile("rb")
+        for i in range(2):
+            s.sendall(f"GET /docs/slow/{i}?gh_sleep=0.9 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            r = read_response(reader)
+            assert r.status == 200 and b"/docs/slow/%d" % i in r.body
+        started = time.monotonic()
+        try:
+            assert reader.read() == b""
+        except ConnectionResetError:
+            pass
+        assert 0.2 < time.monotonic() - started < 3
+
+
+def test_pipelined_request_sent_while_the_first_is_in_flight_is_answered_after_it(gateway_factory, echo):
+    gw = docs_gateway(gateway_factory, echo)
+    with socket.create_connection((LOOPBACK, gw.port), timeout=5) as s:
+        reader = s.makefile("rb")
+        s.sendall(b"GET /docs/first?gh_sleep=0.4 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert echo.received.wait(3)
+        s.sendall(b"GET /docs/second HTTP/1.1\r\nHost: x\r\n\r\n")
+        first, second = read_response(reader), read_response(reader)
+        assert b"/docs/first" in first.body and b"/docs/second" in second.body
+
+
 def test_client_that_disconnects_while_waiting_does_not_disturb_others(gateway_factory, echo):
     gw = docs_gateway(gateway_factory, echo, server={"workers": 1})
     s = socket.create_connection((LOOPBACK, gw.port), timeout=3)

@@ -8,6 +8,9 @@
 #   PIN=none deploy/bench/run.sh                 # no CPU pinning
 #   ONLY="gatehouse nginx" deploy/bench/run.sh   # a subset (direct gatehouse nginx haproxy)
 #   ROUNDS=3 deploy/bench/run.sh                 # three rounds; medians, per-round CPU ratios
+#   BASELINE_BIN=/tmp/old/gatehouse ONLY="baseline gatehouse nginx" ROUNDS=3 deploy/bench/run.sh
+#                                                # another gatehouse build as the row "baseline",
+#                                                # measured in the same rounds (A/B of a change)
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -103,11 +106,17 @@ for round in $(seq 1 "$ROUNDS"); do
     for which in $ONLY; do
         case "$which" in
             direct) measure direct "$UPSTREAM_PORT" "" ;;
-            gatehouse)
+            gatehouse|baseline)
+                bin=$GATEHOUSE_BIN
+                if [ "$which" = baseline ]; then
+                    [ -x "${BASELINE_BIN:-}" ] || die "baseline: set BASELINE_BIN to another gatehouse binary"
+                    GATEHOUSE_BIN=$BASELINE_BIN
+                fi
                 start_gatehouse "$BENCH_DIR"; pid=$SPAWNED
-                measure gatehouse "$GATEHOUSE_PORT" "$pid"
+                GATEHOUSE_BIN=$bin
+                measure "$which" "$GATEHOUSE_PORT" "$pid"
                 stop_pid "$pid"
-                log "gatehouse: $(wc -l <"$BENCH_DIR/gatehouse/access.log") access-log lines written"
+                log "$which: $(wc -l <"$BENCH_DIR/gatehouse/access.log") access-log lines written"
                 rm -f "$BENCH_DIR/gatehouse/access.log" ;;
             nginx)
                 start_nginx_proxy "$BENCH_DIR"; pid=$SPAWNED
@@ -166,4 +175,11 @@ if [ -n "${CPU[gatehouse]:-}" ] && [ -n "${CPU[nginx]:-}" ]; then
         echo "per round gatehouse/nginx CPU per request:$per"
     fi
     echo "KEY: gatehouse/nginx CPU per request = ${r}x ($verdict the 1.6x target)"
+fi
+if [ -n "${CPU[gatehouse]:-}" ] && [ -n "${CPU[baseline]:-}" ]; then
+    # shellcheck disable=SC2206
+    g=(${L_CPU[gatehouse]}) b=(${L_CPU[baseline]})
+    per=""
+    for i in "${!g[@]}"; do per+=" $(awk -v a="${g[$i]}" -v b="${b[$i]}" 'BEGIN {printf "%.3f", a / b}')"; done
+    echo "per round gatehouse/baseline CPU per request:$per (baseline: $BASELINE_BIN)"
 fi

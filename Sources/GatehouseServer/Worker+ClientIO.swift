@@ -1,0 +1,61 @@
+import CLibevent
+
+/// How a client connection's socket is driven while evhttp serves it.
+///
+/// evhttp alone costs three `epoll_ctl` per keep-alive request: it stops reading the client
+/// when a request is complete, starts watching for writability when the reply is queued, and
+/// swaps back once the reply has gone out — each a change of the socket's epoll registration,
+/// in three different loop iterations. Two small steps keep the registration as it is (reading,
+/// never watching writability) for the usual request, without changing what evhttp does:
+///
+/// - `keepReadingClient` undoes evhttp's "stop reading" in the same loop iteration, putting the
+///   connection in the state evhttp itself uses while it writes a reply: reading on, no read
+///   callback (so a pipelined request waits in the input buffer), only close detection. A client
+///   that goes away is then noticed at once (evhttp frees the connection; the close callback
+///   ends the exchange) instead of when the reply is written.
+/// - `flushClient` writes what evhttp queued right away. When everything went out, it turns the
+///   just-requested writability watch off again (the changelist cancels both) and runs evhttp's
+///   write-done callback as the loop would have, deferred. When the socket takes only part, the
+///   rest goes evhttp's usual way (watch, write, callback), so a slow client is served as before.
+///
+/// Either step may be left out on any path: evhttp's own machinery then does the work.
+extension Worker {
+    /// Client input kept while a request is in flight (pipelined requests, a client that keeps
+    /// sending): above this, reading the socket pauses until evhttp takes the input.
+    var clientInputLimit: Int {
+        let server = snapshot.config.server
+        return Int(server.maxHeaderBytes) * 2 + 8192 + Int(server.maxBodyBytes) + 65536
+    }
+
+    /// Keeps reading `conn`'s socket while its request is in flight. The client's idle timeout
+    /// does not run meanwhile (the upstream's timeouts do); `restoreClientTimeouts` turns it on
+    /// before the reply.
+    func keepReadingClient(_ conn: ClientConnection) {
+        guard !conn.closed, let bev = evhttp_connection_get_bufferevent(conn.evcon) else { return }
+        var writeCallback: bufferevent_data_cb?
+        var eventCallback: bufferevent_event_cb?
+        var argument: UnsafeMutableRawPointer?
+        bufferevent_getcb(bev, nil, &writeCallback, &eventCallback, &argument)
+        bufferevent_setcb(bev, nil, writeCallback, eventCallback, argument)
+        bufferevent_setwatermark(bev, gh_ev_read(), 0, clientInputLimit)
+        bufferevent_set_timeouts(bev, nil, nil)
+        bufferevent_enable(bev, gh_ev_read())
+    }
+
+    /// The client's read/write timeout again (`server.read_timeout`), as evhttp set it.
+    func restoreClientTimeouts(_ conn: ClientConnection) {
+        guard !conn.closed, let bev = evhttp_connection_get_bufferevent(conn.evcon) else { return }
+        var tv = clientTimeout
+        bufferevent_set_timeouts(bev, &tv, &tv)
+    }
+
+    /// Writes `conn`'s queued output now; see the type's comment.
+    func flushClient(_ conn: ClientConnection) {
+        guard !conn.closed, let bev = evhttp_connection_get_bufferevent(conn.evcon) else { return }
+        let output = bufferevent_get_output(bev)
+        guard evbuffer_get_length(output) > 0 else { return }
+        guard evbuffer_write(output, bufferevent_getfd(bev)) >= 0, evbuffer_get_length(output) == 0 else { return }
+        bufferevent_disable(bev, gh_ev_write())
+        bufferevent_trigger(bev, gh_ev_write(), Int32(BEV_TRIG_DEFER_CALLBACKS.rawValue))
+    }
+}
