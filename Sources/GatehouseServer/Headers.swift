@@ -1,4 +1,5 @@
 import CLibevent
+import Glibc
 
 /// A thin view of an evhttp header list (`struct evkeyvalq`). Lookups are case-insensitive,
 /// as evhttp's are. Valid only while the request that owns the list is alive.
@@ -43,6 +44,48 @@ struct HeaderList {
         while let kv = entry {
             body(kv.pointee.key, kv.pointee.value)
             entry = gh_header_next(kv)
+        }
+    }
+}
+
+/// A fixed set of lowercase header names, tested against a header's raw NUL-terminated name
+/// ignoring ASCII case (and, when `foldUnderscore`, reading `_` as `-`). The names sit in one
+/// byte array with (offset, length) pairs, so a test touches no reference counts and skips
+/// every name of another length: it runs for each header of each request, against a dozen
+/// names or more.
+struct HeaderNameSet: Sendable {
+    private let bytes: [UInt8]
+    private let entries: [(offset: Int, length: Int)]
+    private let foldUnderscore: Bool
+
+    init(_ names: [String], foldUnderscore: Bool = false) {
+        var bytes: [UInt8] = []
+        var entries: [(offset: Int, length: Int)] = []
+        for name in names {
+            entries.append((bytes.count, name.utf8.count))
+            bytes.append(contentsOf: name.lowercased().utf8)
+        }
+        self.bytes = bytes
+        self.entries = entries
+        self.foldUnderscore = foldUnderscore
+    }
+
+    func contains(_ name: UnsafePointer<CChar>) -> Bool {
+        let length = strlen(name)
+        return bytes.withUnsafeBufferPointer { stored in
+            entries.withUnsafeBufferPointer { entries in
+                for entry in entries where entry.length == length {
+                    var i = 0
+                    while i < length {
+                        var c = UInt8(bitPattern: name[i])
+                        if c >= 65 && c <= 90 { c |= 0x20 } else if foldUnderscore && c == 0x5F { c = 0x2D }
+                        if c != stored[entry.offset + i] { break }
+                        i += 1
+                    }
+                    if i == length { return true }
+                }
+                return false
+            }
         }
     }
 }
@@ -92,16 +135,16 @@ enum HeaderRules {
         }
     }
 
-    private static let corsPrefix: [UInt8] = Array("access-control-".utf8)
-    private static let xAuthPrefix: [UInt8] = Array("x-auth-".utf8)
+    private static let corsPrefix: StaticString = "access-control-"
+    private static let xAuthPrefix: StaticString = "x-auth-"
 
     /// True for the CORS response headers (`Access-Control-Allow-*`, `-Expose-Headers`,
     /// `-Max-Age`), which the gateway owns when a CORS policy applies (SPEC §6). A `Vary` the
     /// upstream set is kept; the gateway adds its own `Vary: Origin`.
     @inline(__always)
     static func isCORSResponseHeader(_ name: UnsafePointer<CChar>) -> Bool {
-        let prefix = corsPrefix
-        for i in 0..<prefix.count {
+        let prefix = corsPrefix.utf8Start
+        for i in 0..<corsPrefix.utf8CodeUnitCount {
             let c = UInt8(bitPattern: name[i])
             if c == 0 || (c | (c >= 65 && c <= 90 ? 0x20 : 0)) != prefix[i] { return false }
         }
@@ -112,27 +155,12 @@ enum HeaderRules {
     /// too (CGI, WSGI and PHP upstreams read `X_Auth_Subject` as `X-Auth-Subject`).
     @inline(__always)
     static func isXAuth(_ name: UnsafePointer<CChar>) -> Bool {
-        let prefix = xAuthPrefix
-        for i in 0..<prefix.count {
+        let prefix = xAuthPrefix.utf8Start
+        for i in 0..<xAuthPrefix.utf8CodeUnitCount {
             let c = folded(UInt8(bitPattern: name[i]))
             if c == 0 || c != prefix[i] { return false }
         }
         return true
-    }
-
-    /// Like `nameEquals`, with `_` standing for `-` (for identity header names).
-    @inline(__always)
-    static func nameEqualsFoldingUnderscore(_ name: UnsafePointer<CChar>, _ lowercased: String) -> Bool {
-        var lowercased = lowercased
-        return lowercased.withUTF8 { expected in
-            var i = 0
-            while i < expected.count {
-                let c = folded(UInt8(bitPattern: name[i]))
-                if c == 0 || c != expected[i] { return false }
-                i += 1
-            }
-            return name[i] == 0
-        }
     }
 
     /// ASCII lowercase, `_` as `-`.

@@ -25,6 +25,8 @@ final class Snapshot: Sendable {
     let sessions: SessionRuntime?
     /// The Redis session store's address, resolved at load.
     let redisAddress: String?
+    /// `identity_headers` names, to strip from clients' requests (`_` read as `-`).
+    let identityHeaderNames: HeaderNameSet
 
     init(config: GatewayConfig, targets: [String: [ResolvedTarget]], generation: Int, verifier: JWTVerifier?,
          sessions: SessionRuntime? = nil, redisAddress: String? = nil) {
@@ -34,6 +36,7 @@ final class Snapshot: Sendable {
         self.generation = generation
         self.verifier = verifier
         self.sessions = sessions
+        self.identityHeaderNames = HeaderNameSet(config.identityHeaders.allNames, foldUnderscore: true)
     }
 
     /// The same snapshot with another verifier (after a JWKS refresh).

@@ -11,24 +11,24 @@ typealias Request = UnsafeMutablePointer<evhttp_request>
 /// decision — then forward or refuse.
 extension Worker {
     func handle(_ req: Request) {
-        let config = snapshot.config
+        let snapshot = self.snapshot  // not `let config = …`: a copy of the config retains each of its fields
         var log = AccessLogRecord()
         let startNs = Clock.monotonicNs()
-        describe(req, into: &log, config: config)
+        describe(req, into: &log, config: snapshot.config)
         let conn = connection(for: evhttp_request_get_connection(req))
         defer { flushClient(conn) }
 
-        if req.pointee.headers_size > config.server.maxHeaderBytes {
+        if req.pointee.headers_size > snapshot.config.server.maxHeaderBytes {
             return refuse(req, .headersTooLarge, .headersTooLarge, log: &log, startNs: startNs)
         }
-        if evbuffer_get_length(evhttp_request_get_input_buffer(req)) > config.server.maxBodyBytes {
+        if evbuffer_get_length(evhttp_request_get_input_buffer(req)) > snapshot.config.server.maxBodyBytes {
             return refuse(req, .payloadTooLarge, .payloadTooLarge, log: &log, startNs: startNs)
         }
         if RequestHead.problem(HeaderList(evhttp_request_get_input_headers(req)), httpMinor: Int32(req.pointee.minor),
                                absoluteForm: !log.rawTarget.hasPrefix("/")) != nil {
             return refuse(req, .badRequest, .malformedRequest, closeConnection: true, log: &log, startNs: startNs)
         }
-        guard let target = PathNormalizer.normalize(target: log.rawTarget, policy: config.server.pathPolicy) else {
+        guard let target = PathNormalizer.normalize(target: log.rawTarget, policy: snapshot.config.server.pathPolicy) else {
             return refuse(req, .badRequest, .pathRejected, log: &log, startNs: startNs)
         }
         log.path = target.path
@@ -39,12 +39,12 @@ extension Worker {
                                  accept: headers["Accept"], origin: headers["Origin"],
                                  accessControlRequestMethod: headers["Access-Control-Request-Method"],
                                  accessControlRequestHeaders: headers.joined("Access-Control-Request-Headers"))
-        if let sessions = config.sessions, let cookieHeader = headers.joined("Cookie", separator: "; ") {
+        if let sessions = snapshot.config.sessions, let cookieHeader = headers.joined("Cookie", separator: "; ") {
             facts.sessionCookie = sessions.cookie.value(inCookieHeader: cookieHeader)
             facts.secFetchSite = headers["Sec-Fetch-Site"]
         }
         let auth = AuthContext(verifier: snapshot.verifier, cache: tokenCache, now: Clock.wallMs() / 1000)
-        let plan = Decide.plan(facts, config: config, auth: auth)
+        let plan = Decide.plan(facts, config: snapshot.config, auth: auth)
         carryOut(plan, req: req, facts: facts, target: target, host: host, log: log, startNs: startNs, connection: conn)
     }
 
@@ -52,7 +52,7 @@ extension Worker {
     func carryOut(_ plan: Plan, req: Request, facts: RequestFacts, target: NormalizedTarget, host: String?,
                   log: AccessLogRecord, startNs: UInt64, connection conn: ClientConnection) {
         var log = log
-        let config = snapshot.config
+        let snapshot = self.snapshot  // not `let config = …`: a copy of the config retains each of its fields
         let origin = facts.origin
         switch plan {
         case let .refuse(error, reason, route, status, tried, subject):
@@ -61,7 +61,7 @@ extension Worker {
             log.auth = tried
             log.subject = subject
             if reason == .unknownKid { requestKeyRefresh() }
-            let cors = route.map { config.corsPolicy(for: $0) } ?? config.cors
+            let cors = route.map { snapshot.config.corsPolicy(for: $0) } ?? snapshot.config.cors
             refuse(req, error, reason, status: status, bearerPresented: tried == .jwt,
                    cors: cors?.responseHeaders(origin: origin) ?? [], log: &log, startNs: startNs)
         case let .redirect(route, location, tried, reason):
@@ -69,7 +69,7 @@ extension Worker {
             log.upstream = route.upstream
             log.auth = tried
             if reason == .unknownKid { requestKeyRefresh() }
-            let cors = config.corsPolicy(for: route)?.responseHeaders(origin: origin) ?? []
+            let cors = snapshot.config.corsPolicy(for: route)?.responseHeaders(origin: origin) ?? []
             redirect(req, to: location, cors: cors, log: &log, startNs: startNs)
         case let .preflight(route, corsHeaders):
             log.route = route.name
@@ -85,14 +85,14 @@ extension Worker {
             continueWithSession(req, route: route, idHash: idHash, facts: facts, target: target, host: host,
                                 log: log, startNs: startNs, connection: conn)
         case let .forward(route, identity):
-            guard let upstream = config.upstreams[route.upstream] else {
+            guard let upstream = snapshot.config.upstreams[route.upstream] else {
                 return refuse(req, .badGateway, .upstreamError, log: &log, startNs: startNs)
             }
             log.route = route.name
             log.upstream = upstream.name
             log.auth = identity?.method ?? .none
             log.subject = identity?.subject
-            let cors = config.corsPolicy(for: route).map { $0.responseHeaders(origin: origin) }
+            let cors = snapshot.config.corsPolicy(for: route).map { $0.responseHeaders(origin: origin) }
             let exchange = ProxyExchange(worker: self, request: req, route: route, upstream: upstream,
                                          target: target, host: host, identity: identity, cors: cors,
                                          log: log, startNs: startNs, connection: conn)

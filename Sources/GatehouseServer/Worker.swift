@@ -232,7 +232,7 @@ final class Worker: @unchecked Sendable {
         shared.metrics.connectionOpened(worker: index)
         evhttp_connection_set_closecb(evcon, { evcon, arg in
             let conn = Unmanaged<ClientConnection>.fromOpaque(arg!).takeUnretainedValue()
-            conn.worker?.connectionClosed(conn)
+            conn.worker.connectionClosed(conn)
         }, Unmanaged.passUnretained(conn).toOpaque())
         return conn
     }
@@ -249,7 +249,10 @@ final class Worker: @unchecked Sendable {
 /// A client connection's state across its keep-alive requests.
 final class ClientConnection {
     let evcon: OpaquePointer
-    weak var worker: Worker?
+    /// Not weak: a weak reference moves the worker's reference count to a side table, and
+    /// every retain and release of the worker (many per request) then takes the slow path.
+    /// A worker outlives its connections (it lives as long as the process).
+    unowned(unsafe) let worker: Worker
     /// The peer's address, read once per connection.
     lazy var peer: String = {
         var address: UnsafeMutablePointer<CChar>?
