@@ -92,9 +92,10 @@ if [ "$TOP" != 0 ]; then
     callgrind_annotate --inclusive=no --threshold=100 "$BENCH_DIR/hs256-nc.callgrind" 2>/dev/null \
         | awk -v n="$REQUESTS" -v top="$TOP" '
             /^-+$/ { dashes++; next }
-            dashes >= 3 && $1 ~ /^[0-9,]+$/ && shown < top {
-                pct = $2; gsub(/[(%)]/, "", pct); if (pct + 0 > 90) next
-                v = $1; gsub(",", "", v); $1 = ""; $2 = ""; sub(/^ +/, ""); printf "%9.0f  %s\n", v / n, $0; shown++ }' \
+            dashes >= 3 && $1 ~ /^[0-9,]+$/ && shown < top && match($0, /\( *[0-9.]+%\)/) {
+                if (substr($0, RSTART + 1, RLENGTH - 3) + 0 > 90) next
+                name = substr($0, RSTART + RLENGTH); sub(/^ +/, "", name)
+                v = $1; gsub(",", "", v); printf "%9.0f  %s\n", v / n, name; shown++ }' \
         | { if command -v swift >/dev/null; then swift demangle --simplified; else cat; fi; }
 fi
 

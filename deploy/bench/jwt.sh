@@ -41,7 +41,7 @@ TOKENS_ES="${TOKENS_ES:-50000}"
 for which in $ONLY; do
     case " $ALL " in *" $which "*) ;; *) die "unknown ONLY entry: $which (one of: $ALL)" ;; esac
 done
-# The per-worker cache holds 4096 tokens and evicts a quarter at a time in hash order: with
+# The per-worker cache holds 4096 tokens, a new one replacing the oldest of its set of four: with
 # far more distinct tokens in rotation, a token is long gone when it comes round again.
 for n in "HS $TOKENS_HS" "RS $TOKENS_RS" "ES $TOKENS_ES"; do
     set -- $n
