@@ -53,8 +53,13 @@ public final class JWTVerifier: Sendable {
 
     /// Verifies `token` (the JWS compact serialization, without `Bearer `) at `now` (Unix
     /// seconds). `allowedIssuers` are issuer names a route accepts (nil: any).
-    public func verify(_ token: String, now: Int64, allowedIssuers: Set<String>? = nil) -> Result<VerifiedToken, Reason> {
+    public func verify(_ token: Substring, now: Int64, allowedIssuers: Set<String>? = nil) -> Result<VerifiedToken, Reason> {
         check(token, now: now, allowedIssuers: allowedIssuers).result
+    }
+
+    /// ``verify(_:now:allowedIssuers:)-(Substring,_,_)`` for a whole string.
+    public func verify(_ token: String, now: Int64, allowedIssuers: Set<String>? = nil) -> Result<VerifiedToken, Reason> {
+        check(Substring(token), now: now, allowedIssuers: allowedIssuers).result
     }
 
     /// The result, and for failures found after the issuer gate the issuer's name: a cached
@@ -64,7 +69,7 @@ public final class JWTVerifier: Sendable {
         var gatedIssuer: String? = nil
     }
 
-    func check(_ token: String, now: Int64, allowedIssuers: Set<String>?) -> Outcome {
+    func check(_ token: Substring, now: Int64, allowedIssuers: Set<String>?) -> Outcome {
         guard token.utf8.count <= Self.maxTokenBytes else { return Outcome(result: .failure(.tokenTooLarge)) }
         var token = token
         return token.withUTF8 { check(bytes: UnsafeRawBufferPointer($0), now: now, allowedIssuers: allowedIssuers) }

@@ -173,11 +173,21 @@ final class ProxyExchange {
     private func addIdentityHeaders(_ identity: Identity, to output: inout RequestHeadWriter) {
         let names = worker.snapshot.config.identityHeaders
         func add(_ name: String, _ value: String) {
-            if value.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x7F }) { output.header(name, value) }
+            var value = value
+            if value.withUTF8({ $0.allSatisfy { $0 >= 0x20 && $0 != 0x7F } }) { output.header(name, value) }
         }
         if let subject = identity.subject { add(names.subject, subject) }
-        // A role with a comma in it would read as two roles: it is left out of the header.
-        add(names.roles, identity.roles.filter { !$0.contains(",") }.joined(separator: ","))
+        // A role with a comma in it would read as two roles: it is left out of the header. Joined
+        // by hand, byte-wise: `filter` + `contains(",")` (Foundation's string search) + `joined`
+        // cost ~5,000 instructions per request for one role.
+        var roles = ""
+        var first = true
+        for role in identity.roles where !role.utf8.contains(UInt8(ascii: ",")) {
+            if !first { roles += "," }
+            roles += role
+            first = false
+        }
+        add(names.roles, roles)
         add(names.method, identity.method.rawValue)
         if let token = identity.token {
             for (header, claim) in names.claims {

@@ -135,4 +135,55 @@ final class VerifiedTokenCacheTests: XCTestCase {
         cache.removeAll()
         XCTAssertEqual(cache.count.verified, 0)
     }
+
+    /// A full table replaces its oldest entry rather than being cleared: one run of described
+    /// steps on a cache of four verified and four failed tokens (one set each). `cached` asks a
+    /// verifier of the same generation that can verify nothing, so only a hit answers "ok" (or a
+    /// remembered failure its reason) there.
+    func testAFullTableReplacesItsOldestEntry() {
+        let cache = VerifiedTokenCache(capacity: 4, negativeCapacity: 4)
+        let verifier = Self.verifier()
+        let cached = Self.verifier(keys: false, generation: verifier.generation)
+        let tokens = (0..<6).map { Self.token(extra: #","n":\#($0)"#) }
+        let other = Array("another-secret-of-32-bytes-long!".utf8)
+        let bad = (0..<5).map { Self.token(extra: #","n":\#($0)"#, secret: other) }
+        let steps: [(name: String, token: String, with: JWTVerifier, expect: String)] = [
+            ("first token verified", tokens[0], verifier, "ok"),
+            ("first token from the cache", tokens[0], cached, "ok"),
+            ("three more fill the set", tokens[1], verifier, "ok"),
+            ("", tokens[2], verifier, "ok"),
+            ("", tokens[3], verifier, "ok"),
+            ("all four cached", tokens[3], cached, "ok"),
+            ("a fifth replaces the oldest", tokens[4], verifier, "ok"),
+            ("the oldest is verified again", tokens[0], cached, "no_keys"),
+            ("the others stay", tokens[1], cached, "ok"),
+            ("the newest stays", tokens[4], cached, "ok"),
+            ("failures fill their own table", bad[0], verifier, "bad_signature"),
+            ("", bad[1], verifier, "bad_signature"),
+            ("", bad[2], verifier, "bad_signature"),
+            ("", bad[3], verifier, "bad_signature"),
+            ("a remembered failure", bad[0], cached, "bad_signature"),
+            ("a fifth failure replaces the oldest", bad[4], verifier, "bad_signature"),
+            ("the oldest failure is checked again", bad[0], cached, "no_keys"),
+            ("failures did not touch the verified tokens", tokens[2], cached, "ok"),
+            ("a token longer than 8 KiB is refused before any lookup",
+             String(repeating: "a", count: JWTVerifier.maxTokenBytes + 1), verifier, "token_too_large"),
+        ]
+        for step in steps {
+            XCTAssertEqual(cache.verify(step.token, with: step.with, now: Self.now).outcome, step.expect, step.name)
+        }
+        XCTAssertEqual(cache.count.verified, 4)
+        XCTAssertEqual(cache.count.failed, 4)
+    }
+
+    func testASubstringOfTheHeaderIsLookedUpAsTheTokenItSpells() {
+        let cache = VerifiedTokenCache()
+        let verifier = Self.verifier()
+        let token = Self.token()
+        let header = "Bearer " + token + "  "
+        let slice = header.dropFirst(7).dropLast(2)
+        XCTAssertEqual(cache.verify(slice, with: verifier, now: Self.now).outcome, "ok")
+        XCTAssertEqual(cache.verify(token, with: Self.verifier(keys: false, generation: verifier.generation), now: Self.now).outcome,
+                       "ok")
+    }
 }

@@ -41,7 +41,7 @@ TOKENS_ES="${TOKENS_ES:-50000}"
 for which in $ONLY; do
     case " $ALL " in *" $which "*) ;; *) die "unknown ONLY entry: $which (one of: $ALL)" ;; esac
 done
-# The per-worker cache holds 4096 tokens and evicts a quarter at a time in hash order: with
+# The per-worker cache holds 4096 tokens, a new one replacing the oldest of its set of four: with
 # far more distinct tokens in rotation, a token is long gone when it comes round again.
 for n in "HS $TOKENS_HS" "RS $TOKENS_RS" "ES $TOKENS_ES"; do
     set -- $n
@@ -93,31 +93,6 @@ uncached() { case "$1" in *-nc) return 0 ;; *) return 1 ;; esac; }
 scripted() { case "$1" in *-nc | *-lua) return 0 ;; *) return 1 ;; esac; }
 
 # --- configs --------------------------------------------------------------------------------
-# gatehouse: run.sh's settings (one worker, pool of 64, JSON access log) and three issuers, one
-# per algorithm (so tokens carry iss), each with a route that allows only that issuer and
-# requires the role admin; the public route last, matching everything else.
-write_gatehouse_jwt_conf() { # dir
-    local d=$1
-    mkdir -p "$d/gatehouse"
-    cat >"$d/gatehouse/gatehouse.yaml" <<EOF
-server: { listen: ["127.0.0.1:$GATEHOUSE_PORT"], workers: 1 }
-upstreams: { api: { targets: ["http://127.0.0.1:$UPSTREAM_PORT"], max_idle_per_worker: 64 } }
-jwt:
-  issuers:
-    - { name: hs, issuer: bench-hs, algorithms: [HS256], secret_file: $KEYS/hs.secret }
-    - { name: rs, issuer: bench-rs, algorithms: [RS256], jwks_file: $KEYS/jwks.json }
-    - { name: es, issuer: bench-es, algorithms: [ES256], jwks_file: $KEYS/jwks.json }
-routes:
-  - { name: rs, match: { path: "/rs/**" }, upstream: api, issuers: [rs], require: { roles_any: [admin] } }
-  - { name: es, match: { path: "/es/**" }, upstream: api, issuers: [es], require: { roles_any: [admin] } }
-  - { name: hs, match: { path: "/hs/**" }, upstream: api, issuers: [hs], require: { roles_any: [admin] } }
-  - { name: public, match: { path: "/**" }, upstream: api, auth: none }
-access_log: { path: $d/gatehouse/access.log, format: json }
-EOF
-    "$GATEHOUSE_BIN" check --config "$d/gatehouse/gatehouse.yaml" >"$d/gatehouse/check.txt" 2>&1 \
-        || die "gatehouse check failed: $(cat "$d/gatehouse/check.txt")"
-}
-
 start_gatehouse_jwt() { # dir -> SPAWNED
     write_gatehouse_jwt_conf "$1"
     port_free "$GATEHOUSE_PORT" || die "port $GATEHOUSE_PORT busy (set BASE_PORT)"

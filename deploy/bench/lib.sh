@@ -1,4 +1,4 @@
-# Shared by run.sh and perf.sh (sourced, not run). Everything listens on 127.0.0.1 only.
+# Shared by the scripts of this folder (sourced, not run). Everything listens on 127.0.0.1 only.
 # Callers set: BENCH_DIR (a fresh temp dir), and may override the env knobs below.
 
 REPO="${REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
@@ -218,6 +218,32 @@ start_gatehouse() { # dir -> SPAWNED
     port_free "$GATEHOUSE_PORT" || die "port $GATEHOUSE_PORT busy (set BASE_PORT)"
     spawn proxy "$1/gatehouse/stderr.log" "$GATEHOUSE_BIN" run --config "$1/gatehouse/gatehouse.yaml"
     wait_port "$GATEHOUSE_PORT" || die "gatehouse did not start: $(cat "$1/gatehouse/stderr.log")"
+}
+
+# gatehouse for jwt.sh and callgrind-jwt.sh, with the keys of jwt_tokens.py in KEYS: run.sh's
+# settings (one worker, pool of 64, JSON access log) and three issuers, one per algorithm (so
+# tokens carry iss), each with a route that allows only that issuer and requires the role admin;
+# the public route last, matching everything else.
+write_gatehouse_jwt_conf() { # dir
+    local d=$1
+    mkdir -p "$d/gatehouse"
+    cat >"$d/gatehouse/gatehouse.yaml" <<EOF
+server: { listen: ["127.0.0.1:$GATEHOUSE_PORT"], workers: 1 }
+upstreams: { api: { targets: ["http://127.0.0.1:$UPSTREAM_PORT"], max_idle_per_worker: 64 } }
+jwt:
+  issuers:
+    - { name: hs, issuer: bench-hs, algorithms: [HS256], secret_file: $KEYS/hs.secret }
+    - { name: rs, issuer: bench-rs, algorithms: [RS256], jwks_file: $KEYS/jwks.json }
+    - { name: es, issuer: bench-es, algorithms: [ES256], jwks_file: $KEYS/jwks.json }
+routes:
+  - { name: rs, match: { path: "/rs/**" }, upstream: api, issuers: [rs], require: { roles_any: [admin] } }
+  - { name: es, match: { path: "/es/**" }, upstream: api, issuers: [es], require: { roles_any: [admin] } }
+  - { name: hs, match: { path: "/hs/**" }, upstream: api, issuers: [hs], require: { roles_any: [admin] } }
+  - { name: public, match: { path: "/**" }, upstream: api, auth: none }
+access_log: { path: $d/gatehouse/access.log, format: json }
+EOF
+    "$GATEHOUSE_BIN" check --config "$d/gatehouse/gatehouse.yaml" >"$d/gatehouse/check.txt" 2>&1 \
+        || die "gatehouse check failed: $(cat "$d/gatehouse/check.txt")"
 }
 
 # nginx as a reverse proxy, doing what gatehouse does per request: keep-alive upstream pool,
