@@ -54,7 +54,7 @@ struct AuthContext {
 
 enum Decide {
     /// Steps 5–8 of SPEC §3 for a request whose path has passed the path policy.
-    static func plan(_ facts: RequestFacts, config: GatewayConfig, auth: AuthContext) -> Plan {
+    static func plan(_ facts: RequestFacts, config: borrowing GatewayConfig, auth: AuthContext) -> Plan {
         // A preflight is matched to the route of the method it asks about (SPEC §6).
         if facts.method == "OPTIONS", let origin = facts.origin, let requested = facts.accessControlRequestMethod {
             guard let route = config.routes.match(method: requested, path: facts.target.path, host: facts.host) else {

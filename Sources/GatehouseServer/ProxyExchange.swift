@@ -46,7 +46,7 @@ final class ProxyExchange {
     static let highWater = 256 * 1024
 
     init(worker: Worker, request: Request, route: Route, upstream: UpstreamSettings, target: NormalizedTarget,
-         host: String?, identity: Identity?, cors: [(String, String)]?, log: AccessLogRecord, startNs: UInt64,
+         host: String?, identity: Identity?, cors: [(String, String)]?, log: consuming AccessLogRecord, startNs: UInt64,
          connection: ClientConnection) {
         self.identity = identity
         self.cors = cors

@@ -21,7 +21,9 @@ import CLibevent
 /// Either step may be left out on any path: evhttp's own machinery then does the work.
 extension Worker {
     /// Client input kept while a request is in flight (pipelined requests, a client that keeps
-    /// sending): above this, reading the socket pauses until evhttp takes the input.
+    /// sending): above this, reading the socket pauses until evhttp takes the input. Set only
+    /// while the request is in flight: a read watermark re-adds the read event on every change
+    /// of the input buffer, which is every header line evhttp parses.
     var clientInputLimit: Int {
         let server = snapshot.config.server
         return Int(server.maxHeaderBytes) * 2 + 8192 + Int(server.maxBodyBytes) + 65536
@@ -42,9 +44,11 @@ extension Worker {
         bufferevent_enable(bev, gh_ev_read())
     }
 
-    /// The client's read/write timeout again (`server.read_timeout`), as evhttp set it.
+    /// The client's read/write timeout again (`server.read_timeout`), as evhttp set it, and no
+    /// input limit but evhttp's own: the reply is about to be written.
     func restoreClientTimeouts(_ conn: ClientConnection) {
         guard !conn.closed, let bev = evhttp_connection_get_bufferevent(conn.evcon) else { return }
+        bufferevent_setwatermark(bev, gh_ev_read(), 0, 0)
         var tv = clientTimeout
         bufferevent_set_timeouts(bev, &tv, &tv)
     }

@@ -14,7 +14,7 @@ extension Worker {
         let snapshot = self.snapshot  // not `let config = …`: a copy of the config retains each of its fields
         var log = AccessLogRecord()
         let startNs = Clock.monotonicNs()
-        describe(req, into: &log, config: snapshot.config)
+        describe(req, into: &log, trustedProxies: snapshot.config.server.trustedProxies)
         let conn = connection(for: evhttp_request_get_connection(req))
         defer { flushClient(conn) }
 
@@ -50,7 +50,7 @@ extension Worker {
 
     /// Does what the plan says: refuse, redirect, answer a preflight, look up a session, or forward.
     func carryOut(_ plan: Plan, req: Request, facts: RequestFacts, target: NormalizedTarget, host: String?,
-                  log: AccessLogRecord, startNs: UInt64, connection conn: ClientConnection) {
+                  log: consuming AccessLogRecord, startNs: UInt64, connection conn: ClientConnection) {
         var log = log
         let snapshot = self.snapshot  // not `let config = …`: a copy of the config retains each of its fields
         let origin = facts.origin
@@ -127,7 +127,7 @@ extension Worker {
     }
 
     /// Fills the facts of the request line and the client into the log record.
-    private func describe(_ req: Request, into log: inout AccessLogRecord, config: GatewayConfig) {
+    private func describe(_ req: Request, into log: inout AccessLogRecord, trustedProxies: [CIDR]) {
         log.startMs = Clock.wallMs()
         let headers = HeaderList(evhttp_request_get_input_headers(req))
         if let incoming = headers["X-Request-Id"], RequestID.isAcceptable(incoming) {
@@ -136,9 +136,9 @@ extension Worker {
             log.requestID = ids.next()
         }
         log.client = peerAddress(of: req)
-        if !config.server.trustedProxies.isEmpty {
+        if !trustedProxies.isEmpty {
             log.client = ForwardedFor.clientAddress(peer: log.client, incoming: headers.joined("X-Forwarded-For"),
-                                                    trusted: config.server.trustedProxies)
+                                                    trusted: trustedProxies)
         }
         log.method = Worker.methodName(evhttp_request_get_command(req))
         if let uri = evhttp_request_get_uri(req) { log.rawTarget = String(cString: uri) }
