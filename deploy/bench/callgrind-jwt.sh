@@ -30,11 +30,7 @@ python3 -c 'import jwt, cryptography' 2>/dev/null || {
 }
 ensure_gatehouse
 
-# Not jwt.sh's or run.sh's port ranges, so that this can run beside them.
-if [ -z "$BASE_PORT" ]; then
-    for b in $(seq 27000 100 27900); do ports_free "$b" && { BASE_PORT=$b; break; }; done
-fi
-choose_ports
+choose_ports 27000
 BENCH_DIR=$(mktemp -d /tmp/gh-callgrind-jwt.XXXXXX)
 trap cleanup EXIT
 trap 'exit 130' INT TERM

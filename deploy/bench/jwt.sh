@@ -60,14 +60,7 @@ python3 -c 'import jwt, cryptography' 2>/dev/null || ensure_tools_py
 ensure_gatehouse
 [ "$(nproc)" -ge 2 ] || { [ "$PIN" = none ] || { log "one CPU: PIN=none"; PIN=none; }; }
 
-# Ports below the kernel's ephemeral range (32768-60999 here), not run.sh's 38000 range: a
-# client socket (wrk, curl, a proxy's upstream connection, anyone's) or its TIME_WAIT can hold
-# a port of that range, and binding the HAProxy port while thousands of those come and go failed
-# twice ("Address already in use") in the middle of a run. Ports are chosen once, at start.
-if [ -z "$BASE_PORT" ]; then
-    for b in $(seq 29000 100 29900); do ports_free "$b" && { BASE_PORT=$b; break; }; done
-fi
-choose_ports
+choose_ports 29000
 BENCH_DIR=$(mktemp -d /tmp/gh-bench-jwt.XXXXXX)
 trap cleanup EXIT
 trap 'exit 130' INT TERM

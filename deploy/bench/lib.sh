@@ -6,8 +6,7 @@ DURATION="${DURATION:-10s}"         # wrk -d for each measurement
 WARMUP="${WARMUP:-2s}"              # wrk -d of the warm-up before each measurement
 CONNECTIONS="${CONNECTIONS:-32}"    # wrk -c
 THREADS="${THREADS:-1}"             # wrk -t
-BASE_PORT="${BASE_PORT:-}"          # upstream port; the others follow it (see below).
-                                    # Unset: the first of 38000, 38100, ... whose ports are all free.
+BASE_PORT="${BASE_PORT:-}"          # upstream port; the others follow it (see choose_ports).
 PIN="${PIN:-split}"                 # split: proxy on CPU 0, wrk + upstream on CPU 1; none: no pinning
 # Measured processes run at this nice level (root only) so that whatever else runs on the
 # machine (a build, say) takes less of their CPU; 0 leaves them as they are. With the
@@ -21,9 +20,16 @@ ports_free() { # base
     local p
     for p in $1 $(($1 + 1)) $(($1 + 80)) $(($1 + 81)) $(($1 + 82)); do port_free "$p" || return 1; done
 }
+# choose_ports FIRST: unless BASE_PORT is set, the first of FIRST, FIRST+100, ... FIRST+900 whose
+# ports are all free. Each script has its own FIRST, so that they can run side by side. All of
+# them lie below the kernel's ephemeral range (32768-60999 here): a client socket (wrk, curl, a
+# proxy's upstream connection) or its TIME_WAIT can hold a port of that range, and binding a
+# proxy's port then failed ("Address already in use") in the middle of runs. Chosen once, at start.
 choose_ports() {
     if [ -z "$BASE_PORT" ]; then
-        for BASE_PORT in $(seq 38000 100 38900); do ports_free "$BASE_PORT" && break; done
+        local first
+        for first in $(seq "$1" 100 $(($1 + 900))); do ports_free "$first" && { BASE_PORT=$first; break; }; done
+        [ -n "$BASE_PORT" ] || die "no free ports in $1-$(($1 + 982)) (set BASE_PORT)"
     fi
     UPSTREAM_PORT=$BASE_PORT
     STATUS_PORT=$((BASE_PORT + 1))   # the upstream's stub_status: requests it served

@@ -21,7 +21,7 @@ ensure_tools wrk wrk nginx nginx-light haproxy haproxy curl curl taskset util-li
     ss iproute2 perf linux-perf strace strace
 [ "$TARGET" != gatehouse ] || ensure_gatehouse
 
-choose_ports
+choose_ports 26000
 BENCH_DIR=$(mktemp -d /tmp/gh-perf.XXXXXX)
 trap cleanup EXIT
 trap 'exit 130' INT TERM

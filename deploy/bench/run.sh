@@ -23,7 +23,7 @@ ensure_tools wrk wrk nginx nginx-light haproxy haproxy curl curl taskset util-li
 ensure_gatehouse
 [ "$(nproc)" -ge 2 ] || { [ "$PIN" = none ] || { log "one CPU: PIN=none"; PIN=none; }; }
 
-choose_ports
+choose_ports 28000
 BENCH_DIR=$(mktemp -d /tmp/gh-bench.XXXXXX)
 trap cleanup EXIT
 trap 'exit 130' INT TERM
