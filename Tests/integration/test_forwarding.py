@@ -753,6 +753,30 @@ def test_pipelined_request_sent_while_the_first_is_in_flight_is_answered_after_i
         assert b"/docs/first" in first.body and b"/docs/second" in second.body
 
 
+def test_bytes_a_client_sends_while_its_request_is_in_flight_are_buffered_only_up_to_a_bound(gateway_factory, echo):
+    # The socket is read during the upstream's work (to notice a close), but not without end:
+    # past about 2 x max_header_bytes + max_body_bytes the gateway stops reading it.
+    gw = docs_gateway(gateway_factory, echo, server={"workers": 1, "max_body_bytes": "256KiB"},
+                      upstream={"timeout": "10s"})
+    before = gw.rss_kib()
+    s = socket.create_connection((LOOPBACK, gw.port), timeout=5)
+    try:
+        s.sendall(b"GET /docs/slow?gh_sleep=2.5 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert echo.received.wait(3)
+        s.settimeout(0.2)
+        flood, sent, deadline = b"x" * 65536, 0, time.monotonic() + 1.5
+        while time.monotonic() < deadline and sent < 64 << 20:
+            try:
+                sent += s.send(flood)
+            except socket.timeout:
+                pass  # the gateway stopped reading: the kernel buffers are full
+        assert sent < 32 << 20, "the gateway kept reading"
+        assert gw.rss_kib() - before < 16 << 10
+    finally:
+        s.close()
+    assert requests.get(gw.url("/docs/after"), timeout=5).status_code == 200
+
+
 def test_client_that_disconnects_while_waiting_does_not_disturb_others(gateway_factory, echo):
     gw = docs_gateway(gateway_factory, echo, server={"workers": 1})
     s = socket.create_connection((LOOPBACK, gw.port), timeout=3)
