@@ -10,15 +10,20 @@ import CLibevent
 ///
 /// - `keepReadingClient` undoes evhttp's "stop reading" in the same loop iteration, putting the
 ///   connection in the state evhttp itself uses while it writes a reply: reading on, no read
-///   callback (so a pipelined request waits in the input buffer), only close detection. A client
-///   that goes away is then noticed at once (evhttp frees the connection; the close callback
-///   ends the exchange) instead of when the reply is written.
+///   callback (so a pipelined request waits in the input buffer), only close detection. (libevent's
+///   changelist still turns that delete-then-add into one `EPOLL_CTL_MOD`.) A client that goes
+///   away is then noticed at once (evhttp frees the connection; the close callback ends the
+///   exchange) instead of when the reply is written.
 /// - `flushClient` writes what evhttp queued right away. When everything went out, it turns the
 ///   just-requested writability watch off again (the changelist cancels both) and runs evhttp's
 ///   write-done callback as the loop would have, deferred. When the socket takes only part, the
 ///   rest goes evhttp's usual way (watch, write, callback), so a slow client is served as before.
 ///
 /// Either step may be left out on any path: evhttp's own machinery then does the work.
+/// Measured: `epoll_ctl` per proxied request 3 → 1, CPU per request −11 % (deploy/bench).
+///
+/// Plain TCP only: `flushClient` writes the bufferevent's output to the socket itself, which
+/// would bypass OpenSSL on a TLS bufferevent (`server.tls` is refused as not supported yet).
 extension Worker {
     /// Client input kept while a request is in flight (pipelined requests, a client that keeps
     /// sending): above this, reading the socket pauses until evhttp takes the input. Set only
