@@ -46,7 +46,8 @@ let package = Package(
         // YAML -> raw structs -> validated domain values with FILE:LINE:COL problems.
         .target(
             name: "GatehouseConfig",
-            dependencies: ["GatehouseCore", "GatehousePolicy", "GatehouseAuth", "GatehouseSessions", .product(name: "Yams", package: "Yams")]
+            dependencies: ["GatehouseCore", "GatehousePolicy", "GatehouseAuth", "GatehouseSessions", "CLibevent",
+                           .product(name: "Yams", package: "Yams")]
         ),
         // evhttp listeners, workers, upstream pools, admin endpoints, log sink.
         .target(

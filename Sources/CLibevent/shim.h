@@ -65,6 +65,25 @@ static inline void gh_block_signals_in_thread(void) {
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
+/* TLS server defaults (SPEC §2 server.tls): TLS 1.2 or newer, no renegotiation, the server's
+   cipher order. The setters are macros. Returns 1 on success. */
+static inline int gh_ssl_ctx_server_defaults(SSL_CTX *ctx) {
+    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) return 0;
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    return 1;
+}
+
+/* A client connection's bufferevent for a TLS listener: OpenSSL in server mode on the socket
+   evhttp sets later. Abrupt closes without close_notify count as EOF, not as errors. */
+static inline struct bufferevent *gh_tls_server_bufferevent(struct event_base *base, SSL_CTX *ctx) {
+    SSL *ssl = SSL_new(ctx);
+    if (!ssl) return NULL;
+    struct bufferevent *bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                             BEV_OPT_CLOSE_ON_FREE);
+    if (bev) bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
+
 /* TLS client for fetching JWKS over https: SNI and host name verification are macros or
    need several calls; one helper makes a verifying SSL object for `host`. */
 static inline SSL *gh_ssl_client_new(SSL_CTX *ctx, const char *host) {

@@ -4,7 +4,8 @@ enum ConfigKeys {
     static let topLevel = ["server", "admin", "upstreams", "jwt", "sessions", "cors", "identity_headers", "routes",
                            "policy_files", "access_log"]
     static let server = ["listen", "workers", "max_header_bytes", "max_body_bytes", "read_timeout",
-                         "shutdown_grace", "trusted_proxies", "public_origin", "path_policy"]
+                         "shutdown_grace", "trusted_proxies", "public_origin", "path_policy", "tls"]
+    static let serverTLS = ["cert", "key"]
     static let admin = ["listen"]
     static let upstream = ["targets", "connect_timeout", "timeout", "max_idle_per_worker", "preserve_host"]
     static let jwt = ["roles_claim", "leeway", "issuers"]
@@ -30,7 +31,5 @@ enum ConfigKeys {
     /// refused with "KEY: not supported yet" rather than silently ignored, because a check that
     /// silently does not happen would weaken security. Delete an entry when its feature lands and add
     /// its key to the table above.
-    static let notYetSupported: Set<String> = [
-        "server.tls",
-    ]
+    static let notYetSupported: Set<String> = []
 }

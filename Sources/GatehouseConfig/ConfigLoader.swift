@@ -29,11 +29,12 @@ public enum ConfigLoader {
         let directory = ConfigPaths.directory(of: path)
         let top = root.fields(ConfigKeys.topLevel, diagnostics)
 
-        let server = SettingsSections.server(top?["server"], cpuCount: cpuCount, diagnostics)
+        let server = SettingsSections.server(top?["server"], configDirectory: directory, cwd: cwd, cpuCount: cpuCount,
+                                             diagnostics)
         let admin = SettingsSections.admin(top?["admin"], publicListen: server.listen, diagnostics)
         let upstreams = UpstreamsSection(top?["upstreams"], diagnostics)
         let jwt = JWTSection(top?["jwt"], configDirectory: directory, environment: environment, diagnostics)
-        // `server.tls` is refused as not built yet; once it is, this turns the `secure` warning off.
+        // Written at all (even when its files have problems): the `secure` warning is about intent.
         let serverHasTLS = top?["server"]?.node.mapping?["tls"] != nil
         let sessions = SessionsSection(top?["sessions"], configDirectory: directory, cwd: cwd,
                                        serverHasTLS: serverHasTLS, diagnostics)

@@ -72,12 +72,16 @@ public struct ServerSettings: Sendable {
     public var trustedProxies: [CIDR]
     public var publicOrigin: String?
     public var pathPolicy: PathPolicy
+    /// `tls`: nil for plain HTTP.
+    public var tls: ServerTLSFiles?
 
     public init(listen: [ListenAddress], workers: Int, maxHeaderBytes: Int, maxBodyBytes: Int, readTimeoutMs: Int64,
-                shutdownGraceMs: Int64, trustedProxies: [CIDR], publicOrigin: String?, pathPolicy: PathPolicy) {
+                shutdownGraceMs: Int64, trustedProxies: [CIDR], publicOrigin: String?, pathPolicy: PathPolicy,
+                tls: ServerTLSFiles? = nil) {
         self.listen = listen; self.workers = workers; self.maxHeaderBytes = maxHeaderBytes
         self.maxBodyBytes = maxBodyBytes; self.readTimeoutMs = readTimeoutMs; self.shutdownGraceMs = shutdownGraceMs
         self.trustedProxies = trustedProxies; self.publicOrigin = publicOrigin; self.pathPolicy = pathPolicy
+        self.tls = tls
     }
 }
 

@@ -9,7 +9,8 @@ enum SettingsSections {
     /// Beyond this many event loops a gateway gains nothing but contention.
     static let maxWorkers = 64
 
-    static func server(_ node: ConfigNode?, cpuCount: Int, _ diagnostics: Diagnostics) -> ServerSettings {
+    static func server(_ node: ConfigNode?, configDirectory: String, cwd: String, cpuCount: Int,
+                       _ diagnostics: Diagnostics) -> ServerSettings {
         let fields = node?.fields(ConfigKeys.server, diagnostics)
         var settings = ServerSettings(
             listen: defaultListen, workers: min(max(cpuCount, 1), maxWorkers),
@@ -54,7 +55,33 @@ enum SettingsSections {
             }
         }
         if let policy = fields["path_policy"]?.oneOf(PathPolicy.self, diagnostics) { settings.pathPolicy = policy }
+        if let node = fields["tls"] {
+            settings.tls = tls(node, configDirectory: configDirectory, cwd: cwd, diagnostics)
+        }
         return settings
+    }
+
+    /// `server.tls: {cert, key}`, both required; the files are loaded here (as `run` will load
+    /// them), so that `check` reports an unreadable file, a file without PEM, or a key that does
+    /// not belong to the certificate, at the key that names it.
+    private static func tls(_ node: ConfigNode, configDirectory: String, cwd: String,
+                            _ diagnostics: Diagnostics) -> ServerTLSFiles? {
+        guard let fields = node.fields(ConfigKeys.serverTLS, diagnostics) else { return nil }
+        let certNode = fields.required("cert", diagnostics)
+        let keyNode = fields.required("key", diagnostics)
+        guard let certNode, let keyNode, let cert = certNode.string(diagnostics), let key = keyNode.string(diagnostics)
+        else { return nil }
+        let files = ServerTLSFiles(cert: ConfigPaths.absolute(cert, relativeTo: configDirectory, cwd: cwd),
+                                   key: ConfigPaths.absolute(key, relativeTo: configDirectory, cwd: cwd))
+        switch ServerTLSContext.load(files) {
+        case .success:
+            return files
+        case .failure(.cert(let problem)):
+            diagnostics.error(certNode, problem)
+        case .failure(.key(let problem)):
+            diagnostics.error(keyNode, problem)
+        }
+        return nil
     }
 
     /// A non-empty list of distinct listen addresses.

@@ -110,7 +110,8 @@ public final class Gateway: @unchecked Sendable {
         }
         installSignals()
         for worker in workers { worker.start() }
-        Gateway.say("gatehouse listening on \(config.server.listen.map(\.description).joined(separator: ", ")) with \(workers.count) worker(s)" +
+        Gateway.say("gatehouse listening on \(config.server.listen.map(\.description).joined(separator: ", "))" +
+                    (config.server.tls == nil ? "" : " (TLS)") + " with \(workers.count) worker(s)" +
                     (config.admin.map { "; admin on \($0.listen)" } ?? ""))
         event_base_loop(mainBase, EVLOOP_NO_EXIT_ON_EMPTY)
         for worker in workers { worker.join() }

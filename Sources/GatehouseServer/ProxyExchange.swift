@@ -153,7 +153,7 @@ final class ProxyExchange {
         let peer = worker.peerAddress(of: creq)
         let trusted = worker.snapshot.config.server.trustedProxies
         out.header("X-Forwarded-For", ForwardedFor.outgoing(peer: peer, incoming: input.joined("X-Forwarded-For"), trusted: trusted))
-        out.header("X-Forwarded-Proto", "http")
+        out.header("X-Forwarded-Proto", connection.isTLS ? "https" : "http")
         if let originalHost { out.header("X-Forwarded-Host", originalHost) }
         out.header("X-Request-Id", log.requestID)
         if let identity { addIdentityHeaders(identity, to: &out) }

@@ -27,9 +27,11 @@ final class Snapshot: Sendable {
     let redisAddress: String?
     /// `identity_headers` names, to strip from clients' requests (`_` read as `-`).
     let identityHeaderNames: HeaderNameSet
+    /// `server.tls` loaded: new client connections speak TLS with it; nil for plain HTTP.
+    let tls: ServerTLSContext?
 
     init(config: GatewayConfig, targets: [String: [ResolvedTarget]], generation: Int, verifier: JWTVerifier?,
-         sessions: SessionRuntime? = nil, redisAddress: String? = nil) {
+         sessions: SessionRuntime? = nil, redisAddress: String? = nil, tls: ServerTLSContext? = nil) {
         self.redisAddress = redisAddress
         self.config = config
         self.targets = targets
@@ -37,16 +39,19 @@ final class Snapshot: Sendable {
         self.verifier = verifier
         self.sessions = sessions
         self.identityHeaderNames = HeaderNameSet(config.identityHeaders.allNames, foldUnderscore: true)
+        self.tls = tls
     }
 
     /// The same snapshot with another verifier (after a JWKS refresh).
     func with(verifier: JWTVerifier?) -> Snapshot {
-        Snapshot(config: config, targets: targets, generation: generation, verifier: verifier, sessions: sessions, redisAddress: redisAddress)
+        Snapshot(config: config, targets: targets, generation: generation, verifier: verifier, sessions: sessions,
+                 redisAddress: redisAddress, tls: tls)
     }
 
     /// The same snapshot with its session runtime.
     func with(sessions: SessionRuntime?) -> Snapshot {
-        Snapshot(config: config, targets: targets, generation: generation, verifier: verifier, sessions: sessions, redisAddress: redisAddress)
+        Snapshot(config: config, targets: targets, generation: generation, verifier: verifier, sessions: sessions,
+                 redisAddress: redisAddress, tls: tls)
     }
 
     /// Resolves every upstream target (blocking: call off the event loops).
@@ -70,9 +75,18 @@ final class Snapshot: Sendable {
             redisAddress = resolve(host)
             if redisAddress == nil { problems.append("sessions.store: cannot resolve \(host)") }
         }
+        // The TLS files again: they may have changed since the config was checked.
+        var tls: ServerTLSContext? = nil
+        if let files = config.server.tls {
+            switch ServerTLSContext.load(files) {
+            case .success(let context): tls = context
+            case .failure(.cert(let problem)): problems.append("server.tls.cert: \(problem)")
+            case .failure(.key(let problem)): problems.append("server.tls.key: \(problem)")
+            }
+        }
         if !problems.isEmpty { return .failure(SnapshotError(problems: problems)) }
         return .success(Snapshot(config: config, targets: targets, generation: generation, verifier: config.jwt?.verifier,
-                                 redisAddress: redisAddress))
+                                 redisAddress: redisAddress, tls: tls))
     }
 
     /// The first address of `host` as numeric text (a literal is returned as is).

@@ -22,8 +22,8 @@ import CLibevent
 /// Either step may be left out on any path: evhttp's own machinery then does the work.
 /// Measured: `epoll_ctl` per proxied request 3 → 1, CPU per request −11 % (deploy/bench).
 ///
-/// Plain TCP only: `flushClient` writes the bufferevent's output to the socket itself, which
-/// would bypass OpenSSL on a TLS bufferevent (`server.tls` is refused as not supported yet).
+/// `flushClient` is for plain TCP only: it writes the bufferevent's output to the socket itself,
+/// which would bypass OpenSSL on a TLS connection; those are written by their bufferevent.
 extension Worker {
     /// Client input kept while a request is in flight (pipelined requests, a client that keeps
     /// sending): above this, reading the socket pauses until evhttp takes the input. Set only
@@ -60,7 +60,7 @@ extension Worker {
 
     /// Writes `conn`'s queued output now; see the type's comment.
     func flushClient(_ conn: ClientConnection) {
-        guard !conn.closed, let bev = evhttp_connection_get_bufferevent(conn.evcon) else { return }
+        guard !conn.closed, !conn.isTLS, let bev = evhttp_connection_get_bufferevent(conn.evcon) else { return }
         let output = bufferevent_get_output(bev)
         guard evbuffer_get_length(output) > 0 else { return }
         guard evbuffer_write(output, bufferevent_getfd(bev)) >= 0, evbuffer_get_length(output) == 0 else { return }

@@ -63,6 +63,13 @@ final class Worker: @unchecked Sendable {
         evhttp_set_gencb(http, { req, arg in
             Unmanaged<Worker>.fromOpaque(arg!).takeUnretainedValue().handle(req!)
         }, me)
+        // Each new connection speaks TLS when the snapshot of the moment has `server.tls` (so a
+        // reload can turn it on or off); nil lets evhttp make its plain socket bufferevent.
+        evhttp_set_bevcb(http, { base, arg in
+            let worker = Unmanaged<Worker>.fromOpaque(arg!).takeUnretainedValue()
+            guard let tls = worker.snapshot.tls else { return nil }
+            return gh_tls_server_bufferevent(base, tls.context)
+        }, me)
     }
 
     private func configureHTTP() {
@@ -264,9 +271,12 @@ final class ClientConnection {
     var current: ProxyExchange?
     /// evhttp has freed the connection (`evcon` is gone).
     var closed = false
+    /// The connection speaks TLS (its bufferevent is OpenSSL's).
+    let isTLS: Bool
     init(evcon: OpaquePointer, worker: Worker) {
         self.evcon = evcon
         self.worker = worker
+        isTLS = bufferevent_openssl_get_ssl(evhttp_connection_get_bufferevent(evcon)) != nil
     }
 }
 

@@ -19,6 +19,10 @@ final class GoldenCheckTests: XCTestCase {
     func testDuplicateRouteNamePointsAtTheFirstDefinition() { assertGolden("duplicate_route_name") }
     func testBadGlobsAndMissingPathAreReportedAtTheValue() { assertGolden("bad_glob") }
     func testKeysNotBuiltYetAreRefusedNotIgnored() { assertGolden("not_supported") }
+    func testTLSWithACertificateAndItsKeyIsValid() { assertGolden("tls_valid") }
+    func testTLSKeyThatDoesNotBelongToTheCertificateIsAnError() { assertGolden("tls_problems") }
+    func testTLSFilesThatCannotBeReadAndUnknownTLSKeysAreErrors() { assertGolden("tls_unreadable") }
+    func testTLSCertificateFileWithoutPEMIsAnError() { assertGolden("tls_not_pem") }
     func testFullValidAuthenticationConfigIsValid() { assertGolden("jwt_valid_full") }
     func testNoneAlgorithmIsRefusedInAnyLetterCase() { assertGolden("jwt_none_algorithm") }
     func testUnknownAlgorithmListsTheValidNames() { assertGolden("jwt_unknown_algorithm") }

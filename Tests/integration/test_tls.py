@@ -1,0 +1,149 @@
+"""TLS on the public listeners (SPEC §2 `server.tls`): requests over https reach the upstream
+with `X-Forwarded-Proto: https`, the gateway's own answers and streamed bodies go out over TLS,
+plain HTTP on a TLS listener gets no HTTP answer, and SIGHUP swaps the certificate (a broken
+new one keeps the old one serving)."""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import socket
+import ssl
+import time
+
+import pytest
+import requests
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from jwt_support import ThrowawayCA
+from support import LOOPBACK, BigBody, pairs_get, streaming_handler, wait_until
+
+DOCS = {"name": "docs", "match": {"path": "/docs/**"}, "upstream": "api", "auth": "none"}
+STREAM = {"name": "stream", "match": {"path": "/stream/**"}, "upstream": "api", "auth": "none"}
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tls-pki")
+    ca, other = ThrowawayCA("gatehouse TLS test CA"), ThrowawayCA("another CA")
+    return {
+        "dir": d,
+        "ca": ca.write_pem(d / "ca.pem"),
+        "first": ca.issue_server(d, "first", ["localhost"], ["127.0.0.1"]),
+        "second": ca.issue_server(d, "second", ["gatehouse.test"], ["127.0.0.1"]),
+        "untrusted": other.issue_server(d, "untrusted", ["localhost"], ["127.0.0.1"]),
+    }
+
+
+def tls_gateway(gateway_factory, upstream, pki, which="first", routes=None, server=None):
+    cert, key = pki[which]
+    return gateway_factory(upstreams={"api": upstream}, routes=routes or [DOCS],
+                           server={"tls": {"cert": str(cert), "key": str(key)}, **(server or {})})
+
+
+def https(gw, path):
+    return f"https://{LOOPBACK}:{gw.port}{path}"
+
+
+def served_certificate(port) -> str:
+    """The subject common name of the certificate the listener presents now (new connection)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection((LOOPBACK, port), timeout=5) as raw, ctx.wrap_socket(raw) as tls:
+        der = tls.getpeercert(binary_form=True)
+    return x509.load_der_x509_certificate(der).subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+
+
+
+def test_https_request_reaches_the_upstream_with_forwarded_proto_https(gateway_factory, echo, pki):
+    gw = tls_gateway(gateway_factory, echo, pki)
+    r = requests.get(https(gw, "/docs/a?x=1"), verify=str(pki["ca"]), timeout=5)
+    assert r.status_code == 200
+    got = r.json()
+    assert got["path"] == "/docs/a" and got["query"] == "x=1"
+    assert pairs_get(got["headers"], "X-Forwarded-Proto") == "https"
+    assert r.headers["X-Request-Id"]
+
+
+def test_keep_alive_over_tls_serves_many_requests_on_one_connection(gateway_factory, echo, pki):
+    gw = tls_gateway(gateway_factory, echo, pki)
+    with requests.Session() as s:
+        for i in range(20):
+            r = s.post(https(gw, f"/docs/{i}"), data=b"b" * i, verify=str(pki["ca"]), timeout=5)
+            assert r.status_code == 200 and r.json()["path"] == f"/docs/{i}" and r.json()["body_length"] == i
+    rec = gw.log_records()
+    assert len({r["client"] for r in rec}) == 1 and len(rec) == 20
+
+
+def test_gateway_refusals_go_out_over_tls_in_the_uniform_shape(gateway_factory, echo, pki):
+    gw = tls_gateway(gateway_factory, echo, pki)
+    r = requests.get(https(gw, "/nowhere"), verify=str(pki["ca"]), timeout=5)
+    assert r.status_code == 404
+    assert set(r.json()) == {"status", "error", "message", "request_id"} and r.json()["error"] == "not_found"
+
+
+def test_large_body_over_tls_arrives_byte_exact(gateway_factory, upstreams, pki):
+    body = BigBody(8 * 1024 * 1024)
+    gw = tls_gateway(gateway_factory, upstreams.raw(streaming_handler(body)), pki, routes=[STREAM])
+    r = requests.get(https(gw, "/stream/big"), verify=str(pki["ca"]), timeout=20)
+    assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == body.sha256
+
+
+def test_a_client_that_does_not_trust_the_certificate_gets_no_answer(gateway_factory, echo, pki):
+    gw = tls_gateway(gateway_factory, echo, pki, which="untrusted")
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(https(gw, "/docs/a"), verify=str(pki["ca"]), timeout=5)
+    assert echo.request_count == 0
+
+
+def test_plain_http_on_a_tls_listener_gets_no_http_answer(gateway_factory, echo, pki):
+    gw = tls_gateway(gateway_factory, echo, pki)
+    with socket.create_connection((LOOPBACK, gw.port), timeout=5) as s:
+        s.sendall(b"GET /docs/a HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            answer = s.recv(4096)
+        except ConnectionResetError:
+            answer = b""
+    assert not answer.startswith(b"HTTP/")
+    assert echo.request_count == 0
+    assert requests.get(https(gw, "/docs/after"), verify=str(pki["ca"]), timeout=5).status_code == 200
+
+
+def test_sighup_swaps_the_certificate_for_new_connections(gateway_factory, echo, pki, tmp_path):
+    # The config names files in the gateway's folder; the reload replaces their contents.
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_bytes(pki["first"][0].read_bytes())
+    key.write_bytes(pki["first"][1].read_bytes())
+    gw = gateway_factory(upstreams={"api": echo}, routes=[DOCS], server={"tls": {"cert": "cert.pem", "key": "key.pem"}})
+    assert served_certificate(gw.port) == "localhost"
+    cert.write_bytes(pki["second"][0].read_bytes())
+    key.write_bytes(pki["second"][1].read_bytes())
+    gw.send_signal(signal.SIGHUP)
+    wait_until(lambda: served_certificate(gw.port) == "gatehouse.test", 5, message="the new certificate")
+    assert requests.get(https(gw, "/docs/a"), verify=str(pki["ca"]), timeout=5).status_code == 200
+
+
+def test_sighup_with_a_key_that_does_not_fit_keeps_the_old_certificate(gateway_factory, echo, pki, tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_bytes(pki["first"][0].read_bytes())
+    key.write_bytes(pki["first"][1].read_bytes())
+    gw = gateway_factory(upstreams={"api": echo}, routes=[DOCS], server={"tls": {"cert": "cert.pem", "key": "key.pem"}})
+    start = len(gw.stderr())
+    cert.write_bytes(pki["second"][0].read_bytes())  # the key stays the first one's
+    gw.send_signal(signal.SIGHUP)
+    gw.wait_stderr("the private key does not belong to the certificate", start=start)
+    time.sleep(0.2)
+    assert served_certificate(gw.port) == "localhost"
+    assert requests.get(https(gw, "/docs/a"), verify=str(pki["ca"]), timeout=5).status_code == 200
+
+
+def test_reload_turns_tls_on_for_new_connections(gateway_factory, echo, pki):
+    gw = gateway_factory(upstreams={"api": echo}, routes=[DOCS])
+    assert requests.get(f"http://{LOOPBACK}:{gw.port}/docs/a", timeout=5).status_code == 200
+    cert, key = pki["first"]
+    gw.reload(gw.make_config(server={"tls": {"cert": str(cert), "key": str(key)}}))
+    wait_until(lambda: served_certificate(gw.port) == "localhost", 5, message="TLS after the reload")
+    r = requests.get(https(gw, "/docs/b"), verify=str(pki["ca"]), timeout=5)
+    assert r.status_code == 200 and pairs_get(r.json()["headers"], "X-Forwarded-Proto") == "https"
