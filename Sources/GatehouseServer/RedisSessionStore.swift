@@ -13,16 +13,16 @@ import GatehouseSessions
 /// | `s` | `lastSeen` (Unix seconds), moved by ``touch(idHash:lastSeen:completion:)`` |
 /// | `v` | `"1"` once revoked, else `"0"` |
 ///
-/// The key expires (`EXPIREAT`) when the session does — the earlier of `lastSeen +
-/// idleTimeout` and the absolute expiry — and a revoked one at the `until` given to
-/// ``revoke(idHash:until:completion:)`` (a tombstone). Every write is one Lua script, so it is
+/// The key expires (`EXPIREAT`) when its record may be forgotten
+/// (``SessionRecord/forgetAt(idleTimeout:)``: the session's absolute expiry, or one idle timeout
+/// after it ended, whichever is later), and a revoked one at the `until` given to
+/// ``revoke(idHash:until:completion:)`` (a tombstone). Until then a session that ended is still
+/// found, so its cookie is refused as `session_expired`, as with ``MemorySessionStore``. Every write is one Lua script, so it is
 /// atomic: a touch never revives a missing key, never un-revokes, never moves `lastSeen`
 /// back, and never extends a session past its absolute expiry. Expiry times are absolute, so
 /// the instances' clocks and Redis's must agree (NTP).
 ///
-/// Unlike ``MemorySessionStore``, a session that timed out is normally gone (Redis expired
-/// its key) rather than reported expired once: ``lookup(idHash:completion:)`` then answers
-/// nil. A record that Redis still holds is returned whatever its state, as the protocol asks.
+/// A record that Redis still holds is returned whatever its state, as the protocol asks.
 ///
 /// **Failures.** While Redis is unreachable every method fails at once with
 /// ``SessionStoreError/unavailable(_:)``; a command without a reply within `commandTimeoutMs`
@@ -69,7 +69,7 @@ public final class RedisSessionStore: SessionStore {
     public func key(for idHash: String) -> String { keyPrefix + idHash }
 
     public func create(_ record: SessionRecord, completion: @escaping (Result<Void, SessionStoreError>) -> Void) {
-        let expireAt = record.revoked ? record.absoluteExpiry : record.expiry(idleTimeout: idleTimeout)
+        let expireAt = record.revoked ? record.absoluteExpiry : record.forgetAt(idleTimeout: idleTimeout)
         connection.send(["EVAL", Self.createScript, "1", key(for: record.idHash),
                          record.encoded, String(record.lastSeen), record.revoked ? "1" : "0", String(expireAt)]) {
             completion(Self.done($0))
@@ -142,9 +142,10 @@ public final class RedisSessionStore: SessionStore {
         return 1
         """
 
-    /// KEYS[1]; ARGV: lastSeen, idleTimeout. Only a live, unrevoked session moves forward;
-    /// its expiry becomes min(lastSeen + idle, absolute expiry, read from `r`'s `x=`). A
-    /// session already over by the toucher's clock is left to expire.
+    /// KEYS[1]; ARGV: lastSeen, idleTimeout. Only a live, unrevoked session moves forward; its
+    /// end becomes e = min(lastSeen + idle, absolute expiry, read from `r`'s `x=`) and its key's
+    /// expiry max(x, e + idle) (``SessionRecord/forgetAt(idleTimeout:)``). A session already
+    /// over by the toucher's clock is left as it is.
     static let touchScript = """
         local f = redis.call('HMGET', KEYS[1], 'r', 's', 'v')
         if not f[1] or f[3] == '1' then return 0 end
@@ -157,7 +158,9 @@ public final class RedisSessionStore: SessionStore {
         local e = s + idle
         if e > x then e = x end
         redis.call('HSET', KEYS[1], 's', ARGV[1])
-        redis.call('EXPIREAT', KEYS[1], string.format('%d', e))
+        local forget = e + idle
+        if forget < x then forget = x end
+        redis.call('EXPIREAT', KEYS[1], string.format('%d', forget))
         return 1
         """
 

@@ -7,8 +7,11 @@ import Synchronization
 /// **Bounded.** At most ``capacity`` records. When a new one would exceed it, every dead
 /// record (expired, or a tombstone past its `until`) is swept; if that frees nothing, the
 /// least recently seen hundredth of the records go — tombstones first, then live sessions
-/// (their users log in again). Dead records are otherwise removed lazily, when looked up or
-/// touched, or by ``sweep()`` should the server want to run it on a timer.
+/// (their users log in again). Otherwise a record is kept past its session's end until
+/// ``SessionRecord/forgetAt(idleTimeout:)`` (a tombstone until its `until`), so that its cookie
+/// is refused as expired or revoked each time, not as unknown; it is removed lazily after
+/// that, when looked up or touched, or by ``sweep()`` should the server want to run it on a
+/// timer.
 ///
 /// Sessions last only as long as the process: use a Redis store to share them or keep them
 /// across restarts.
@@ -21,6 +24,14 @@ public final class MemorySessionStore: SessionStore, Sendable {
         func isDead(now: Int64, idleTimeout: Int64) -> Bool {
             if let tombstoneUntil { return now >= tombstoneUntil }
             return record.state(now: now, idleTimeout: idleTimeout) != .active
+        }
+
+        /// Past its keeping time: a tombstone after its `until`, an ended session after
+        /// ``SessionRecord/forgetAt(idleTimeout:)``. Until then a lookup returns the record, so
+        /// that its cookie is refused with the precise reason.
+        func isForgotten(now: Int64, idleTimeout: Int64) -> Bool {
+            if let tombstoneUntil { return now >= tombstoneUntil }
+            return now >= record.forgetAt(idleTimeout: idleTimeout)
         }
     }
 
@@ -57,13 +68,16 @@ public final class MemorySessionStore: SessionStore, Sendable {
         completion(.success(()))
     }
 
-    /// Returns the record even when it is expired or revoked (so the caller can log why), and
-    /// forgets it once it is dead: the next lookup finds nothing.
+    /// Returns the record even when it is expired or revoked (so the caller can log why), until
+    /// its keeping time is over (see the type's comment); then nil, and it is gone.
     public func lookup(idHash: String, completion: @escaping (Result<SessionRecord?, SessionStoreError>) -> Void) {
         let now = clock()
         let found: SessionRecord? = entries.withLock { entries in
             guard let entry = entries[idHash] else { return nil }
-            if entry.isDead(now: now, idleTimeout: idleTimeout) { entries[idHash] = nil }
+            if entry.isForgotten(now: now, idleTimeout: idleTimeout) {
+                entries[idHash] = nil
+                return nil
+            }
             return entry.record
         }
         completion(.success(found))
@@ -73,9 +87,10 @@ public final class MemorySessionStore: SessionStore, Sendable {
         let now = clock()
         entries.withLock { entries in
             guard var entry = entries[idHash] else { return }
-            if entry.isDead(now: now, idleTimeout: idleTimeout) {
+            if entry.isForgotten(now: now, idleTimeout: idleTimeout) {
                 entries[idHash] = nil
-            } else if entry.tombstoneUntil == nil, lastSeen > entry.record.lastSeen {
+            } else if !entry.isDead(now: now, idleTimeout: idleTimeout), entry.tombstoneUntil == nil,
+                      lastSeen > entry.record.lastSeen {
                 entry.record.lastSeen = lastSeen
                 entries[idHash] = entry
             }
@@ -93,14 +108,14 @@ public final class MemorySessionStore: SessionStore, Sendable {
         completion(.success(()))
     }
 
-    /// Removes every dead record now; returns how many. O(records) under the lock: run it
-    /// off the loops if at all.
+    /// Removes every record past its keeping time now; returns how many. O(records) under the
+    /// lock: run it off the loops if at all.
     @discardableResult
     public func sweep() -> Int {
         let now = clock()
         return entries.withLock { entries in
             let before = entries.count
-            entries = entries.filter { !$0.value.isDead(now: now, idleTimeout: idleTimeout) }
+            entries = entries.filter { !$0.value.isForgotten(now: now, idleTimeout: idleTimeout) }
             return before - entries.count
         }
     }

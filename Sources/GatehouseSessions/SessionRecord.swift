@@ -52,6 +52,15 @@ public struct SessionRecord: Sendable, Hashable {
         min(idleExpiry(idleTimeout: idleTimeout), absoluteExpiry)
     }
 
+    /// Until when a store keeps the record of a session that has ended, so that its cookie is
+    /// still refused as `session_expired` rather than `session_unknown` (SPEC §9): its absolute
+    /// expiry, or one idle timeout after it ended, whichever is later. (A revoked session's
+    /// tombstone has its own `until`.)
+    public func forgetAt(idleTimeout: Int64) -> Int64 {
+        let (later, overflow) = expiry(idleTimeout: idleTimeout).addingReportingOverflow(idleTimeout)
+        return max(absoluteExpiry, overflow ? .max : later)
+    }
+
     private func idleExpiry(idleTimeout: Int64) -> Int64 {
         let (sum, overflow) = lastSeen.addingReportingOverflow(idleTimeout)
         return overflow ? .max : sum

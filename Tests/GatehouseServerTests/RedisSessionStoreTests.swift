@@ -32,19 +32,21 @@ final class RedisSessionStoreTests: RedisStoreTestCase {
         XCTAssertTrue(stored.contains(id.idHash))
     }
 
-    func testCreateSetsTheKeyToExpireWithTheSession() {
+    func testCreateKeepsTheKeyUntilTheRecordMayBeForgotten() {
+        // SessionRecord.forgetAt: the absolute expiry, or one idle timeout after the session
+        // ends, whichever is later (so that an ended session is still refused as expired).
         let store = makeStore()
-        let (_, idleBound) = makeRecord()
-        XCTAssertNotNil(value { store.create(idleBound, completion: $0) })
-        let idleTTL = ttl(store.key(for: idleBound.idHash)) ?? -9
-        XCTAssertGreaterThan(idleTTL, 0)
-        XCTAssertLessThanOrEqual(idleTTL, idle, "the idle timeout bounds a fresh session")
+        let (_, usual) = makeRecord()
+        XCTAssertNotNil(value { store.create(usual, completion: $0) })
+        let usualTTL = ttl(store.key(for: usual.idHash)) ?? -9
+        XCTAssertGreaterThan(usualTTL, absolute - 5, "kept until the absolute expiry")
+        XCTAssertLessThanOrEqual(usualTTL, absolute)
 
-        let (_, absoluteBound) = makeRecord(absoluteTimeout: 20)
-        XCTAssertNotNil(value { store.create(absoluteBound, completion: $0) })
-        let absoluteTTL = ttl(store.key(for: absoluteBound.idHash)) ?? -9
-        XCTAssertGreaterThan(absoluteTTL, 0)
-        XCTAssertLessThanOrEqual(absoluteTTL, 20, "the absolute timeout bounds it when earlier")
+        let (_, short) = makeRecord(absoluteTimeout: 20)
+        XCTAssertNotNil(value { store.create(short, completion: $0) })
+        let shortTTL = ttl(store.key(for: short.idHash)) ?? -9
+        XCTAssertGreaterThan(shortTTL, 20, "kept past an absolute expiry that comes first")
+        XCTAssertLessThanOrEqual(shortTTL, 20 + idle, "for one idle timeout")
     }
 
     func testTouchMovesLastSeenAndExtendsTheExpiry() {
@@ -54,9 +56,9 @@ final class RedisSessionStoreTests: RedisStoreTestCase {
         let later = record.lastSeen + 30
         XCTAssertNotNil(value { store.touch(idHash: record.idHash, lastSeen: later, completion: $0) })
         XCTAssertEqual(value { store.lookup(idHash: record.idHash, completion: $0) }??.lastSeen, later)
-        let extended = ttl(store.key(for: record.idHash)) ?? -9
-        XCTAssertGreaterThan(extended, idle, "expiry moved to lastSeen + idle")
-        XCTAssertLessThanOrEqual(extended, idle + 30)
+        let kept = ttl(store.key(for: record.idHash)) ?? -9
+        XCTAssertGreaterThanOrEqual(kept, later + 2 * idle - now - 1, "past the new end plus an idle timeout")
+        XCTAssertLessThanOrEqual(kept, absolute)
     }
 
     func testTouchNeverMovesLastSeenBackNorPastTheAbsoluteExpiry() {
@@ -66,7 +68,7 @@ final class RedisSessionStoreTests: RedisStoreTestCase {
         XCTAssertNotNil(value { store.touch(idHash: record.idHash, lastSeen: record.lastSeen + 10, completion: $0) })
         XCTAssertNotNil(value { store.touch(idHash: record.idHash, lastSeen: record.lastSeen + 5, completion: $0) })
         XCTAssertEqual(value { store.lookup(idHash: record.idHash, completion: $0) }??.lastSeen, record.lastSeen + 10)
-        XCTAssertLessThanOrEqual(ttl(store.key(for: record.idHash)) ?? 999, 40)
+        XCTAssertLessThanOrEqual(ttl(store.key(for: record.idHash)) ?? 999, 40 + idle, "the end stays at the absolute expiry")
     }
 
     func testTouchOfAnUnknownSessionCreatesNothing() {

@@ -56,28 +56,49 @@ final class MemorySessionStoreTests: XCTestCase {
         _ = sync { store.touch(idHash: record.idHash, lastSeen: clock.now, completion: $0) }
         XCTAssertEqual(lookup(store, "a")?.state(now: clock.now, idleTimeout: idle), .revoked, "touch does not revive")
         clock.advance(absolute)
-        XCTAssertEqual(lookup(store, "a")?.state(now: clock.now, idleTimeout: idle), .expired, "seen once more, then swept")
-        XCTAssertNil(lookup(store, "a"))
+        XCTAssertNil(lookup(store, "a"), "forgotten at its until")
         XCTAssertEqual(store.count, 0)
     }
 
-    func testIdleExpiredSessionIsNotRevivedByTouchAndIsSweptLazily() {
+    func testIdleExpiredSessionIsNotRevivedByTouch() {
         let clock = ManualClock()
         let store = MemorySessionStore(idleTimeout: idle, clock: clock.function)
         let record = makeRecord("a", now: clock.now)
         _ = sync { store.create(record, completion: $0) }
         clock.advance(idle)
         _ = sync { store.touch(idHash: record.idHash, lastSeen: clock.now, completion: $0) }
-        XCTAssertNil(lookup(store, "a"), "the touch found it dead and removed it")
+        let found = lookup(store, "a")
+        XCTAssertEqual(found?.lastSeen, record.lastSeen, "the touch left it as it was")
+        XCTAssertEqual(found?.state(now: clock.now, idleTimeout: idle), .expired)
     }
 
-    func testLookupOfAnExpiredSessionReturnsItOnceForTheLog() {
+    func testAnEndedSessionIsReportedExpiredOnEveryLookupUntilItsKeepingTimeEnds() {
+        // SPEC §9: its cookie is session_expired each time, not session_unknown from the 2nd use.
         let clock = ManualClock()
         let store = MemorySessionStore(idleTimeout: idle, clock: clock.function)
-        _ = sync { store.create(makeRecord("a", now: clock.now), completion: $0) }
+        let record = makeRecord("a", now: clock.now)
+        _ = sync { store.create(record, completion: $0) }
         clock.advance(idle)
+        for _ in 0..<3 { XCTAssertEqual(lookup(store, "a")?.state(now: clock.now, idleTimeout: idle), .expired) }
+        clock.set(record.forgetAt(idleTimeout: idle) - 1)
         XCTAssertEqual(lookup(store, "a")?.state(now: clock.now, idleTimeout: idle), .expired)
+        clock.advance(1)
         XCTAssertNil(lookup(store, "a"))
+        XCTAssertEqual(store.count, 0)
+    }
+
+    func testARecordIsKeptUntilItsAbsoluteExpiryOrOneIdleTimeoutAfterItEnded() {
+        let table: [(name: String, lastSeen: Int64, absoluteExpiry: Int64, forgetAt: Int64)] = [
+            ("idle end long before the absolute expiry", 1000, 50_000, 50_000),
+            ("idle end close to the absolute expiry", 49_000, 50_000, 51_800),
+            ("ended at the absolute expiry", 49_900, 50_000, 51_800),
+            ("an absolute expiry at the end of time", 1000, .max, .max),
+        ]
+        for row in table {
+            let record = SessionRecord(idHash: "h", subject: "a", roles: [], createdAt: 0, lastSeen: row.lastSeen,
+                                       absoluteExpiry: row.absoluteExpiry)
+            XCTAssertEqual(record.forgetAt(idleTimeout: idle), row.forgetAt, row.name)
+        }
     }
 
     func testRevokingAnUnknownIdIsANoOp() {
@@ -125,17 +146,21 @@ final class MemorySessionStoreTests: XCTestCase {
         XCTAssertNotNil(lookup(store, "old-live"))
     }
 
-    func testSweepRemovesEveryDeadRecord() {
+    func testSweepRemovesEveryRecordPastItsKeepingTime() {
         let clock = ManualClock()
         let store = MemorySessionStore(idleTimeout: idle, clock: clock.function)
+        let start = clock.now
         for index in 0..<4 { _ = sync { store.create(makeRecord("\(index)", now: clock.now), completion: $0) } }
         _ = sync { store.revoke(idHash: SessionID.hash("0"), until: clock.now + 5, completion: $0) }
         clock.advance(idle - 1)
         _ = sync { store.touch(idHash: SessionID.hash("1"), lastSeen: clock.now, completion: $0) }
         clock.advance(1)
-        XCTAssertEqual(store.sweep(), 3)
-        XCTAssertEqual(store.count, 1)
+        XCTAssertEqual(store.sweep(), 1, "the tombstone past its until; the expired ones are still kept")
+        XCTAssertEqual(store.count, 3)
         XCTAssertNotNil(lookup(store, "1"))
+        clock.set(start + absolute)
+        XCTAssertEqual(store.sweep(), 3)
+        XCTAssertEqual(store.count, 0)
     }
 
     func testConcurrentUseFromManyThreadsKeepsEveryRecord() {

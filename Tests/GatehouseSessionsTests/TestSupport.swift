@@ -10,6 +10,7 @@ final class ManualClock: Sendable {
 
     var now: Int64 { seconds.load(ordering: .relaxed) }
     func advance(_ delta: Int64) { seconds.add(delta, ordering: .relaxed) }
+    func set(_ value: Int64) { seconds.store(value, ordering: .relaxed) }
     var function: @Sendable () -> Int64 { { self.now } }
 }
 

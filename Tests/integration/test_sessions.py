@@ -170,11 +170,10 @@ def test_absolute_timeout_ends_a_session_even_with_keepalives(session_gateways, 
     assert_refused(gw, echo, resp, rid, challenge=CHALLENGE_PLAIN)
 
 
-@pytest.mark.xfail(strict=True, reason="gateway bug: the memory store forgets a dead record on the first lookup, so the 2nd and later uses of an expired session's cookie log reason session_unknown instead of session_expired")
 def test_an_expired_session_is_logged_as_expired_on_every_use(session_gateways, echo):
-    """SPEC §9: the access log records the precise reason; the memory store keeps the record,
-    so a cookie of an expired session is `session_expired` each time, not `session_unknown`
-    from its second use on (docs/deviations.md admits that only for the Redis store)."""
+    """SPEC §9: the access log records the precise reason; the store keeps the record past
+    the session's end, so a cookie of an expired session is `session_expired` each time, not
+    `session_unknown` from its second use on."""
     gw = session_gateways.start(upstream_url=echo.url, sessions=sessions_section(idle="2s", absolute="1h"))
     cookie = gw.login_cookie("alice")
     time.sleep(3.2)
