@@ -147,3 +147,17 @@ def test_reload_turns_tls_on_for_new_connections(gateway_factory, echo, pki):
     wait_until(lambda: served_certificate(gw.port) == "localhost", 5, message="TLS after the reload")
     r = requests.get(https(gw, "/docs/b"), verify=str(pki["ca"]), timeout=5)
     assert r.status_code == 200 and pairs_get(r.json()["headers"], "X-Forwarded-Proto") == "https"
+
+
+def test_a_client_that_never_finishes_the_handshake_is_dropped_after_read_timeout(gateway_factory, echo, pki):
+    gw = tls_gateway(gateway_factory, echo, pki, server={"read_timeout": "500ms"})
+    with socket.create_connection((LOOPBACK, gw.port), timeout=5) as s:
+        s.sendall(b"\x16\x03\x01")  # the start of a ClientHello, never finished
+        started = time.monotonic()
+        try:
+            while s.recv(4096):
+                pass
+        except ConnectionResetError:
+            pass
+        assert time.monotonic() - started < 3
+    assert requests.get(https(gw, "/docs/after"), verify=str(pki["ca"]), timeout=5).status_code == 200
