@@ -102,10 +102,23 @@ static inline SSL *gh_ssl_client_new(SSL_CTX *ctx, const char *host) {
 
 /* A client context that verifies peers against the system trust store (SSL_CERT_FILE and
    SSL_CERT_DIR are honoured, as OpenSSL always does). */
+/* An https upstream connection on a raw non-blocking socket: gh_ssl_client_new's checks, in
+   client mode on `fd`, writing what a call gets through (partial writes), retried from wherever
+   the rest then is. */
+static inline SSL *gh_ssl_client_on_fd(SSL_CTX *ctx, const char *host, int fd) {
+    SSL *ssl = gh_ssl_client_new(ctx, host);
+    if (!ssl) return NULL;
+    if (SSL_set_fd(ssl, fd) != 1) { SSL_free(ssl); return NULL; }
+    SSL_set_connect_state(ssl);
+    SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    return ssl;
+}
+
 static inline SSL_CTX *gh_ssl_client_ctx_new(void) {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx) return NULL;
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     SSL_CTX_set_default_verify_paths(ctx);
     return ctx;

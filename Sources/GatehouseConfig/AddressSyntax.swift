@@ -25,14 +25,15 @@ enum AddressSyntax {
         }
     }
 
-    /// `http://host[:port]` with no path, query or user info; the port defaults to 80.
+    /// `http://host[:port]` or `https://host[:port]` with no path, query or user info; the port
+    /// defaults to 80 or 443.
     static func upstreamTarget(_ text: String) -> Result<UpstreamTarget, SyntaxError> {
         let lower = text.lowercased()
-        if lower.hasPrefix("https://") { return .failure(SyntaxError("https targets: not supported yet")) }
-        guard lower.hasPrefix("http://") else {
+        let tls = lower.hasPrefix("https://")
+        guard tls || lower.hasPrefix("http://") else {
             return .failure(SyntaxError("expected a URL like http://host:port, got \(quoted(text))"))
         }
-        let rest = String(text.dropFirst("http://".count))
+        let rest = String(text.dropFirst(tls ? "https://".count : "http://".count))
         let authority = String(rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" })
         if authority.count < rest.count {
             return .failure(SyntaxError(
@@ -44,7 +45,7 @@ enum AddressSyntax {
             return .failure(SyntaxError("expected a URL like http://host:port, got \(quoted(text))"))
         }
         return host(hostPart).flatMap { host in
-            (portPart.map(port) ?? .success(80)).map { UpstreamTarget(host: host, port: $0) }
+            (portPart.map(port) ?? .success(tls ? 443 : 80)).map { UpstreamTarget(host: host, port: $0, tls: tls) }
         }
     }
 

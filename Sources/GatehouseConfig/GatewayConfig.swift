@@ -95,13 +95,17 @@ public struct AdminSettings: Sendable {
 public struct UpstreamTarget: Sendable, Hashable, CustomStringConvertible {
     public var host: String
     public var port: UInt16
-    public init(host: String, port: UInt16) { self.host = host; self.port = port }
-    /// The `Host` header value for this target (`preserve_host: false`): `host` or `host:port`.
+    /// `https://`: TLS to the target, its certificate verified against the system's trust store
+    /// and `host`.
+    public var tls: Bool
+    public init(host: String, port: UInt16, tls: Bool = false) { self.host = host; self.port = port; self.tls = tls }
+    /// The `Host` header value for this target (`preserve_host: false`): `host`, or `host:port`
+    /// when the port is not the scheme's default.
     public var hostHeader: String {
         let h = host.contains(":") ? "[\(host)]" : host
-        return port == 80 ? h : "\(h):\(port)"
+        return port == (tls ? 443 : 80) ? h : "\(h):\(port)"
     }
-    public var description: String { "http://\(hostHeader)" }
+    public var description: String { (tls ? "https://" : "http://") + hostHeader }
 }
 
 /// SPEC §2 `upstreams.NAME`.

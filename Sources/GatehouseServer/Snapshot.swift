@@ -9,8 +9,11 @@ struct ResolvedTarget: Sendable, Hashable {
     var target: UpstreamTarget
     /// A numeric IP address.
     var address: String
-    /// Pool key: `address:port` (`[v6]:port`).
-    var key: String { address.contains(":") ? "[\(address)]:\(target.port)" : "\(address):\(target.port)" }
+    /// Pool key: `address:port` (`[v6]:port`), after `tls:` and the host name to verify for https.
+    var key: String {
+        let socket = address.contains(":") ? "[\(address)]:\(target.port)" : "\(address):\(target.port)"
+        return target.tls ? "tls:\(target.host)@\(socket)" : socket
+    }
 }
 
 /// Everything a request needs, immutable, swapped whole on reload. Loops hold a reference;

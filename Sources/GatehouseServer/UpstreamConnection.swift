@@ -23,9 +23,17 @@ enum UpstreamFailure {
 /// when the socket's buffer is full. One timer serves `connect_timeout` while connecting and
 /// `timeout` (silence while a response is awaited) after.
 ///
+/// An `https://` target gets TLS on the same socket (`ssl`): the handshake runs inside the
+/// write and read paths, requests always go through `output`, and a read drains what OpenSSL
+/// holds decrypted before waiting for the socket again.
+///
 /// Threading: everything happens on the worker's loop that owns the pool.
 final class UpstreamConnection {
     private let fd: Int32
+    /// TLS for an `https://` target; nil for plain HTTP.
+    private var ssl: OpaquePointer?
+    /// The TLS handshake is done (always, for plain HTTP).
+    private var secured = true
     /// Safe unowned: an idle connection is owned by its pool, a busy one by an exchange that
     /// holds the pool, and a released one is closed (its events freed) or idle again.
     private unowned(unsafe) let pool: TargetPool
@@ -58,6 +66,15 @@ final class UpstreamConnection {
         } else if errno != EINPROGRESS {
             reusable = false
             return
+        }
+        if pool.target.target.tls {
+            guard let context = UpstreamTLS.shared.context,
+                  let made = gh_ssl_client_on_fd(context, pool.target.target.host, fd) else {
+                reusable = false
+                return
+            }
+            ssl = made
+            secured = false
         }
         let context = Unmanaged.passUnretained(self).toOpaque()
         readEvent = event_new(pool.base, fd, gh_ev_read() | gh_ev_persist(), { _, _, arg in
@@ -95,7 +112,7 @@ final class UpstreamConnection {
             return failSoon(.connectFailed)
         }
         let hasBody = body.map { evbuffer_get_length($0) > 0 } ?? false
-        if connected && !hasBody && evbuffer_get_length(output) == 0 {
+        if ssl == nil && connected && !hasBody && evbuffer_get_length(output) == 0 {
             // The common case: one write(2) of the head, no buffer chain.
             let n = write(fd, head.baseAddress, head.count)
             if n == head.count {
@@ -131,6 +148,8 @@ final class UpstreamConnection {
         paused = false
         event_add(readEvent, nil)
         _ = gh_timer_add_ms(timer, timeoutMs)
+        // Bytes OpenSSL already decrypted make the socket no more readable: read them now.
+        if let ssl, SSL_pending(ssl) > 0 { event_active(readEvent, Int32(gh_ev_read()), 0) }
     }
 
     /// The exchange is done with this connection (also when it gave up on it).
@@ -149,6 +168,10 @@ final class UpstreamConnection {
         readEvent = nil
         writeEvent = nil
         timer = nil
+        if let ssl {
+            SSL_free(ssl)
+            self.ssl = nil
+        }
         if fd >= 0 && !closed {
             closed = true
             Glibc.close(fd)
@@ -160,6 +183,7 @@ final class UpstreamConnection {
     // MARK: writing
 
     private func flush() {
+        if let ssl { return flushTLS(ssl) }
         while evbuffer_get_length(output) > 0 {
             let n = evbuffer_write(output, fd)
             if n < 0 {
@@ -190,11 +214,14 @@ final class UpstreamConnection {
         // Progress on a slow write counts as activity for `timeout`.
         _ = gh_timer_add_ms(timer, timeoutMs)
         flush()
+        // OpenSSL may have wanted to write in the middle of a read.
+        if ssl != nil, secured, readEvent != nil { readable() }
     }
 
     // MARK: reading
 
     private func readable() {
+        if let ssl { return readableTLS(ssl) }
         let buffer = pool.readBuffer
         let n = read(fd, buffer.baseAddress, buffer.count)
         if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) { return }
@@ -253,7 +280,7 @@ final class UpstreamConnection {
     }
 
     private func timerFired() {
-        fail(connected ? .timeout : .connectTimeout)
+        fail(connected && secured ? .timeout : .connectTimeout)
     }
 
     private func fail(_ failure: UpstreamFailure) {
@@ -270,4 +297,105 @@ final class UpstreamConnection {
             exchange?.upstreamFailed(failure)
         }
     }
+
+    // MARK: TLS (https:// targets)
+
+    private func setWriting(_ on: Bool) {
+        guard on != writing, writeEvent != nil else { return }
+        writing = on
+        if on { event_add(writeEvent, nil) } else { event_del(writeEvent) }
+    }
+
+    /// Handshake first (a certificate that does not verify is a failed connect), then `output`
+    /// through `SSL_write`, a contiguous piece at a time.
+    private func flushTLS(_ ssl: OpaquePointer) {
+        if !secured {
+            let result = SSL_do_handshake(ssl)
+            guard result == 1 else {
+                switch SSL_get_error(ssl, result) {
+                case SSL_ERROR_WANT_READ: setWriting(false)
+                case SSL_ERROR_WANT_WRITE: setWriting(true)
+                default: fail(.connectFailed)
+                }
+                return
+            }
+            secured = true
+            connected = true
+            _ = gh_timer_add_ms(timer, timeoutMs)
+        }
+        while evbuffer_get_length(output) > 0 {
+            var piece = iovec()
+            guard evbuffer_peek(output, -1, nil, &piece, 1) >= 1, let start = piece.iov_base else { break }
+            let result = SSL_write(ssl, start, Int32(min(piece.iov_len, 1 << 30)))
+            if result > 0 {
+                evbuffer_drain(output, Int(result))
+                continue
+            }
+            switch SSL_get_error(ssl, result) {
+            case SSL_ERROR_WANT_WRITE: setWriting(true)
+            case SSL_ERROR_WANT_READ: setWriting(false)  // readable() flushes again
+            default: fail(.closed(beforeResponse: parser.isEmpty))
+            }
+            return
+        }
+        setWriting(false)
+    }
+
+    /// Everything OpenSSL can give now (it may hold decrypted bytes the socket no longer
+    /// signals), handed on as the plain path does; a close (with or without close_notify) is
+    /// the end of the stream.
+    private func readableTLS(_ ssl: OpaquePointer) {
+        if !secured || evbuffer_get_length(output) > 0 {
+            flushTLS(ssl)
+            guard secured, self.ssl != nil else { return }
+        }
+        let exchange = owner
+        defer { exchange?.flushClient() }
+        let buffer = pool.readBuffer
+        while true {
+            let n = SSL_read(ssl, buffer.baseAddress, Int32(buffer.count))
+            if n > 0 {
+                guard let exchange, owner === exchange, !paused else {
+                    // Bytes nobody asked for (idle), or for an exchange that is over.
+                    close()
+                    if owner == nil { pool.dropIdle(self) }
+                    return
+                }
+                _ = gh_timer_add_ms(timer, timeoutMs)
+                deliver(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[0..<Int(n)]))
+                if owner !== exchange {
+                    if SSL_pending(ssl) > 0 { reusable = false }
+                    return
+                }
+                if paused { return }  // resume() reads what OpenSSL still holds
+                continue
+            }
+            switch SSL_get_error(ssl, n) {
+            case SSL_ERROR_WANT_READ:
+                return  // e.g. a TLS 1.3 session ticket on an idle connection: nothing to do
+            case SSL_ERROR_WANT_WRITE:
+                setWriting(true)
+                return
+            default:
+                guard owner != nil else {
+                    close()
+                    pool.dropIdle(self)
+                    return
+                }
+                reusable = false
+                if parser.finishAtClose() { return complete() }
+                return fail(.closed(beforeResponse: parser.isEmpty))
+            }
+        }
+    }
 }
+
+/// The TLS client context of every `https://` upstream connection: the system's trust store
+/// (`SSL_CERT_FILE`/`SSL_CERT_DIR` as OpenSSL reads them), TLS 1.2 or newer. Made once,
+/// immutable after, shared by every loop.
+final class UpstreamTLS: @unchecked Sendable {
+    static let shared = UpstreamTLS()
+    let context: OpaquePointer?
+    private init() { context = gh_ssl_client_ctx_new() }
+}
+

@@ -26,8 +26,11 @@ final class AddressSyntaxTests: XCTestCase {
             ("http://api.internal", UpstreamTarget(host: "api.internal", port: 80)),
             ("HTTP://API.internal:81", UpstreamTarget(host: "api.internal", port: 81)),
             ("http://[::1]:9000", UpstreamTarget(host: "::1", port: 9000)),
+            ("https://h", UpstreamTarget(host: "h", port: 443, tls: true)),
+            ("HTTPS://api.internal:8443", UpstreamTarget(host: "api.internal", port: 8443, tls: true)),
             ("http://h/", nil), ("http://h/api", nil), ("http://h?x", nil), ("http://u@h", nil),
-            ("https://h", nil), ("h:80", nil), ("http://", nil), ("http://::1:80", nil),
+            ("https://h/", nil), ("https://u@h", nil), ("h:80", nil), ("http://", nil), ("https://", nil),
+            ("http://::1:80", nil), ("ftp://h", nil),
         ]
         for (text, expected) in cases {
             XCTAssertEqual(try? AddressSyntax.upstreamTarget(text).get(), expected, text)
@@ -60,9 +63,13 @@ final class AddressSyntaxTests: XCTestCase {
         }
     }
 
-    func testHTTPSTargetIsNotSupportedYet() {
-        guard case .failure(let error) = AddressSyntax.upstreamTarget("https://h") else { return XCTFail() }
-        XCTAssertEqual(error.message, "https targets: not supported yet")
+    func testATargetsHostHeaderLeavesOutTheSchemesDefaultPort() {
+        let cases: [(UpstreamTarget, String)] = [
+            (UpstreamTarget(host: "h", port: 80), "h"), (UpstreamTarget(host: "h", port: 443), "h:443"),
+            (UpstreamTarget(host: "h", port: 443, tls: true), "h"), (UpstreamTarget(host: "h", port: 80, tls: true), "h:80"),
+            (UpstreamTarget(host: "::1", port: 8443, tls: true), "[::1]:8443"),
+        ]
+        for (target, expected) in cases { XCTAssertEqual(target.hostHeader, expected, target.description) }
     }
 
     func testOriginsAreNormalizedAsBrowsersSendThem() {

@@ -130,14 +130,14 @@ def build_config(port: int, admin_port: int | None, access_log: Path | None, *, 
 def gateway_factory(gatehouse_bin, tmp_path, request):
     """Starts gatehouse processes; each is killed at teardown. On failure, their stderr is printed.
 
-    start(upstreams=..., routes=..., server=..., access_log_format=..., admin=True, wait=True)
+    start(upstreams=..., routes=..., server=..., access_log_format=..., admin=True, wait=True, env=None)
     returns a started GatewayProcess with `.config` (the dict) and `.make_config(**changes)`.
     """
     started: list[GatewayProcess] = []
 
     def start(*, upstreams: dict, routes: list, server: dict | None = None, access_log_format: str = "json",
               admin: bool = True, wait: bool = True, access_log_to_stdout: bool = False,
-              name: str | None = None) -> GatewayProcess:
+              name: str | None = None, env: dict | None = None) -> GatewayProcess:
         name = name or f"gateway{len(started)}"
         port = free_port()
         admin_port = free_port() if admin else None
@@ -152,6 +152,7 @@ def gateway_factory(gatehouse_bin, tmp_path, request):
         gw = GatewayProcess(gatehouse_bin, tmp_path, config, port, admin_port, log_path, name=name)
         gw.config = config
         gw.make_config = make_config
+        gw.env = env
         started.append(gw)
         gw.start(wait=wait)
         return gw

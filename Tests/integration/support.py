@@ -699,7 +699,10 @@ class BlackholeUpstream:
 # The gateway process
 
 class GatewayProcess:
-    """One `gatehouse run` process with its config file, stdout/stderr files and access log."""
+    """One `gatehouse run` process with its config file, stdout/stderr files and access log.
+    `env`: variables added to the inherited environment (e.g. SSL_CERT_FILE)."""
+
+    env: dict | None = None
 
     def __init__(self, binary: str, workdir: Path, config: dict | str, port: int, admin_port: int | None,
                  access_log: Path | None, name: str = "gateway"):
@@ -727,7 +730,7 @@ class GatewayProcess:
         self._err = open(self.stderr_path, "ab")
         self.proc = subprocess.Popen([self.binary, "run", "--config", str(self.config_path)],
                                      cwd=self.workdir, stdout=self._out, stderr=self._err,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, env={**os.environ, **self.env} if self.env else None)
         if wait:
             self.wait_ready(timeout)
         return self

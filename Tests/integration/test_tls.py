@@ -6,10 +6,12 @@ new one keeps the old one serving)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import signal
 import socket
 import ssl
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -161,3 +163,127 @@ def test_a_client_that_never_finishes_the_handshake_is_dropped_after_read_timeou
             pass
         assert time.monotonic() - started < 3
     assert requests.get(https(gw, "/docs/after"), verify=str(pki["ca"]), timeout=5).status_code == 200
+
+
+# ---------------------------------------------------------------------------------------------
+# https:// upstream targets
+
+class TLSUpstream:
+    """An HTTP/1.1 upstream over TLS (Python's http.server): answers every path with a JSON echo
+    of the request, `/big` with 4 MiB of BigBody; counts the TLS connections it accepted."""
+
+    def __init__(self, cert: Path, key: Path, body: BigBody):
+        import http.server
+        import threading
+        outer = self
+        self.connections = 0
+        self.body = body
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def setup(self):
+                super().setup()
+                outer.connections += 1
+
+            def do_GET(self):
+                self.answer()
+
+            def do_POST(self):
+                self.answer()
+
+            def answer(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                received = self.rfile.read(length) if length else b""
+                if self.path == "/big":
+                    data, kind = outer.body.data, "application/octet-stream"
+                else:
+                    data = json.dumps({"path": self.path, "body_length": len(received),
+                                       "headers": list(self.headers.items())}).encode()
+                    kind = "application/json"
+                self.send_response(200)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(cert), str(key))
+        self.server = http.server.ThreadingHTTPServer((LOOPBACK, 0), Handler)
+        self.server.daemon_threads = True
+        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self, host: str = LOOPBACK) -> str:
+        return f"https://{host}:{self.port}"
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def tls_upstreams(pki):
+    started: list[TLSUpstream] = []
+
+    def make(which: str = "first") -> TLSUpstream:
+        cert, key = pki[which]
+        up = TLSUpstream(cert, key, BigBody(4 * 1024 * 1024))
+        started.append(up)
+        return up
+    yield make
+    for up in started:
+        up.stop()
+
+
+ALL = {"name": "all", "match": {"path": "/**"}, "upstream": "api", "auth": "none"}
+
+
+def https_upstream_gateway(gateway_factory, pki, url, trust=True):
+    return gateway_factory(upstreams={"api": {"targets": [url], "preserve_host": False}}, routes=[ALL],
+                           env={"SSL_CERT_FILE": str(pki["ca"] if trust else pki["dir"] / "nothing.pem")})
+
+
+def test_https_upstream_gets_the_request_over_tls_and_connections_are_reused(gateway_factory, pki, tls_upstreams):
+    up = tls_upstreams()
+    gw = https_upstream_gateway(gateway_factory, pki, up.url())
+    with requests.Session() as s:
+        for i in range(10):
+            r = s.post(f"http://{LOOPBACK}:{gw.port}/items/{i}", data=b"x" * i, timeout=5)
+            assert r.status_code == 200, r.text
+            got = r.json()
+            assert got["path"] == f"/items/{i}" and got["body_length"] == i
+            assert dict(got["headers"])["Host"] == f"{LOOPBACK}:{up.port}"
+    assert up.connections == 1, "one kept-alive TLS connection for ten sequential requests"
+
+
+def test_https_upstream_streams_a_large_body_byte_exact(gateway_factory, pki, tls_upstreams):
+    up = tls_upstreams()
+    gw = https_upstream_gateway(gateway_factory, pki, up.url())
+    r = requests.get(f"http://{LOOPBACK}:{gw.port}/big", timeout=20)
+    assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == up.body.sha256
+
+
+def test_https_upstream_by_host_name_is_verified_against_that_name(gateway_factory, pki, tls_upstreams):
+    up = tls_upstreams()  # its certificate names localhost and 127.0.0.1
+    gw = https_upstream_gateway(gateway_factory, pki, up.url(host="localhost"))
+    assert requests.get(f"http://{LOOPBACK}:{gw.port}/named", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize("case", ["untrusted CA", "name not in the certificate", "no trust store entry"])
+def test_https_upstream_whose_certificate_does_not_verify_is_a_502(gateway_factory, pki, tls_upstreams, case):
+    if case == "untrusted CA":
+        up, url, trust = (u := tls_upstreams("untrusted")), u.url(), True
+    elif case == "name not in the certificate":
+        up, url, trust = (u := tls_upstreams("second")), u.url(host="localhost"), True  # it names gatehouse.test
+    else:
+        up, url, trust = (u := tls_upstreams()), u.url(), False
+    gw = https_upstream_gateway(gateway_factory, pki, url, trust=trust)
+    r = requests.get(f"http://{LOOPBACK}:{gw.port}/secret", timeout=10)
+    assert r.status_code == 502 and r.json()["error"] == "bad_gateway"
+    rid = r.headers["X-Request-Id"]
+    assert gw.wait_log_record(rid)["reason"] == "upstream_connect_failed"
