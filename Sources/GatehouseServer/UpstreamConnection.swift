@@ -215,7 +215,7 @@ final class UpstreamConnection {
         _ = gh_timer_add_ms(timer, timeoutMs)
         flush()
         // OpenSSL may have wanted to write in the middle of a read.
-        if ssl != nil, secured, readEvent != nil { readable() }
+        if ssl != nil, secured, readEvent != nil, !paused { readable() }
     }
 
     // MARK: reading
@@ -263,7 +263,10 @@ final class UpstreamConnection {
             case .body(let bytes):
                 exchange.upstreamBody(bytes)
             case .done:
+                // Bytes after the response (here, or already decrypted by OpenSSL) belong to no
+                // request: the connection must not carry another.
                 if offset < input.count || !parser.keepAlive { reusable = false }
+                if let ssl, SSL_pending(ssl) > 0 { reusable = false }
                 return complete()
             case .bad:
                 return fail(.badResponse)
@@ -349,6 +352,7 @@ final class UpstreamConnection {
             flushTLS(ssl)
             guard secured, self.ssl != nil else { return }
         }
+        guard !paused else { return }
         let exchange = owner
         defer { exchange?.flushClient() }
         let buffer = pool.readBuffer
@@ -363,10 +367,8 @@ final class UpstreamConnection {
                 }
                 _ = gh_timer_add_ms(timer, timeoutMs)
                 deliver(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[0..<Int(n)]))
-                if owner !== exchange {
-                    if SSL_pending(ssl) > 0 { reusable = false }
-                    return
-                }
+                // The exchange may have ended and the connection been closed (`ssl` freed).
+                guard self.ssl != nil, owner === exchange else { return }
                 if paused { return }  // resume() reads what OpenSSL still holds
                 continue
             }

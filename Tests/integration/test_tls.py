@@ -170,7 +170,8 @@ def test_a_client_that_never_finishes_the_handshake_is_dropped_after_read_timeou
 
 class TLSUpstream:
     """An HTTP/1.1 upstream over TLS (Python's http.server): answers every path with a JSON echo
-    of the request, `/big` with 4 MiB of BigBody; counts the TLS connections it accepted."""
+    of the request, `/big` with 4 MiB of BigBody, `/close…` with `Connection: close`; counts the
+    TLS connections it accepted."""
 
     def __init__(self, cert: Path, key: Path, body: BigBody):
         import http.server
@@ -207,6 +208,9 @@ class TLSUpstream:
                 self.send_response(200)
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(data)))
+                if self.path.startswith("/close"):
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
                 self.end_headers()
                 self.wfile.write(data)
 
@@ -287,3 +291,15 @@ def test_https_upstream_whose_certificate_does_not_verify_is_a_502(gateway_facto
     assert r.status_code == 502 and r.json()["error"] == "bad_gateway"
     rid = r.headers["X-Request-Id"]
     assert gw.wait_log_record(rid)["reason"] == "upstream_connect_failed"
+
+
+def test_https_upstream_that_closes_after_each_response_gets_a_new_connection_each_time(gateway_factory, pki,
+                                                                                          tls_upstreams):
+    up = tls_upstreams()
+    gw = https_upstream_gateway(gateway_factory, pki, up.url())
+    with requests.Session() as s:
+        for i in range(5):
+            r = s.get(f"http://{LOOPBACK}:{gw.port}/close/{i}", timeout=5)
+            assert r.status_code == 200 and r.json()["path"] == f"/close/{i}"
+    assert up.connections == 5
+    assert requests.get(f"http://{LOOPBACK}:{gw.port}/after", timeout=5).status_code == 200
