@@ -313,6 +313,7 @@ final class UpstreamConnection {
     /// through `SSL_write`, a contiguous piece at a time.
     private func flushTLS(_ ssl: OpaquePointer) {
         if !secured {
+            ERR_clear_error()  // SSL_get_error reads this thread's queue: it must start empty
             let result = SSL_do_handshake(ssl)
             guard result == 1 else {
                 switch SSL_get_error(ssl, result) {
@@ -329,6 +330,7 @@ final class UpstreamConnection {
         while evbuffer_get_length(output) > 0 {
             var piece = iovec()
             guard evbuffer_peek(output, -1, nil, &piece, 1) >= 1, let start = piece.iov_base else { break }
+            ERR_clear_error()
             let result = SSL_write(ssl, start, Int32(min(piece.iov_len, 1 << 30)))
             if result > 0 {
                 evbuffer_drain(output, Int(result))
@@ -357,10 +359,11 @@ final class UpstreamConnection {
         defer { exchange?.flushClient() }
         let buffer = pool.readBuffer
         while true {
+            ERR_clear_error()
             let n = SSL_read(ssl, buffer.baseAddress, Int32(buffer.count))
             if n > 0 {
-                guard let exchange, owner === exchange, !paused else {
-                    // Bytes nobody asked for (idle), or for an exchange that is over.
+                guard let exchange, owner === exchange else {
+                    // Bytes nobody asked for (idle).
                     close()
                     if owner == nil { pool.dropIdle(self) }
                     return
