@@ -319,7 +319,9 @@ final class UpstreamConnection {
                 switch SSL_get_error(ssl, result) {
                 case SSL_ERROR_WANT_READ: setWriting(false)
                 case SSL_ERROR_WANT_WRITE: setWriting(true)
-                default: fail(.connectFailed)
+                default:
+                    pool.noteTLSFailure(Self.handshakeFailure(ssl))
+                    fail(.connectFailed)
                 }
                 return
             }
@@ -344,6 +346,17 @@ final class UpstreamConnection {
             return
         }
         setWriting(false)
+    }
+
+    /// Why a handshake failed, for the operator: the certificate check's verdict when that was
+    /// it, else OpenSSL's reason.
+    private static func handshakeFailure(_ ssl: OpaquePointer) -> String {
+        let verdict = SSL_get_verify_result(ssl)
+        if verdict != X509_V_OK, let text = X509_verify_cert_error_string(verdict) {
+            return "certificate: \(String(cString: text))"
+        }
+        if let reason = ERR_reason_error_string(ERR_peek_error()) { return String(cString: reason) }
+        return "the connection closed during the handshake"
     }
 
     /// Everything OpenSSL can give now (it may hold decrypted bytes the socket no longer

@@ -68,6 +68,17 @@ final class TargetPool {
 
     func recordSuccess() { failuresInARow = 0 }
 
+    private var lastTLSFailureNoteNs: UInt64 = 0
+
+    /// An `https://` target's handshake failed (a 502 with `upstream_connect_failed` follows):
+    /// the reason goes to the gateway's log, at most once a minute per target and loop.
+    func noteTLSFailure(_ reason: String) {
+        let now = Clock.monotonicNs()
+        guard lastTLSFailureNoteNs == 0 || now - lastTLSFailureNoteNs >= 60_000_000_000 else { return }
+        lastTLSFailureNoteNs = now
+        Gateway.say("upstream \(target.target): TLS handshake failed: \(reason)")
+    }
+
     /// An idle kept-alive connection, if one is there (the common case: no closure needed).
     func takeIdle() -> UpstreamConnection? {
         guard let connection = idle.popLast() else { return nil }

@@ -295,6 +295,8 @@ def test_https_upstream_whose_certificate_does_not_verify_is_a_502(gateway_facto
     assert r.status_code == 502 and r.json()["error"] == "bad_gateway"
     rid = r.headers["X-Request-Id"]
     assert gw.wait_log_record(rid)["reason"] == "upstream_connect_failed"
+    # The operator learns why, in the gateway's own log.
+    gw.wait_stderr(f"upstream {url}: TLS handshake failed: certificate:")
 
 
 def test_https_upstream_that_closes_after_each_response_gets_a_new_connection_each_time(gateway_factory, pki,
