@@ -309,3 +309,41 @@ def test_https_upstream_that_closes_after_each_response_gets_a_new_connection_ea
             assert r.status_code == 200 and r.json()["path"] == f"/close/{i}"
     assert up.connections == 5
     assert requests.get(f"http://{LOOPBACK}:{gw.port}/after", timeout=5).status_code == 200
+
+
+@pytest.mark.slow
+def test_large_body_to_a_slow_tls_client_is_streamed_with_bounded_memory(gateway_factory, upstreams, pki):
+    # The backpressure of SPEC §7.1 through OpenSSL's bufferevent: the gateway pauses the
+    # upstream instead of holding the body for a client that reads slowly.
+    body = BigBody(32 * 1024 * 1024)
+    gw = tls_gateway(gateway_factory, upstreams.raw(streaming_handler(body)), pki, routes=[STREAM],
+                     server={"workers": 1})
+    ctx = ssl.create_default_context(cafile=str(pki["ca"]))
+    for _ in range(3):
+        assert requests.get(https(gw, "/stream/small"), verify=str(pki["ca"]), timeout=5).content == b"small"
+    time.sleep(0.2)
+    baseline, peak = gw.rss_kib(), 0
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    raw.settimeout(10)
+    raw.connect((LOOPBACK, gw.port))
+    with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+        tls.sendall(b"GET /stream/big HTTP/1.1\r\nHost: s\r\nConnection: close\r\n\r\n")
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += tls.recv(65536)
+        head, _, rest = data.partition(b"\r\n\r\n")
+        assert head.split(b" ")[1] == b"200", head
+        digest, received, started = hashlib.sha256(rest), len(rest), time.monotonic()
+        while received < body.size:
+            chunk = tls.recv(65536)
+            assert chunk, f"closed after {received} bytes"
+            digest.update(chunk)
+            received += len(chunk)
+            ahead = received / (8 * 1024 * 1024) - (time.monotonic() - started)  # 8 MiB/s
+            if ahead > 0:
+                time.sleep(ahead)
+            peak = max(peak, gw.rss_kib())
+            assert time.monotonic() - started < 25
+    assert digest.hexdigest() == body.sha256
+    assert peak - baseline < 16 * 1024, f"RSS grew by {(peak - baseline) >> 10} MiB while streaming 32 MiB"
