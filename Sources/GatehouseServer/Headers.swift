@@ -12,13 +12,13 @@ struct HeaderList {
         evhttp_find_header(queue, name).map { String(cString: $0) }
     }
 
-    /// Every value of `name`, joined with ", " (RFC 9110 §5.3), or nil when absent.
-    func joined(_ name: String, separator: String = ", ") -> String? {
-        let lowered = name.lowercased()
+    /// Every value of the header `lowercasedName`, joined with ", " (RFC 9110 §5.3), or nil when
+    /// absent. The name is given in lowercase (a literal): no lowercasing per call.
+    func joined(_ lowercasedName: String, separator: String = ", ") -> String? {
         var first: String?
         var values: [String] = []
         forEach { key, value in
-            guard HeaderRules.nameEquals(key, lowered) else { return }
+            guard HeaderRules.nameEquals(key, lowercasedName) else { return }
             if first == nil { first = String(cString: value) } else { values.append(String(cString: value)) }
         }
         guard let first else { return nil }

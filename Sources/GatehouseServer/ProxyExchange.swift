@@ -126,7 +126,7 @@ final class ProxyExchange {
         }
         out.append(" HTTP/1.1\r\n")
         let input = HeaderList(evhttp_request_get_input_headers(creq))
-        let named = HeaderRules.connectionTokens(input.joined("Connection"))
+        let named = HeaderRules.connectionTokens(input.joined("connection"))
         let strip = route.stripAuthorization
         let identityNames = worker.snapshot.identityHeaderNames
         let sessionCookie = worker.snapshot.sessions?.settings.cookie
@@ -152,7 +152,7 @@ final class ProxyExchange {
         }
         let peer = worker.peerAddress(of: creq)
         let trusted = worker.snapshot.config.server.trustedProxies
-        out.header("X-Forwarded-For", ForwardedFor.outgoing(peer: peer, incoming: input.joined("X-Forwarded-For"), trusted: trusted))
+        out.header("X-Forwarded-For", ForwardedFor.outgoing(peer: peer, incoming: input.joined("x-forwarded-for"), trusted: trusted))
         out.header("X-Forwarded-Proto", connection.isTLS ? "https" : "http")
         if let originalHost { out.header("X-Forwarded-Host", originalHost) }
         out.header("X-Request-Id", log.requestID)

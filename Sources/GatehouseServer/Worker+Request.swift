@@ -35,11 +35,13 @@ extension Worker {
         if handleSessionEndpoint(req, path: target.path, log: &log, startNs: startNs) { return }
         let headers = HeaderList(evhttp_request_get_input_headers(req))
         let host = target.authority ?? headers["Host"]
+        // The preflight's headers only on OPTIONS (SPEC §6): every other request skips the scans.
+        let preflight = log.method == "OPTIONS"
         var facts = RequestFacts(method: log.method, target: target, host: host, authorization: headers["Authorization"],
                                  accept: headers["Accept"], origin: headers["Origin"],
-                                 accessControlRequestMethod: headers["Access-Control-Request-Method"],
-                                 accessControlRequestHeaders: headers.joined("Access-Control-Request-Headers"))
-        if let sessions = snapshot.config.sessions, let cookieHeader = headers.joined("Cookie", separator: "; ") {
+                                 accessControlRequestMethod: preflight ? headers["Access-Control-Request-Method"] : nil,
+                                 accessControlRequestHeaders: preflight ? headers.joined("access-control-request-headers") : nil)
+        if let sessions = snapshot.config.sessions, let cookieHeader = headers.joined("cookie", separator: "; ") {
             facts.sessionCookie = sessions.cookie.value(inCookieHeader: cookieHeader)
             facts.secFetchSite = headers["Sec-Fetch-Site"]
         }
@@ -137,7 +139,7 @@ extension Worker {
         }
         log.client = peerAddress(of: req)
         if !trustedProxies.isEmpty {
-            log.client = ForwardedFor.clientAddress(peer: log.client, incoming: headers.joined("X-Forwarded-For"),
+            log.client = ForwardedFor.clientAddress(peer: log.client, incoming: headers.joined("x-forwarded-for"),
                                                     trusted: trustedProxies)
         }
         log.method = Worker.methodName(evhttp_request_get_command(req))

@@ -51,7 +51,7 @@ extension Worker {
         if log.method == "OPTIONS", let origin, let requested = headers["Access-Control-Request-Method"] {
             if let policy = config.cors,
                case .allow(let allowed) = policy.preflight(origin: origin, method: requested,
-                                                           requestHeaders: headers.joined("Access-Control-Request-Headers")) {
+                                                           requestHeaders: headers.joined("access-control-request-headers")) {
                 answerPreflight(req, headers: allowed, log: &log, startNs: startNs)
             } else {
                 refuse(req, .corsRejected, .corsRejected, log: &log, startNs: startNs)
@@ -76,7 +76,7 @@ extension Worker {
             return true
         }
         // keepalive and logout act on the caller's session.
-        let cookie = headers.joined("Cookie", separator: "; ").flatMap { settings.cookie.value(inCookieHeader: $0) }
+        let cookie = headers.joined("cookie", separator: "; ").flatMap { settings.cookie.value(inCookieHeader: $0) }
         guard let cookie, SessionID.isWellFormed(cookie) else {
             if isLogout { finishLogout(req, runtime: runtime, cors: cors, log: &log, startNs: startNs) } else {
                 refuse(req, .unauthorized, cookie == nil ? .missingCredentials : .sessionUnknown, cors: cors, log: &log, startNs: startNs)
