@@ -25,15 +25,6 @@ import CLibevent
 /// `flushClient` is for plain TCP only: it writes the bufferevent's output to the socket itself,
 /// which would bypass OpenSSL on a TLS connection; those are written by their bufferevent.
 extension Worker {
-    /// Client input kept while a request is in flight (pipelined requests, a client that keeps
-    /// sending): above this, reading the socket pauses until evhttp takes the input. Set only
-    /// while the request is in flight: a read watermark re-adds the read event on every change
-    /// of the input buffer, which is every header line evhttp parses.
-    var clientInputLimit: Int {
-        let server = snapshot.config.server
-        return Int(server.maxHeaderBytes) * 2 + 8192 + Int(server.maxBodyBytes) + 65536
-    }
-
     /// Keeps reading `conn`'s socket while its request is in flight. The client's idle timeout
     /// does not run meanwhile (the upstream's timeouts do); `restoreClientTimeouts` turns it on
     /// before the reply.

@@ -38,6 +38,11 @@ final class Worker: @unchecked Sendable {
     var inFlight = 0
     /// `server.read_timeout` as evhttp takes it (see `restoreClientTimeouts`).
     private(set) var clientTimeout = timeval()
+    /// Client input kept while a request is in flight (pipelined requests, a client that keeps
+    /// sending): above this, reading the socket pauses until evhttp takes the input (see
+    /// `keepReadingClient`: set only while the request is in flight, since a read watermark
+    /// re-adds the read event on every change of the input buffer, i.e. every header line).
+    private(set) var clientInputLimit = 0
     private(set) var draining = false
     private var bound: [OpaquePointer] = []
     private(set) var connections: [OpaquePointer: ClientConnection] = [:]
@@ -84,6 +89,7 @@ final class Worker: @unchecked Sendable {
         evhttp_set_max_body_size(http, Int(server.maxBodyBytes))
         clientTimeout = timeval(tv_sec: Int(server.readTimeoutMs / 1000), tv_usec: Int((server.readTimeoutMs % 1000) * 1000))
         evhttp_set_timeout_tv(http, &clientTimeout)
+        clientInputLimit = Int(server.maxHeaderBytes) * 2 + 8192 + Int(server.maxBodyBytes) + 65536
     }
 
     /// Opens this loop's own listener on `address` (SO_REUSEPORT: every loop binds the same port

@@ -14,10 +14,8 @@ import datetime
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import ssl
-import subprocess
 import threading
 import time
 import uuid
@@ -365,21 +363,10 @@ DEFAULT_IDENTITY_HEADERS = {
 class JWTGateway(GatewayProcess):
     """GatewayProcess started with an explicit environment (SSL_CERT_FILE or its absence)."""
 
-    env: dict | None = None
-
     def start(self, wait: bool = True, timeout: float = 15.0):
-        self._out = open(self.stdout_path, "ab")
-        self._err = open(self.stderr_path, "ab")
-        env = dict(os.environ)
-        for name in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
-            env.pop(name, None)
-        env.update(self.env or {})
-        self.proc = subprocess.Popen([self.binary, "run", "--config", str(self.config_path)],
-                                     cwd=self.workdir, stdout=self._out, stderr=self._err,
-                                     stdin=subprocess.DEVNULL, env=env)
-        if wait:
-            self.wait_ready(timeout)
-        return self
+        # The machine's own trust-store settings never leak into a test: only what it gives.
+        self.env = {"SSL_CERT_FILE": None, "SSL_CERT_DIR": None, **(self.env or {})}
+        return super().start(wait=wait, timeout=timeout)
 
     # -- access log
     def log_lines(self, path: Path | None = None) -> list[str]:

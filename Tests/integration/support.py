@@ -700,7 +700,7 @@ class BlackholeUpstream:
 
 class GatewayProcess:
     """One `gatehouse run` process with its config file, stdout/stderr files and access log.
-    `env`: variables added to the inherited environment (e.g. SSL_CERT_FILE)."""
+    `env`: variables set in the inherited environment (e.g. SSL_CERT_FILE); None removes one."""
 
     env: dict | None = None
 
@@ -730,10 +730,16 @@ class GatewayProcess:
         self._err = open(self.stderr_path, "ab")
         self.proc = subprocess.Popen([self.binary, "run", "--config", str(self.config_path)],
                                      cwd=self.workdir, stdout=self._out, stderr=self._err,
-                                     stdin=subprocess.DEVNULL, env={**os.environ, **self.env} if self.env else None)
+                                     stdin=subprocess.DEVNULL, env=self._environment())
         if wait:
             self.wait_ready(timeout)
         return self
+
+    def _environment(self) -> dict | None:
+        if not self.env:
+            return None
+        merged = {**os.environ, **self.env}
+        return {name: value for name, value in merged.items() if value is not None}
 
     def wait_ready(self, timeout: float = 15.0):
         deadline = time.monotonic() + timeout
