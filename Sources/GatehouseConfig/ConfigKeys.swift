@@ -4,7 +4,8 @@ enum ConfigKeys {
     static let topLevel = ["server", "admin", "upstreams", "jwt", "sessions", "cors", "identity_headers", "routes",
                            "policy_files", "access_log"]
     static let server = ["listen", "workers", "max_header_bytes", "max_body_bytes", "read_timeout",
-                         "shutdown_grace", "trusted_proxies", "public_origin", "path_policy", "tls"]
+                         "shutdown_grace", "trusted_proxies", "public_origin", "path_policy", "tls", "header_timeout",
+                         "max_connections"]
     static let serverTLS = ["cert", "key"]
     static let admin = ["listen"]
     static let upstream = ["targets", "connect_timeout", "timeout", "max_idle_per_worker", "preserve_host"]

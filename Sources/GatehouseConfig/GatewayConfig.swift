@@ -74,6 +74,10 @@ public struct ServerSettings: Sendable {
     public var pathPolicy: PathPolicy
     /// `tls`: nil for plain HTTP.
     public var tls: ServerTLSFiles?
+    /// `header_timeout`: the whole request head must arrive within this, from its first byte (SPEC §3.2).
+    public var headerTimeoutMs: Int64 = 10_000
+    /// `max_connections`: client connections per worker; 0 = derived from the open-file limit (SPEC §3.2).
+    public var maxConnections: Int = 0
 
     public init(listen: [ListenAddress], workers: Int, maxHeaderBytes: Int, maxBodyBytes: Int, readTimeoutMs: Int64,
                 shutdownGraceMs: Int64, trustedProxies: [CIDR], publicOrigin: String?, pathPolicy: PathPolicy,

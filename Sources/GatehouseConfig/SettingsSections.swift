@@ -38,6 +38,14 @@ enum SettingsSections {
         if let bytes = fields["max_body_bytes"]?.size(diagnostics) { settings.maxBodyBytes = bytes }
         if let ms = fields["read_timeout"]?.duration(diagnostics) { settings.readTimeoutMs = ms }
         if let ms = fields["shutdown_grace"]?.duration(diagnostics) { settings.shutdownGraceMs = ms }
+        if let ms = fields["header_timeout"]?.duration(diagnostics) { settings.headerTimeoutMs = ms }
+        if let node = fields["max_connections"], let count = node.int(diagnostics) {
+            if (0...1_000_000).contains(count) {
+                settings.maxConnections = count
+            } else {
+                diagnostics.error(node, "must be from 0 to 1000000 (0: derived from the open-file limit), got \(count)")
+            }
+        }
         if let node = fields["trusted_proxies"], let items = node.list(diagnostics) {
             settings.trustedProxies = items.compactMap { item in
                 guard let text = item.string(diagnostics) else { return nil }
