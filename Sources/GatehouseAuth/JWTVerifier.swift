@@ -18,8 +18,8 @@ private let generationCounter = Atomic<UInt64>(1)
 /// 4. `iss` picks the issuer (an entry without `issuer` only when it is the sole one) →
 ///    `unknownIssuer`; `alg` not in that issuer's allow-list → `algNotAllowed`; issuer not in
 ///    `allowedIssuers` → `issuerNotAllowed`;
-/// 5. keys: none at all → `noKeys`; `kid` names no key → `unknownKid`; no key of the right
-///    type verifies → `badSignature`;
+/// 5. keys: none at all → `noKeys`; `kid` names no key → `unknownKid`; none of the first
+///    ``maxKeysTried`` keys of the right type verifies → `badSignature`;
 /// 6. `exp` missing or not a number → `malformedToken`; past (with leeway) → `tokenExpired`;
 ///    `nbf`/`iat` in the future (with leeway) → `tokenNotYetValid`; `aud` → `wrongAudience`.
 ///
@@ -27,6 +27,9 @@ private let generationCounter = Atomic<UInt64>(1)
 public final class JWTVerifier: Sendable {
     /// Tokens longer than this many bytes are refused before any parsing (SPEC §5.1).
     public static let maxTokenBytes = 8192
+    /// Most keys a token's signature is checked against (SPEC §3.2 Keys): the first keys of its
+    /// issuer, in key-set order, that fit its `alg` (and its `kid`, when it has one).
+    public static let maxKeysTried = 8
 
     /// The trusted issuers, in configuration order.
     public let issuers: [JWTIssuerConfig]
@@ -148,11 +151,17 @@ public final class JWTVerifier: Sendable {
         }
         var kidFound = false
         var verified = false
+        var tried = 0
         for key in issuer.keys.keys {
             if let kid {
                 guard key.kid == kid else { continue }
                 kidFound = true
             }
+            guard key.canVerify(alg) else { continue }
+            // A token without `kid` (or a kid shared by many keys) costs at most this many
+            // signature checks (SPEC §3.2 Keys): a later key is never tried.
+            guard tried < Self.maxKeysTried else { break }
+            tried += 1
             if key.isValidSignature(signature, for: signingInput, algorithm: alg) {
                 verified = true
                 break

@@ -27,6 +27,8 @@ public enum Reason: String, Sendable, CaseIterable {
     case sessionUnknown = "session_unknown"
     case invalidCredentials = "invalid_credentials"
     case throttled = "throttled"
+    /// A login refused because its client already has 2 password checks running (SPEC §3.2).
+    case concurrentLogins = "concurrent_logins"
     // authorization
     case insufficientRole = "insufficient_role"
     case insufficientScope = "insufficient_scope"

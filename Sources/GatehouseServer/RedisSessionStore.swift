@@ -39,7 +39,7 @@ public final class RedisSessionStore: SessionStore {
     public let idleTimeout: Int64
     /// Put before every `idHash` to make a key.
     public let keyPrefix: String
-    private let connection: RedisConnection
+    let connection: RedisConnection
 
     /// Connects to Redis at `host:port` on `base` at once (`AUTH password` and `SELECT db`
     /// when given). `host` is best an IP address: hiredis resolves names with a blocking

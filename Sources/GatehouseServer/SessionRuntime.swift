@@ -3,20 +3,25 @@ import GatehouseConfig
 import GatehouseSessions
 
 /// Session state that outlives one config snapshot and is shared by every loop: the memory
-/// store (so a reload does not log everybody out), the login throttle and the password-check
-/// threads. Made by the main thread when a config is loaded; reused by the next config when its
+/// store (so a reload does not log everybody out), the login throttle, the per-client login
+/// admission and the password-check threads. Made by the main thread when a config is loaded; reused by the next config when its
 /// settings are compatible.
 final class SessionRuntime: Sendable {
     let settings: SessionSettings
     /// The process-wide store when `store: memory`; nil for Redis (each loop has its own connection).
     let memoryStore: MemorySessionStore?
+    /// Failure counts of this process: the count with a memory store, the fallback with Redis.
     let throttle: LoginThrottle
+    /// At most 2 password checks per client at once (SPEC §3.2); kept across reloads.
+    let admission: LoginAdmission
     let passwords: PasswordCheckPool
 
-    private init(settings: SessionSettings, memoryStore: MemorySessionStore?, throttle: LoginThrottle, passwords: PasswordCheckPool) {
+    private init(settings: SessionSettings, memoryStore: MemorySessionStore?, throttle: LoginThrottle,
+                 admission: LoginAdmission, passwords: PasswordCheckPool) {
         self.settings = settings
         self.memoryStore = memoryStore
         self.throttle = throttle
+        self.admission = admission
         self.passwords = passwords
     }
 
@@ -41,6 +46,7 @@ final class SessionRuntime: Sendable {
         } else {
             throttle = LoginThrottle(maxFailures: maxFailures, window: window, clock: clock)
         }
-        return SessionRuntime(settings: settings, memoryStore: memory, throttle: throttle, passwords: passwords)
+        return SessionRuntime(settings: settings, memoryStore: memory, throttle: throttle,
+                              admission: previous?.admission ?? LoginAdmission(), passwords: passwords)
     }
 }

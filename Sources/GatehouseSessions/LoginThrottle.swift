@@ -13,7 +13,12 @@ import Synchronization
 /// submitting a password check counts the attempt as in flight, and
 /// ``finish(username:client:outcome:)`` settles it. Failures plus attempts in flight never
 /// exceed `maxFailures`, so a client cannot fire a hundred guesses at once while the first
-/// checks are still running.
+/// checks are still running: at most `maxFailures` passwords are tried per key and window. An
+/// attempt refused only because others are in flight gets `retryAfter: 1`.
+///
+/// **One process.** This count is the process's own. With a shared session store the count
+/// lives in the store (`RedisSessionStore`'s login failure scripts follow the same rules, under
+/// ``sharedKey(username:client:)``), and this one serves only while the store cannot answer.
 ///
 /// **Bounded.** At most `capacity` keys. When full, keys whose window has passed are dropped;
 /// if none has, the oldest hundredth goes, keys not locked out first.
@@ -74,10 +79,9 @@ public final class LoginThrottle: Sendable {
             if let lockedUntil = entry.lockedUntil {
                 return .refused(retryAfter: max(lockedUntil - now, 1))
             }
-            // Checks in flight are bounded separately (twice the failure limit), so that several
-            // correct logins at once are not refused, while a burst of guesses fired before any
-            // failure is recorded still cannot exceed 3 × max_failures - 1 in one window.
-            if entry.inFlight >= 2 * maxFailures {
+            // Attempts in flight count as failures until they end: a burst of guesses fired
+            // before any failure is recorded still tries at most max_failures passwords.
+            if entry.failures + entry.inFlight >= maxFailures {
                 return .refused(retryAfter: 1)
             }
             entry.inFlight += 1
@@ -136,6 +140,13 @@ public final class LoginThrottle: Sendable {
             return lhs.value.windowStart < rhs.value.windowStart
         }.prefix(batch)
         for victim in victims { entries[victim.key] = nil }
+    }
+
+    /// The key of `username` from `client` in a shared store: the hex SHA-256 of both joined by
+    /// a NUL, so that neither a username nor an address ever reaches the store and every key
+    /// has the same length whatever the username.
+    public static func sharedKey(username: String, client: String) -> String {
+        SessionID.hash(key(username: username, client: client))
     }
 
     /// Username and client joined by a NUL, which neither can contain (LoginRequest refuses

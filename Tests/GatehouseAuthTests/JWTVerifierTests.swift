@@ -213,4 +213,35 @@ final class JWTVerifierTests: XCTestCase {
         XCTAssertEqual(refreshed.leeway, first.leeway)
         XCTAssertEqual(JWTVerifier(issuers: [], generation: 77).generation, 77)
     }
+
+    /// SPEC §3.2 Keys: a token without `kid` (or with a kid many keys share) is checked against
+    /// at most 8 keys that fit its algorithm; keys of another type or `alg` do not count.
+    func testAtMostEightKeysAreTriedForOneToken() throws {
+        let right = Array("the-right-secret-of-32-bytes!!!!".utf8)
+        func wrong(_ i: Int) -> [UInt8] { Array("wrong-secret-number-\(i)-of-32-bytes!!".utf8) }
+        func issuer(_ keys: [JWK]) -> JWTVerifier {
+            JWTVerifier(issuers: [JWTIssuerConfig(name: "many", issuer: "https://many.test", audiences: nil,
+                                                  algorithms: [.hs256], keys: JWKSet(keys: keys))])
+        }
+        let claims = #"{"iss":"https://many.test","exp":4102444800}"#
+        let table: [(name: String, keys: [JWK], header: String, expect: String)] = [
+            ("no kid, right key 8th", (0..<7).map { JWK(hmacSecret: wrong($0)) } + [JWK(hmacSecret: right)],
+             #"{"alg":"HS256"}"#, "ok"),
+            ("no kid, right key 9th", (0..<8).map { JWK(hmacSecret: wrong($0)) } + [JWK(hmacSecret: right)],
+             #"{"alg":"HS256"}"#, "bad_signature"),
+            ("no kid, right key 100th", (0..<99).map { JWK(hmacSecret: wrong($0)) } + [JWK(hmacSecret: right)],
+             #"{"alg":"HS256"}"#, "bad_signature"),
+            ("shared kid, right key 9th", (0..<8).map { JWK(hmacSecret: wrong($0), kid: "same") } + [JWK(hmacSecret: right, kid: "same")],
+             #"{"alg":"HS256","kid":"same"}"#, "bad_signature"),
+            ("other kids do not count", (0..<20).map { JWK(hmacSecret: wrong($0), kid: "k\($0)") } + [JWK(hmacSecret: right, kid: "me")],
+             #"{"alg":"HS256","kid":"me"}"#, "ok"),
+            ("keys for another alg do not count", (0..<20).map { JWK(hmacSecret: wrong($0), alg: .hs512) } + [JWK(hmacSecret: right)],
+             #"{"alg":"HS256"}"#, "ok"),
+        ]
+        for row in table {
+            let token = TestTokens.hs256(header: row.header, claims: claims, secret: right)
+            XCTAssertEqual(issuer(row.keys).verify(token, now: Self.now).outcome, row.expect, row.name)
+        }
+        XCTAssertEqual(JWTVerifier.maxKeysTried, 8)
+    }
 }

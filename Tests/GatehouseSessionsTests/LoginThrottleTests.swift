@@ -63,23 +63,68 @@ final class LoginThrottleTests: XCTestCase {
         XCTAssertEqual(throttle.admit(username: "alice", client: "10.0.0.1"), .allowed)
     }
 
-    func testAttemptsInFlightAreBoundedAtTwiceTheLimitSoParallelGuessesStayBounded() {
+    func testAttemptsInFlightCountSoParallelGuessesNeverExceedTheLimit() {
         let clock = ManualClock()
         let throttle = LoginThrottle(maxFailures: 3, window: 60, clock: clock.function)
         let verdicts = (0..<10).map { _ in throttle.admit(username: "alice", client: "c") }
-        XCTAssertEqual(verdicts.filter { $0 == .allowed }.count, 6)
-        XCTAssertEqual(verdicts.last, .refused(retryAfter: 1))
-        for _ in 0..<6 { throttle.finish(username: "alice", client: "c", outcome: .failed) }
+        XCTAssertEqual(verdicts.filter { $0 == .allowed }.count, 3, "at most max_failures passwords tried")
+        XCTAssertEqual(verdicts.last, .refused(retryAfter: 1), "refused only for now: the checks may succeed")
+        for _ in 0..<3 { throttle.finish(username: "alice", client: "c", outcome: .failed) }
         XCTAssertEqual(throttle.admit(username: "alice", client: "c"), .refused(retryAfter: 60))
     }
 
-    func testSimultaneousCorrectLoginsAreNotRefused() {
+    func testFailuresAndAttemptsInFlightTogetherStayWithinTheLimit() {
         let clock = ManualClock()
         let throttle = LoginThrottle(maxFailures: 5, window: 60, clock: clock.function)
-        let verdicts = (0..<8).map { _ in throttle.admit(username: "alice", client: "c") }
+        for _ in 0..<4 { fail(throttle) }
+        XCTAssertEqual(throttle.admit(username: "alice", client: "10.0.0.1"), .allowed)
+        XCTAssertEqual(throttle.admit(username: "alice", client: "10.0.0.1"), .refused(retryAfter: 1))
+        throttle.finish(username: "alice", client: "10.0.0.1", outcome: .succeeded)
+        XCTAssertEqual(throttle.admit(username: "alice", client: "10.0.0.1"), .allowed, "a success clears the key")
+    }
+
+    func testTwoSimultaneousCorrectLoginsAreNotRefused() {
+        // The per-client admission lets 2 checks of one client run at once (LoginAdmission).
+        let clock = ManualClock()
+        let throttle = LoginThrottle(maxFailures: 5, window: 60, clock: clock.function)
+        let verdicts = (0..<2).map { _ in throttle.admit(username: "alice", client: "c") }
         XCTAssertTrue(verdicts.allSatisfy { $0 == .allowed })
-        for _ in 0..<8 { throttle.finish(username: "alice", client: "c", outcome: .succeeded) }
+        for _ in 0..<2 { throttle.finish(username: "alice", client: "c", outcome: .succeeded) }
         XCTAssertEqual(throttle.admit(username: "alice", client: "c"), .allowed)
+    }
+
+    func testManyUsernamesFromOneClientAreEachCountedAndBounded() {
+        // Varying the username is not a way around a lock, and costs bounded memory.
+        let clock = ManualClock()
+        let throttle = LoginThrottle(maxFailures: 2, window: 60, capacity: 500, clock: clock.function)
+        let hostile = ["", " ", "alice ", "ALICE", "al\u{0301}ice", String(repeating: "a", count: 4096), "a\u{0}b",
+                       "2001:db8::/64", "%00", "\u{202E}ecila"]
+        for user in hostile {
+            fail(throttle, user, "2001:db8::/64")
+            fail(throttle, user, "2001:db8::/64")
+            XCTAssertEqual(throttle.admit(username: user, client: "2001:db8::/64"), .refused(retryAfter: 60),
+                           String(user.prefix(20)))
+        }
+        for index in 0..<5000 { fail(throttle, "user\(index)", "2001:db8::/64") }
+        XCTAssertLessThanOrEqual(throttle.count, 500)
+    }
+
+    func testSharedKeysAreFixedLengthHashesThatNeverCollideAcrossTheSeparator() {
+        let table: [(user: String, client: String)] = [
+            ("alice", "10.0.0.1"), ("alice", "10.0.0.2"), ("Alice", "10.0.0.1"), ("alice\u{0}1", "0.0.0.1"),
+            ("", ""), (String(repeating: "x", count: 10_000), "2001:db8::/64"), ("ä", "::/64"),
+        ]
+        var seen: Set<String> = []
+        for row in table {
+            let key = LoginThrottle.sharedKey(username: row.user, client: row.client)
+            XCTAssertEqual(key.utf8.count, 64)
+            XCTAssertTrue(key.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }, key)
+            XCTAssertFalse(key.contains(row.user) && !row.user.isEmpty && row.user.count > 3)
+            seen.insert(key)
+        }
+        XCTAssertEqual(LoginThrottle.sharedKey(username: "alice", client: "10.0.0.1"),
+                       LoginThrottle.sharedKey(username: "alice", client: "10.0.0.1"))
+        XCTAssertEqual(seen.count, table.count)
     }
 
     func testAbandonedAttemptsDoNotCount() {
@@ -94,7 +139,7 @@ final class LoginThrottleTests: XCTestCase {
 
     func testALostFinishDoesNotLockForever() {
         let clock = ManualClock()
-        let throttle = LoginThrottle(maxFailures: 1, window: 60, clock: clock.function)
+        let throttle = LoginThrottle(maxFailures: 2, window: 60, clock: clock.function)
         XCTAssertEqual(throttle.admit(username: "alice", client: "c"), .allowed)  // never finished
         XCTAssertEqual(throttle.admit(username: "alice", client: "c"), .allowed)  // never finished
         XCTAssertEqual(throttle.admit(username: "alice", client: "c"), .refused(retryAfter: 1))
