@@ -22,7 +22,7 @@ public enum ClientKey {
         if address.bits >> 32 == IPAddress.mappedPrefix >> 32 {
             return IPAddress.ipv4Text(UInt32(truncatingIfNeeded: address.bits))
         }
-        let prefix = address.bits >> 64 << 64
+        let prefix = (address.bits >> 64) << 64
         return IPAddress.ipv6Text(prefix) + "/64"
     }
 }

@@ -175,6 +175,7 @@ class JWKSServer:
         self.status = 200
         self.raw_body: bytes | None = None
         self.delay = 0.0          # seconds to wait before answering a fetch
+        self.respond = None       # when set: called with the handler to write a raw (hostile) answer
         self.chunked = False      # answer with Transfer-Encoding: chunked and keep the connection
         self.pending = 0          # fetches received and not yet answered
         self.lock = threading.Lock()
@@ -226,6 +227,15 @@ class JWKSServer:
                     owner.requests.append((self.path, dict(self.headers.items())))
                     owner.pending += 1
                     delay = owner.delay
+                    respond = owner.respond
+                if respond is not None:
+                    try:
+                        respond(self)
+                    finally:
+                        with owner.lock:
+                            owner.pending -= 1
+                        self.close_connection = True
+                    return
                 time.sleep(delay)
                 with owner.lock:
                     owner.pending -= 1

@@ -424,22 +424,72 @@ def test_throttling_is_per_client_and_x_forwarded_for_does_not_evade_it(session_
     assert resp.status == 200, resp
 
 
-def test_concurrent_correct_logins_are_not_throttled(session_gateways, echo):
-    """SPEC §2 `max_failures`: 429 comes after 5 failures. Eight simultaneous logins with the
-    right password (a script with parallel workers behind one address) fail nothing."""
+def _simultaneous_logins(gw, attempts: list[tuple[str, str]], timeout: float = 30):
+    """Sends every (username, password) login at once, each on its own connection; returns
+    [(status, Retry-After, request id)] in order."""
+    barrier = threading.Barrier(len(attempts), timeout=10)
+
+    def attempt(item):
+        index, (username, password) = item
+        rid = f"sim-{index}-{time.monotonic_ns()}"
+        barrier.wait()
+        resp, _ = gw.login(username, password, request_id=rid, timeout=timeout)
+        return resp.status, resp.header("Retry-After"), rid
+
+    with ThreadPoolExecutor(max_workers=len(attempts)) as pool:
+        return list(pool.map(attempt, enumerate(attempts)))
+
+
+def test_a_client_gets_at_most_two_password_checks_at_once_whatever_the_usernames(session_gateways, echo):
+    """SPEC §3.2 Login admission: eight simultaneous logins from one client, each with another
+    username (so that no per-username throttle trips), get at most 2 password checks; the rest
+    are answered at once with 429 and `Retry-After: 1`, logged `concurrent_logins`, and count as
+    no failure. The users file's bcrypt cost 14 (unknown users are checked against a dummy hash
+    of that cost) keeps the first two checks running while the others arrive."""
+    users = session_gateways.users({"dave": "dave-has-a-slow-hash"}, cost=14)
+    gw = session_gateways.start(upstream_url=echo.url, sessions=sessions_section(users, roles={}, max_failures=1))
+    results = _simultaneous_logins(gw, [(f"guess{i}", "not-the-password") for i in range(8)])
+    checked = [r for r in results if r[0] != 429]
+    refused = [r for r in results if r[0] == 429]
+    assert 1 <= len(checked) <= 2, results
+    assert all(status == 401 for status, _, _ in checked), results
+    assert len(refused) >= 6, results
+    for _, retry_after, rid in refused:
+        assert retry_after == "1", results
+        record = gw.wait_log_record(rid)
+        assert (record["status"], record["decision"], record["reason"]) == (429, "deny", "concurrent_logins"), record
+    usernames = {rid: f"guess{i}" for i, (_, _, rid) in enumerate(results)}
+    for _, _, rid in checked:
+        assert gw.wait_log_record(rid)["reason"] == "invalid_credentials"
+    # max_failures: 1. A checked guess locked its username; a refused one counted nothing, so
+    # its username is checked (401), not throttled.
+    resp, rid = gw.login(usernames[checked[0][2]], "again", timeout=30)
+    assert resp.status == 429 and gw.wait_log_record(rid)["reason"] == "throttled", resp
+    resp, rid = gw.login(usernames[refused[0][2]], "again", timeout=30)
+    assert resp.status == 401, resp
+
+
+def test_simultaneous_correct_logins_beyond_two_are_told_to_retry_and_then_succeed(session_gateways, echo):
+    """Eight simultaneous logins with the right password (a script with parallel workers behind
+    one address): each is answered 200, or 429 with `Retry-After: 1` — and a retry after that
+    second succeeds. None counts as a failure (max_failures: 2 here)."""
     users = dict(USERS, dave="dave-has-a-slow-hash")
     session_gateways.users(users, cost={"alice": 5, "bob": 5, "carol": 5, "dave": 10})
-    gw = session_gateways.start(upstream_url=echo.url)
-    barrier = threading.Barrier(8, timeout=10)
-
-    def attempt(_):
-        barrier.wait()
-        resp, _ = gw.login("dave", users["dave"], timeout=15)
-        return resp.status, resp.header("Retry-After")
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        results = list(pool.map(attempt, range(8)))
-    assert [s for s, _ in results] == [200] * 8, results
+    gw = session_gateways.start(upstream_url=echo.url, sessions=sessions_section(max_failures=2))
+    results = _simultaneous_logins(gw, [("dave", users["dave"])] * 8, timeout=15)
+    assert all(status == 200 or (status == 429 and retry_after == "1") for status, retry_after, _ in results), results
+    for status, _, rid in results:
+        if status == 429:
+            assert gw.wait_log_record(rid)["reason"] == "concurrent_logins"
+    for _ in range(sum(1 for status, _, _ in results if status == 429)):
+        for _attempt in range(10):   # bounded: a client that honours Retry-After gets in
+            resp, _ = gw.login("dave", users["dave"], timeout=15)
+            if resp.status != 429:
+                break
+            assert resp.header("Retry-After") == "1"
+            time.sleep(1)
+        assert resp.status == 200, resp
+    assert gw.login_cookie("dave", users["dave"])
 
 
 def _login_timed(gw, username, password, request_id):

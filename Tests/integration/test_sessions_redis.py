@@ -256,3 +256,56 @@ def test_metrics_count_session_store_errors(session_gateways, echo, redis):
     store_lines = [line for line in metrics.splitlines()
                    if not line.startswith("#") and "session" in line and ("store" in line or "redis" in line)]
     assert store_lines and any(float(line.rsplit(" ", 1)[1]) > 0 for line in store_lines), metrics
+
+
+# ---------------------------------------------------------------------------------------------
+# Login failure counts in Redis (SPEC §3.2 Login admission)
+
+def test_failures_spread_over_two_instances_lock_the_username_and_client_on_both(session_gateways, echo, redis):
+    """max_failures counts every instance's failures: 3 on A and 2 on B (max_failures: 5) lock
+    alice from this client on both, even with the right password; another user is not locked;
+    Redis holds only a hash of username and client."""
+    sessions = sessions_section(store=redis.url, idle="10m", absolute="1h", max_failures=5)
+    a = session_gateways.start(upstream_url=echo.url, sessions=sessions, name="gwA")
+    b = session_gateways.start(upstream_url=echo.url, sessions=sessions, name="gwB")
+    for i, gw in enumerate((a, b, a, b, a)):
+        resp, rid = gw.login("alice", f"wrong-{i}")
+        assert_refused(gw, echo, resp, rid, error="invalid_credentials", reason="invalid_credentials")
+    for gw in (a, b, a, b):   # several: each worker has its own Redis connection
+        resp, rid = gw.login("alice", USERS["alice"])
+        support.assert_uniform_raw(resp, 429, "too_many_requests")
+        assert not set_cookies(resp)
+        retry_after = resp.header("Retry-After")
+        assert retry_after is not None and 800 <= int(retry_after) <= 900, resp.headers
+        assert gw.wait_log_record(rid)["reason"] == "throttled"
+    assert b.login_cookie("bob")
+    stored = redis.dump_all()
+    assert "alice" not in stored and "127.0.0.1" not in stored, stored
+    assert any(k.startswith("gatehouse:login:") for k in redis.keys()), redis.keys()
+
+
+def test_a_success_clears_the_shared_count(session_gateways, echo, redis):
+    sessions = sessions_section(store=redis.url, idle="10m", absolute="1h", max_failures=3)
+    a = session_gateways.start(upstream_url=echo.url, sessions=sessions, name="gwA")
+    b = session_gateways.start(upstream_url=echo.url, sessions=sessions, name="gwB")
+    for gw in (a, b):
+        resp, _ = gw.login("alice", "wrong")
+        assert resp.status == 401
+    assert b.login_cookie("alice")       # clears the count on every instance
+    for gw in (a, b):
+        resp, _ = gw.login("alice", "wrong")
+        assert resp.status == 401
+    assert a.login_cookie("alice")
+
+
+def test_with_redis_down_each_instance_counts_failures_itself(session_gateways, echo, redis):
+    """A Redis error falls back to the instance's own count: guessing does not become free."""
+    sessions = sessions_section(store=redis.url, idle="10m", absolute="1h", max_failures=3)
+    a = session_gateways.start(upstream_url=echo.url, sessions=sessions, name="gwA")
+    redis.stop()
+    for i in range(3):
+        resp, _ = a.login("alice", f"wrong-{i}")
+        assert resp.status == 401, resp
+    resp, rid = a.login("alice", USERS["alice"])
+    assert resp.status == 429, resp      # locked by the local count (not 503 from a session store call)
+    assert a.wait_log_record(rid)["reason"] == "throttled"
