@@ -183,8 +183,10 @@ private final class FetchJob {
     private var failureText: String {
         switch error {
         case EVREQ_HTTP_TIMEOUT?: return "timed out"
+        case EVREQ_HTTP_INVALID_HEADER?:   // evhttp's verdict on a head over the limit, too
+            return "response head malformed or over \(HTTPFetcher.maxHead / 1024) KiB"
         case EVREQ_HTTP_DATA_TOO_LONG?:
-            return "response too large (head over \(HTTPFetcher.maxHead / 1024) KiB or body over \(HTTPFetcher.maxBody >> 20) MiB)"
+            return "response body over \(HTTPFetcher.maxBody >> 20) MiB"
         default: return "connection or TLS verification failed"
         }
     }
