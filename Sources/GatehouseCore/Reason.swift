@@ -27,8 +27,6 @@ public enum Reason: String, Sendable, CaseIterable {
     case sessionUnknown = "session_unknown"
     case invalidCredentials = "invalid_credentials"
     case throttled = "throttled"
-    /// A login refused because its client already has 2 password checks running (SPEC §3.2).
-    case concurrentLogins = "concurrent_logins"
     // authorization
     case insufficientRole = "insufficient_role"
     case insufficientScope = "insufficient_scope"
@@ -43,6 +41,9 @@ public enum Reason: String, Sendable, CaseIterable {
     case upstreamDown = "upstream_down"
     case sessionStoreDown = "session_store_down"
     case clientClosed = "client_closed"
+    // login admission (kept last: adding a case does not renumber the others)
+    /// A login refused because its client already has 2 password checks running (SPEC §3.2).
+    case concurrentLogins = "concurrent_logins"
 }
 
 /// The outcome class of a request, as logged (`decision`) and counted.
