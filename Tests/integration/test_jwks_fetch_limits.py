@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from jwt_support import assert_refused, wait_for
-from test_jwt_jwks import (assert_passes, gateways, keys, servers, start_gateway, token_for,  # noqa: F401 (fixtures)
+from jwt_support import assert_refused, server_tls_context, wait_for
+from test_jwt_jwks import (assert_passes, gateways, keys, pki, servers, start_gateway, token_for,  # noqa: F401 (fixtures)
                            upstream, wait_ready)
 
 MiB = 1 << 20
@@ -139,14 +139,17 @@ def test_a_jwks_body_over_1_mib_is_refused(gateways, upstream, servers, keys, ho
     assert_passes(gw, upstream, token_for(keys["k1"]))
 
 
+@pytest.mark.parametrize("scheme", ["http", "https"])
 def test_a_jwks_body_trickled_byte_by_byte_fails_at_the_deadline_and_the_retry_succeeds(
-        gateways, upstream, servers, keys, hostile):
+        gateways, upstream, servers, keys, hostile, pki, scheme):
     """evhttp's timeout is one of inactivity: a byte a second renews it for ever. The fetch's
-    own deadline (10 s from its start) ends it; the next attempt, served normally, makes the
-    gateway ready."""
-    server = servers(document={"keys": [keys["k1"].public_jwk]})
+    own deadline (10 s from its start) cancels it (over TLS too); the next attempt, served
+    normally, makes the gateway ready."""
+    tls = server_tls_context(*pki["good"]) if scheme == "https" else None
+    server = servers(document={"keys": [keys["k1"].public_jwk]}, tls=tls)
     server.respond = hostile.trickle(json.dumps(server.document).encode())
-    gw = start_gateway(gateways, upstream, server.url())
+    env = {"SSL_CERT_FILE": str(pki["ca"])} if tls else None
+    gw = start_gateway(gateways, upstream, server.url(), env=env)
     wait_for(lambda: hostile.calls >= 1, 10, "the first fetch")
     assert gw.admin_get("/readyz").status == 503
     wait_for(lambda: "no complete response within 10 s" in gw.stderr(), 25, "the fetch deadline to end the trickle")
