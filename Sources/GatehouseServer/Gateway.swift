@@ -11,14 +11,18 @@ final class SharedState: Sendable {
     let log: LogSink
     let metrics: Metrics
     let current: Mutex<Snapshot>
+    /// The soft open-file limit after start-up raised it (SPEC §3.2): the default connection
+    /// limit is derived from it.
+    let openFileLimit: Int
     /// Set by loops that met an unknown `kid`; the main loop reads it when woken.
     private let keyRefresh = Atomic<Bool>(false)
     private let mainWake = Atomic<UInt>(0)
 
-    init(log: LogSink, metrics: Metrics, snapshot: Snapshot) {
+    init(log: LogSink, metrics: Metrics, snapshot: Snapshot, openFileLimit: Int) {
         self.log = log
         self.metrics = metrics
         self.current = Mutex(snapshot)
+        self.openFileLimit = openFileLimit
     }
 
     /// The main loop's event that `keyRefreshRequested()` activates.
@@ -90,7 +94,8 @@ public final class Gateway: @unchecked Sendable {
         let metrics = Metrics(workerCount: config.server.workers)
         keyManager = KeyManager(base: mainBase, metrics: metrics)
         snapshot = snapshot.with(verifier: keyManager.configure(config.jwt)).with(sessions: sessionRuntime(config, previous: nil))
-        shared = SharedState(log: sink, metrics: metrics, snapshot: snapshot)
+        let openFiles = ConnectionLimit.raiseOpenFileLimit()
+        shared = SharedState(log: sink, metrics: metrics, snapshot: snapshot, openFileLimit: openFiles)
         keyManager.publish = { [unowned self] verifier in self.publishVerifier(verifier) }
         sink.startWriter()
         do {
@@ -102,6 +107,7 @@ public final class Gateway: @unchecked Sendable {
             if let adminSettings = config.admin {
                 admin = try AdminServer(base: mainBase, listen: adminSettings.listen, shared: shared,
                                         ready: { [unowned self] in self.keyManager.isReady })
+                admin?.adopt(config)
             }
         } catch {
             Gateway.say("error: \(error)")
@@ -212,6 +218,7 @@ public final class Gateway: @unchecked Sendable {
                 }
                 if old.accessLog.path != next.config.accessLog.path { shared.log.reopen(path: next.config.accessLog.path) }
                 shared.current.withLock { $0 = next }
+                admin?.adopt(next.config)
                 for worker in workers { worker.post { $0.adopt(next) } }
                 shared.metrics.reloads.add(1, ordering: .relaxed)
                 Gateway.say("configuration reloaded (generation \(next.generation))")

@@ -97,17 +97,7 @@ enum HeaderRules {
     static let hopByHop: [String] = ["connection", "keep-alive", "te", "trailer", "transfer-encoding",
                                      "upgrade", "proxy-authorization", "proxy-connection"]
 
-    /// Lowercased names listed in a `Connection` header value (they are hop-by-hop too).
-    static func connectionTokens(_ value: String?) -> [String] {
-        guard let value else { return [] }
-        // The usual values, without split/lowercased/array building per request.
-        if asciiEqualsIgnoringCase(value, "keep-alive") { return keepAliveToken }
-        if asciiEqualsIgnoringCase(value, "close") { return closeToken }
-        return value.split(separator: ",").map { $0.trimmingSpaces().lowercased() }.filter { !$0.isEmpty }
-    }
-
-    private static let keepAliveToken = ["keep-alive"]
-    private static let closeToken = ["close"]
+    // The names a `Connection` header lists are hop-by-hop too: see `ConnectionTokens`.
 
     static func asciiEqualsIgnoringCase(_ value: String, _ lowercased: StaticString) -> Bool {
         let a = value.utf8

@@ -126,7 +126,7 @@ final class ProxyExchange {
         }
         out.append(" HTTP/1.1\r\n")
         let input = HeaderList(evhttp_request_get_input_headers(creq))
-        let named = HeaderRules.connectionTokens(input.joined("connection"))
+        let named = ConnectionTokens(input)  // more than 64 were refused with 400 (RequestHead)
         let strip = route.stripAuthorization
         let identityNames = worker.snapshot.identityHeaderNames
         let sessionCookie = worker.snapshot.sessions?.settings.cookie
@@ -141,7 +141,7 @@ final class ProxyExchange {
             if HeaderRules.isXAuth(name) { return }
             if ProxyExchange.requestDropped.contains(name) || identityNames.contains(name) { return }
             if strip && HeaderRules.nameEquals(name, "authorization") { return }
-            for token in named where HeaderRules.nameEquals(name, token) { return }
+            if named.contains(name) { return }
             out.header(name, value)
         }
         let originalHost = host
@@ -231,7 +231,9 @@ final class ProxyExchange {
         log.upstreamStatus = status
         log.upstreamMs = Double(Clock.monotonicNs() - sentNs) / 1_000_000
         let output = HeaderList(evhttp_request_get_output_headers(creq))
-        let named = HeaderRules.connectionTokens(response.joined("connection"))
+        var named = ConnectionTokens()
+        if let connection = response.joined("connection") { named.add(connection) }
+        if named.tooMany { return false }
         let replaceCORS = cors != nil
         var seenLength = false
         response.forEachHeader { name, value in
@@ -241,7 +243,7 @@ final class ProxyExchange {
                 if seenLength { return }
                 seenLength = true
             }
-            for token in named where HeaderRules.nameEquals(name, token) { return }
+            if named.contains(name) { return }
             if replaceCORS && HeaderRules.isCORSResponseHeader(name) { return }
             evhttp_add_header(output.queue, name, value)
         }

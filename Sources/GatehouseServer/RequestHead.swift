@@ -37,6 +37,7 @@ enum RequestHead {
             }
         }
         if let problem { return problem }
+        if ConnectionTokens(headers).tooMany { return "more than 64 Connection tokens" }   // SPEC §3.2
         // §6.1: the only transfer coding gatehouse reads is a lone `chunked`.
         if transferEncodings > 0 && (transferEncodings > 1 || !transferEncodingIsChunked) { return "unsupported Transfer-Encoding" }
         if hosts > 1 { return "several Host lines" }                                // §3.2
