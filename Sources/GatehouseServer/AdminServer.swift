@@ -38,7 +38,7 @@ final class AdminServer {
             Unmanaged<AdminServer>.fromOpaque(arg!).takeUnretainedValue().handle(req!)
         }, me)
         do { try acceptor.bind(listen, reusePort: false) } catch {
-            throw ServerError("cannot listen on admin address \(listen): \(error)")
+            throw ServerError("admin listener: \(error)")
         }
     }
 

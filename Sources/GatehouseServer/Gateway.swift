@@ -118,6 +118,8 @@ public final class Gateway: @unchecked Sendable {
         for worker in workers { worker.start() }
         Gateway.say("gatehouse listening on \(config.server.listen.map(\.description).joined(separator: ", "))" +
                     (config.server.tls == nil ? "" : " (TLS)") + " with \(workers.count) worker(s)" +
+                    " of at most \(ConnectionLimit.perWorker(configured: config.server.maxConnections, openFiles: openFiles, workers: workers.count))" +
+                    " connections (open files \(openFiles))" +
                     (config.admin.map { "; admin on \($0.listen)" } ?? ""))
         event_base_loop(mainBase, EVLOOP_NO_EXIT_ON_EMPTY)
         for worker in workers { worker.join() }

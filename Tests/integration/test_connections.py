@@ -116,6 +116,22 @@ def test_connections_beyond_max_connections_wait_in_the_backlog(gateway_factory,
             s.close()
 
 
+def test_a_reload_that_raises_max_connections_resumes_accepting(gateway_factory, echo):
+    gw = gateway_factory(upstreams={"api": echo}, routes=[DOCS], server={"max_connections": 1, "workers": 1})
+    first, second = idle_connections(gw.port, 2)
+    try:
+        wait_until(lambda: any("server.max_connections" in line for line in pause_lines(gw)), 10,
+                   message="the worker to reach max_connections")
+        second.sendall(b"GET /docs/second HTTP/1.1\r\nHost: x\r\n\r\n")
+        gw.reload(gw.make_config(server={"max_connections": 5, "workers": 1}))
+        wait_until(lambda: "configuration reloaded" in gw.stderr(), 10, message="the reload")
+        second.settimeout(10)
+        assert read_response(second.makefile("rb")).status == 200
+    finally:
+        first.close()
+        second.close()
+
+
 # ---------------------------------------------------------------------------------------------
 # The admin listener (issue 9 item 17)
 
