@@ -4,39 +4,31 @@ import GatehouseCore
 import GatehouseConfig
 
 /// The accepting side of one evhttp server (a worker's public listeners, or the admin
-/// listener): its listeners, how many client connections are open, and the pauses of SPEC §3.2
-/// Connections.
+/// listener): its listeners, and the pauses of SPEC §3.2 Connections, decided by `AcceptGate`.
 ///
 /// evhttp accepts through a listener callback of its own (`accept_socket_cb`); the acceptor
 /// wraps it (see `gh_listener_callback`): each accepted socket goes on to evhttp, and the
 /// connection evhttp made of it is handed to `accepted`, whose owner watches it close and calls
-/// `closed()`. At `limit` open connections, or when accept(2) fails (EMFILE, ENFILE, ENOBUFS,
-/// ENOMEM, ...), the listeners are disabled and new connections wait in the kernel's backlog —
-/// instead of a listener that stays readable and an accept that fails on every loop iteration.
-/// Accepting resumes when a connection closes below the limit, or `retryMs` after a failed
-/// accept. Pauses are logged at most once per `logIntervalNs`.
+/// `closed()`. A pause disables the listeners, so that new connections wait in the kernel's
+/// backlog — instead of a listener that stays readable and an accept(2) that fails with EMFILE
+/// on every loop iteration, each failure logged.
 ///
 /// Threading: every method runs on the loop of `base`.
 final class ClientAcceptor {
-    static let retryMs: Int64 = 250
-    static let logIntervalNs: UInt64 = 10_000_000_000
-
     private let base: OpaquePointer
     private let http: OpaquePointer
     /// Who is pausing, in log lines ("worker 0", "admin").
     private let name: String
+    private var gate: AcceptGate
     /// Client connections this acceptor holds at most (`server.max_connections`, SPEC §3.2).
     var limit: Int {
-        didSet { if paused == .limit && open < limit { resume() } }
+        get { gate.limit }
+        set { carryOut(gate.setLimit(newValue)) }
     }
-    private(set) var open = 0
     /// Called with each new evhttp connection, right after evhttp made it.
     var accepted: ((OpaquePointer) -> Void)?
     private var listeners: [(handle: OpaquePointer, listener: OpaquePointer, evhttpCallback: evconnlistener_cb)] = []
-    private enum Pause { case limit, acceptFailed }
-    private var paused: Pause?
     private var retryTimer: OpaquePointer?
-    private var lastLogNs: UInt64 = 0
     /// The bufferevent made (by `bufferevent(tls:)`) for the connection being accepted.
     private var pendingBufferevent: OpaquePointer?
 
@@ -44,7 +36,7 @@ final class ClientAcceptor {
         self.base = base
         self.http = http
         self.name = name
-        self.limit = limit
+        gate = AcceptGate(limit: limit)
     }
 
     /// Opens a listener on `address` (with `SO_REUSEPORT` when `reusePort`) that hands its
@@ -113,62 +105,44 @@ final class ClientAcceptor {
         var argument: UnsafeMutableRawPointer?
         bufferevent_getcb(bev, nil, nil, nil, &argument)
         guard let argument, evhttp_connection_get_bufferevent(OpaquePointer(argument)) == bev else { return }
-        open += 1
         accepted?(OpaquePointer(argument))
-        if open >= limit && paused == nil { pause(.limit) }
+        carryOut(gate.accepted(nowNs: Clock.monotonicNs()))
     }
 
     /// A connection handed to `accepted` has closed.
     func closed() {
-        open -= 1
-        if paused != nil && open < limit { resume() }
+        carryOut(gate.closed())
     }
 
     private func acceptFailed(_ failure: Int32) {
-        guard paused == nil else { return }
-        pause(.acceptFailed, because: String(cString: strerror(failure)))
+        carryOut(gate.acceptFailed(String(cString: strerror(failure)), nowNs: Clock.monotonicNs()))
     }
 
-    private func pause(_ why: Pause, because failure: String = "") {
-        paused = why
-        for entry in listeners { evconnlistener_disable(entry.listener) }
-        switch why {
-        case .limit:
-            note("\(open) client connections (server.max_connections): accepting paused until one closes")
-        case .acceptFailed:
-            note("accept failed (\(failure)): accepting paused for \(ClientAcceptor.retryMs) ms")
+    private func carryOut(_ action: AcceptGate.Action) {
+        switch action {
+        case .keepAccepting, .stayPaused:
+            return
+        case let .pause(retryAfterMs, log):
+            for entry in listeners { evconnlistener_disable(entry.listener) }
+            if let log { Gateway.say("\(name): \(log)") }
+            guard let retryAfterMs else { return }
             if retryTimer == nil {
                 retryTimer = gh_timer_new(base, 0, { _, _, arg in
-                    Unmanaged<ClientAcceptor>.fromOpaque(arg!).takeUnretainedValue().resume()
+                    let acceptor = Unmanaged<ClientAcceptor>.fromOpaque(arg!).takeUnretainedValue()
+                    acceptor.carryOut(acceptor.gate.retryDue())
                 }, Unmanaged.passUnretained(self).toOpaque())
             }
-            _ = gh_timer_add_ms(retryTimer, ClientAcceptor.retryMs)
+            _ = gh_timer_add_ms(retryTimer, retryAfterMs)
+        case .resume:
+            if let retryTimer { event_del(retryTimer) }
+            for entry in listeners { evconnlistener_enable(entry.listener) }
         }
-    }
-
-    private func resume() {
-        if let retryTimer { event_del(retryTimer) }
-        guard paused != nil else { return }
-        if open >= limit {
-            paused = .limit
-            return
-        }
-        paused = nil
-        for entry in listeners { evconnlistener_enable(entry.listener) }
-    }
-
-    /// One line to the gateway's log, at most once per `logIntervalNs`.
-    private func note(_ text: String) {
-        let now = Clock.monotonicNs()
-        guard lastLogNs == 0 || now - lastLogNs >= ClientAcceptor.logIntervalNs else { return }
-        lastLogNs = now
-        Gateway.say("\(name): \(text) (said at most every 10 s)")
     }
 
     /// Closes every listener (a draining worker); connections already open are not touched.
     func closeListeners() {
         if let retryTimer { event_del(retryTimer) }
-        paused = nil
+        gate.stop()
         for entry in listeners { evhttp_del_accept_socket(http, entry.handle) }
         listeners.removeAll()
     }
