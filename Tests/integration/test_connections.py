@@ -197,6 +197,21 @@ def test_admin_listener_closes_a_dripping_request_after_header_timeout(gateway_f
         assert closed and time.monotonic() - started < 1 + 2
 
 
+def test_admin_listener_has_the_connection_limit(gateway_factory, echo):
+    gw = gateway_factory(upstreams={"api": echo}, routes=[DOCS], server={"max_connections": 2, "workers": 1})
+    idle = idle_connections(gw.admin_port, 2)
+    try:
+        wait_until(lambda: any(line.split(" ", 1)[1].startswith("admin:") and "server.max_connections" in line
+                               for line in pause_lines(gw)), 10, message="the admin listener to reach its limit")
+        with socket.create_connection((LOOPBACK, gw.admin_port), timeout=10) as waiting:
+            waiting.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            idle[0].close()
+            assert read_response(waiting.makefile("rb")).status == 200
+    finally:
+        for s in idle:
+            s.close()
+
+
 def test_admin_listener_still_answers_kept_alive_requests(gateway_factory, echo):
     gw = gateway_factory(upstreams={"api": echo}, routes=[DOCS])
     with socket.create_connection((LOOPBACK, gw.admin_port), timeout=5) as s:
