@@ -99,17 +99,6 @@ enum HeaderRules {
 
     // The names a `Connection` header lists are hop-by-hop too: see `ConnectionTokens`.
 
-    static func asciiEqualsIgnoringCase(_ value: String, _ lowercased: StaticString) -> Bool {
-        let a = value.utf8
-        guard a.count == lowercased.utf8CodeUnitCount else { return false }
-        var i = 0
-        for c in a {
-            if (c | (c >= 65 && c <= 90 ? 0x20 : 0)) != lowercased.utf8Start[i] { return false }
-            i += 1
-        }
-        return true
-    }
-
     /// True when the NUL-terminated `name` equals `lowercased` ignoring ASCII case.
     @inline(__always)
     static func nameEquals(_ name: UnsafePointer<CChar>, _ lowercased: String) -> Bool {
