@@ -31,6 +31,8 @@ final class ClientAcceptor {
     private var retryTimer: OpaquePointer?
     /// The bufferevent made (by `bufferevent(tls:)`) for the connection being accepted.
     private var pendingBufferevent: OpaquePointer?
+    /// The connection being accepted could not get its TLS bufferevent.
+    private var closeAtOnce = false
 
     init(base: OpaquePointer, http: OpaquePointer, name: String, limit: Int) {
         self.base = base
@@ -84,8 +86,13 @@ final class ClientAcceptor {
 
     /// The bufferevent for a connection being accepted (evhttp's `bevcb`): OpenSSL's on `tls`,
     /// else a plain one as evhttp would make. Remembered, to find the connection evhttp makes.
+    /// When OpenSSL cannot make one (no memory), evhttp would make a plain one itself and speak
+    /// HTTP in clear on a TLS listener: the connection gets a plain one and is closed at once.
     func bufferevent(tls: OpaquePointer?) -> OpaquePointer? {
-        let made = tls.map { gh_tls_server_bufferevent(base, $0) } ?? gh_plain_server_bufferevent(base)
+        var made: OpaquePointer?
+        if let tls { made = gh_tls_server_bufferevent(base, tls) }
+        closeAtOnce = tls != nil && made == nil
+        if made == nil { made = gh_plain_server_bufferevent(base) }
         pendingBufferevent = made
         return made
     }
@@ -95,6 +102,7 @@ final class ClientAcceptor {
     private func accept(_ listener: OpaquePointer, _ fd: Int32, _ address: UnsafeMutablePointer<sockaddr>?, _ length: Int32) {
         guard let entry = listeners.first(where: { $0.listener == listener }) else { close(fd); return }
         pendingBufferevent = nil
+        closeAtOnce = false
         entry.evhttpCallback(listener, fd, address, length, UnsafeMutableRawPointer(http))
         let bev = pendingBufferevent
         pendingBufferevent = nil
@@ -105,6 +113,7 @@ final class ClientAcceptor {
         var argument: UnsafeMutableRawPointer?
         bufferevent_getcb(bev, nil, nil, nil, &argument)
         guard let argument, evhttp_connection_get_bufferevent(OpaquePointer(argument)) == bev else { return }
+        if closeAtOnce { return evhttp_connection_free(OpaquePointer(argument)) }
         accepted?(OpaquePointer(argument))
         carryOut(gate.accepted(nowNs: Clock.monotonicNs()))
     }
