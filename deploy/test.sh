@@ -12,6 +12,9 @@ unit=${PIPESTATUS[0]}
 
 echo "== integration tests (pytest, real binary)"
 swift build --product gatehouse
+echo "== release build (the Swift runtime linked statically, as the image and the .deb ship it)"
+swift build -c release --product gatehouse --static-swift-stdlib --scratch-path .build-release
+export GATEHOUSE_RELEASE_BIN="$PWD/.build-release/release/gatehouse"
 set +e
 cache=$(mktemp -d)
 export GATEHOUSE_BIN="$PWD/.build/debug/gatehouse"
