@@ -152,7 +152,7 @@ final class ProxyExchange {
         } else {
             out.header("Host", pool!.target.target.hostHeader)
         }
-        out.header("X-Real-IP", log.client)
+        if !log.client.isEmpty { out.header("X-Real-IP", log.client) }
         out.header("X-Forwarded-For", ForwardedFor.outgoing(peer: peer, incoming: input.joined("x-forwarded-for"), trusted: trusted))
         out.header("X-Forwarded-Proto", connection.isTLS ? "https" : "http")
         if let originalHost { out.header("X-Forwarded-Host", originalHost) }

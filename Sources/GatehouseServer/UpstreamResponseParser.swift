@@ -3,7 +3,8 @@
 /// The head is collected in one buffer (at most `maxHead` bytes) and parsed in place: header
 /// names and values are NUL-terminated there, so they can be handed to evhttp as C strings
 /// without building Strings. The body is decoded (chunked, length, or until close) and handed
-/// out as slices of the caller's input. Interim 1xx responses are skipped.
+/// out as slices of the caller's input. Interim 1xx responses are skipped. What the framing
+/// fields mean (and which heads are refused for them) is `UpstreamResponseFraming`'s decision.
 ///
 /// Threading: owned by one `UpstreamConnection`, used on its worker's loop only.
 final class UpstreamResponseParser {
