@@ -59,6 +59,28 @@ def test_content_length_beside_transfer_encoding_never_splits_the_client_connect
     assert second.status == 200 and second.body == b"default", "the next request got the upstream's injected bytes"
 
 
+def test_http10_keep_alive_client_never_gets_a_content_length_that_came_beside_chunked(gateway_factory, upstreams):
+    # For an HTTP/1.0 client the gateway cannot chunk: the body is delimited by closing the
+    # connection, never by the upstream's Content-Length.
+    body = b"hello" + INJECTED
+    up = upstreams.raw(status_handler({
+        "/docs/split": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"
+        + chunk(body) + b"0\r\n\r\n",
+    }))
+    gw = gateway_factory(upstreams={"api": up}, routes=[DOCS])
+    data = (b"GET /docs/split HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+            b"GET /docs/after HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    with socket.create_connection((LOOPBACK, gw.port), timeout=5) as s:
+        s.sendall(data)
+        reader = s.makefile("rb")
+        first = read_response(reader)
+        assert first.status == 200 and first.body == body
+        if first.header("Content-Length") is not None:
+            assert first.header("Content-Length") == str(len(body))
+            second = read_response(reader)
+            assert second.body == b"default"
+
+
 @pytest.mark.parametrize("codings", [
     "Transfer-Encoding: gzip",
     "Transfer-Encoding: gzip, chunked",
