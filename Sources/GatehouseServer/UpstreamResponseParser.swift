@@ -48,7 +48,8 @@ final class UpstreamResponseParser {
     private var remaining: UInt64 = 0
     private var chunkDigits = 0
     private var lineLength = 0
-    /// An interim (1xx) answer announced a body that never comes: the connection is not reused.
+    /// An interim (1xx) answer announced a body that never comes (or asked to close): the
+    /// connection is not reused after the final answer.
     private var interimAnnouncedBody = false
 
     init() {
