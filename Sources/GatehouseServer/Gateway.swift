@@ -10,10 +10,10 @@ import GatehouseSessions
 final class SharedState: Sendable {
     let log: LogSink
     let metrics: Metrics
-    let current: Mutex<Snapshot>
     /// The soft open-file limit after start-up raised it (SPEC §3.2): the default connection
     /// limit is derived from it.
     let openFileLimit: Int
+    let current: Mutex<Snapshot>
     /// Set by loops that met an unknown `kid`; the main loop reads it when woken.
     private let keyRefresh = Atomic<Bool>(false)
     private let mainWake = Atomic<UInt>(0)
