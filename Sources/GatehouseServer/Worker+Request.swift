@@ -29,6 +29,7 @@ extension Worker {
             return refuse(req, .badRequest, .malformedRequest, closeConnection: true, log: &log, startNs: startNs)
         }
         guard let target = PathNormalizer.normalize(target: log.rawTarget, policy: snapshot.config.server.pathPolicy) else {
+            log.path = AccessLogRecord.receivedPath(log.rawTarget)  // what was tried (SPEC §3.2)
             return refuse(req, .badRequest, .pathRejected, log: &log, startNs: startNs)
         }
         log.path = target.path
