@@ -176,6 +176,23 @@ final class ConfigLoaderTests: ConfigFileTestCase {
         XCTAssertEqual(result.errors.first?.message.hasPrefix("YAML anchor \"&defaults\" is not allowed"), true)
     }
 
+    /// SPEC §3.2: the pairwise shadowing check is skipped beyond 1,000 routes (a 4 MiB policy
+    /// file holds ~50,000: minutes of comparisons), with a warning; below, it runs as before.
+    func testShadowingIsNotCheckedBeyondAThousandRoutes() throws {
+        func config(routes count: Int) -> String {
+            "upstreams:\n  api:\n    targets: [\"http://127.0.0.1:9000\"]\nroutes:\n"
+                + "  - { name: all, match: { path: \"/**\" }, upstream: api, auth: none }\n"
+                + (1..<count).map { "  - { name: r\($0), match: { path: \"/p\($0)/**\" }, upstream: api, auth: none }\n" }
+                    .joined()
+        }
+        let many = ConfigLoader.load(path: try write("many.yaml", config(routes: 1001)), cpuCount: 2)
+        XCTAssertNotNil(many.config)
+        XCTAssertEqual(many.problems.filter { $0.message.contains("can never match: route") }.count, 0)
+        XCTAssertEqual(many.problems.filter { $0.message.hasPrefix("1001 routes: more than 1000") }.count, 1)
+        let fewer = ConfigLoader.load(path: try write("fewer.yaml", config(routes: 1000)), cpuCount: 2)
+        XCTAssertEqual(fewer.problems.filter { $0.message.contains("can never match: route") }.count, 999)
+    }
+
     func testNullValuesMeanNotSet() throws {
         let path = try write("gatehouse.yaml", "server:\n  workers: ~\n  public_origin:\nadmin:\n")
         let config = try loadValid(path, cpuCount: 5)
