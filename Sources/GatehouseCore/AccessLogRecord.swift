@@ -8,8 +8,12 @@ public struct AccessLogRecord: Sendable {
     /// The normalized path, without query; for a path the path policy refused, the path as
     /// received (``receivedPath(_:)``), so that operators see what was tried (SPEC §3.2).
     public var path: String = ""
-    /// The request line's target as received, for the combined format.
+    /// The request line's target as received, for the combined format (invalid UTF-8 repaired:
+    /// see ``rawTargetBytes``).
     public var rawTarget: String = ""
+    /// The target's bytes when they are not valid UTF-8 (nil otherwise, the common case), so
+    /// that the combined format writes the bytes received, not their repair (SPEC §3.2).
+    public var rawTargetBytes: [UInt8]? = nil
     public var httpVersion: String = "HTTP/1.1"
     public var status: Int = 0
     public var bytesSent: Int = 0
@@ -26,6 +30,19 @@ public struct AccessLogRecord: Sendable {
     public var referer: String? = nil
 
     public init() {}
+
+    /// Sets ``rawTarget`` (and ``rawTargetBytes`` when the target is not valid UTF-8) from the
+    /// request line's target as evhttp holds it.
+    public mutating func setRawTarget(_ target: UnsafePointer<CChar>) {
+        if let valid = String(validatingCString: target) {
+            rawTarget = valid
+        } else {
+            rawTarget = String(cString: target)
+            var length = 0
+            while target[length] != 0 { length += 1 }
+            rawTargetBytes = Array(UnsafeRawBufferPointer(start: target, count: length))
+        }
+    }
 
     /// The longest `user_agent`, `referer` and refused `path` written to a log line (SPEC §3.2):
     /// a client must not be able to make one request cost a megabyte of log.
@@ -68,7 +85,8 @@ public struct AccessLogRecord: Sendable {
     /// ``fieldLimit`` bytes first.
     public func combined(clfTimestamp: String) -> String {
         let user = subject.map(CombinedText.field) ?? "-"
-        let line = CombinedText.field("\(method) \(rawTarget) \(httpVersion)")
+        let line = CombinedText.field("\(method) ") + (rawTargetBytes.map(CombinedText.field(bytes:)) ?? CombinedText.field(rawTarget))
+            + CombinedText.field(" \(httpVersion)")
         let referer = self.referer.map { CombinedText.field(Self.cut($0)) } ?? "-"
         let agent = userAgent.map { CombinedText.field(Self.cut($0)) } ?? "-"
         return "\(CombinedText.field(client)) - \(user) [\(clfTimestamp)] \"\(line)\" \(status) \(bytesSent) \"\(referer)\" \"\(agent)\" \(CombinedText.field(requestID))\n"
@@ -125,8 +143,13 @@ public enum JSONText {
 /// `\xHH`, as nginx does, so a hostile User-Agent cannot forge a line.
 public enum CombinedText {
     public static func field(_ value: String) -> String {
+        field(bytes: value.utf8)
+    }
+
+    /// The same for raw bytes (a request target that is not valid UTF-8).
+    public static func field(bytes: some Sequence<UInt8>) -> String {
         var out = ""
-        for b in value.utf8 {
+        for b in bytes {
             if b < 0x20 || b == 0x22 || b == 0x5C || b >= 0x7F {
                 let hex = String(b, radix: 16, uppercase: true)
                 out += "\\x" + (hex.count == 1 ? "0" + hex : hex)

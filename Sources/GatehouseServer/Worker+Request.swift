@@ -144,7 +144,7 @@ extension Worker {
                                                     trusted: trustedProxies)
         }
         log.method = Worker.methodName(evhttp_request_get_command(req))
-        if let uri = evhttp_request_get_uri(req) { log.rawTarget = String(cString: uri) }
+        if let uri = evhttp_request_get_uri(req) { log.setRawTarget(uri) }
         switch (req.pointee.major, req.pointee.minor) {
         case (1, 1): log.httpVersion = "HTTP/1.1"
         case (1, 0): log.httpVersion = "HTTP/1.0"

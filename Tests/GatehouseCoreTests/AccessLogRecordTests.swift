@@ -42,6 +42,26 @@ final class AccessLogRecordTests: XCTestCase {
         }
     }
 
+    func testCombinedWritesTheBytesReceivedWhenTheTargetIsNotUTF8() {
+        let cases: [(description: String, bytes: [UInt8], rawTarget: String, logged: String)] = [
+            ("valid UTF-8: its bytes", Array("/é".utf8), "/é", #""GET /\xC3\xA9 HTTP/1.1""#),
+            ("Latin-1 and 0xFF: the bytes, not U+FFFD", [0x2F, 0xE9, 0xFF, 0x22], "/\u{FFFD}\u{FFFD}\"",
+             #""GET /\xE9\xFF\x22 HTTP/1.1""#),
+            ("a truncated 4-byte sequence", [0x2F, 0xF0, 0x9F, 0x98], "/\u{FFFD}", #""GET /\xF0\x9F\x98 HTTP/1.1""#),
+            ("plain ASCII", Array("/a".utf8), "/a", #""GET /a HTTP/1.1""#),
+        ]
+        for testCase in cases {
+            var line = record()
+            (testCase.bytes + [0]).withUnsafeBufferPointer { pointer in
+                pointer.withMemoryRebound(to: CChar.self) { line.setRawTarget($0.baseAddress!) }
+            }
+            XCTAssertEqual(line.rawTarget, testCase.rawTarget, testCase.description)
+            let text = line.combined(clfTimestamp: "05/Dec/2026:12:00:00 +0000")
+            XCTAssertTrue(text.contains(testCase.logged), "\(testCase.description): \(text)")
+            XCTAssertTrue(isPrintableASCIILine(text), testCase.description)
+        }
+    }
+
     func testCombinedEscapesTheClientAgentRefererAndRequestID() {
         var hostile = record(client: "6.6.6.6 - root \"\n", agent: "a\"\u{1B}", referer: "r\\\n")
         hostile.requestID = "id\n"

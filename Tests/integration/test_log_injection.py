@@ -80,6 +80,14 @@ def test_a_refused_path_in_the_combined_format_cannot_forge_a_line(gateway_facto
     assert all(0x20 <= ord(c) < 0x7F for c in line), line
 
 
+def test_the_combined_format_writes_the_bytes_received_not_their_utf8_repair(gateway_factory, echo):
+    gw = gateway_factory(upstreams={"api": echo}, routes=[DOCS], access_log_format="combined")
+    r = raw_exchange(gw.port, b"GET /docs/\xe9\xff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert r.status == 400                          # raw bytes above 0x7F: refused by the path policy
+    line = combined_line(gw, r.header("X-Request-Id"))
+    assert '"GET /docs/\\xE9\\xFF HTTP/1.1" 400 ' in line, line
+
+
 # ---------------------------------------------------------------------------------------------
 # X-Forwarded-For and header fields in the log (item 18)
 
