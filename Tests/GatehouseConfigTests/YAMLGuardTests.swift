@@ -23,6 +23,11 @@ final class YAMLGuardTests: XCTestCase {
             ("mapping as a key", "? {a: 1}\n: v\n", 1, 3, "single value"),
             ("list as a key", "? [a]\n: v\n", 1, 3, "single value"),
             ("flow key that is a list", "{[a]: 1}\n", 1, 2, "single value"),
+            ("anchor right after a block scalar", "a: |\n  &not *these\nb: &x 1\n", 3, 4, "&x"),
+            ("anchor after a quoted lookalike", "a: [\"&y\", '*z', &x 1]\n", 1, 17, "&x"),
+            ("alias after a comment lookalike", "a: 1 # &y\nb: *x\n", 2, 4, "*x"),
+            ("anchor on a document", "--- &d\na: 1\n", 1, 5, "&d"),
+            ("anchor in a second document", "a: 1\n---\nb: &x 2\n", 3, 4, "&x"),
         ]
         for testCase in cases {
             guard let problem = refused(testCase.yaml) else {
