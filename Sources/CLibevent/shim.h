@@ -55,6 +55,30 @@ static inline int gh_timer_add_ms(struct event *ev, long long ms) {
     return event_add(ev, &tv);
 }
 
+/* evhttp_bind_listener makes a listener call evhttp's private accept_socket_cb, and libevent
+   2.1 has neither a getter for a listener's callback nor a public way to hand an accepted
+   socket to evhttp. The gateway wraps that callback (to count client connections and pause
+   accepting, SPEC §3.2), so it reads it from the listener, whose struct begins (listener.c,
+   the same from 2.0 to 2.2) with: ops, lock, cb, errorcb, user_data. The callback is returned
+   only when user_data holds `expected_arg` (NULL otherwise), so that another layout is noticed
+   instead of misread; the caller checks the layout with a callback of its own first. */
+struct gh_evconnlistener_prefix {
+    const void *ops;
+    void *lock;
+    evconnlistener_cb cb;
+    evconnlistener_errorcb errorcb;
+    void *user_data;
+};
+static inline evconnlistener_cb gh_listener_callback(struct evconnlistener *lev, void *expected_arg) {
+    const struct gh_evconnlistener_prefix *prefix = (const struct gh_evconnlistener_prefix *)(const void *)lev;
+    return prefix->user_data == expected_arg ? prefix->cb : NULL;
+}
+
+/* A plain client bufferevent, as evhttp makes one itself when no bevcb gives one. */
+static inline struct bufferevent *gh_plain_server_bufferevent(struct event_base *base) {
+    return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+}
+
 /* Ignore SIGPIPE: writes to closed sockets must return EPIPE, not kill the process. */
 static inline void gh_ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
 
@@ -65,10 +89,21 @@ static inline void gh_block_signals_in_thread(void) {
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
-/* TLS server defaults (SPEC §2 server.tls): TLS 1.2 or newer, no renegotiation, the server's
-   cipher order. The setters are macros. Returns 1 on success. */
+/* The TLS 1.2 suites a server accepts (SPEC §3.2 TLS): ECDHE key exchange with an AEAD cipher
+   only, i.e. forward secrecy and no CBC or SHA-1 MAC. Static-RSA key exchange (AES128-SHA,
+   AES256-GCM-SHA384, ...), CBC suites (ECDHE-RSA-AES128-SHA, ...) and finite-field DHE are
+   refused. TLS 1.3 keeps OpenSSL's own suites (all AEAD with (EC)DHE). */
+#define GH_TLS12_SERVER_CIPHERS \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+
+/* TLS server defaults (SPEC §2 server.tls, §3.2 TLS): TLS 1.2 or newer, ECDHE + AEAD suites
+   only on 1.2, no renegotiation, the server's cipher order. The setters are macros. Returns 1
+   on success. */
 static inline int gh_ssl_ctx_server_defaults(SSL_CTX *ctx) {
     if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) return 0;
+    if (SSL_CTX_set_cipher_list(ctx, GH_TLS12_SERVER_CIPHERS) != 1) return 0;
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     return 1;
 }

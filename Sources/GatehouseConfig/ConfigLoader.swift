@@ -12,6 +12,10 @@ import GatehousePolicy
 /// `secret_env` variables and the users file are read too, so a config that loads has every
 /// key and user it names.
 public enum ConfigLoader {
+    /// Most routes checked pairwise for shadowing (SPEC §3.2: loading stays fast for any file
+    /// within the size limit).
+    static let maxShadowCheckedRoutes = 1000
+
     /// `path` as given on the command line: messages show it as written, and relative paths
     /// inside the file resolve against its directory. `cpuCount` resolves `workers: 0`.
     public static func load(path: String, cpuCount: Int) -> ConfigLoadResult {
@@ -59,8 +63,14 @@ public enum ConfigLoader {
                                 "no routes: every request gets 404")
         }
         let table = RouteTable(routes.routes)
-        // With fewer than two routes nothing can shadow anything.
-        if table.routes.count > 1 {
+        // With fewer than two routes nothing can shadow anything. The check compares every pair:
+        // beyond `maxShadowCheckedRoutes` it would cost minutes (a 4 MiB policy file holds ~50,000
+        // routes), so it is skipped, with a warning that says so.
+        if table.routes.count > maxShadowCheckedRoutes {
+            diagnostics.warning(top?["routes"]?.location ?? SourceLocation(file: path),
+                                "\(table.routes.count) routes: more than \(maxShadowCheckedRoutes), so routes that can "
+                                    + "never match are not looked for")
+        } else if table.routes.count > 1 {
             for pair in table.shadowed() {
                 let by = pair.by.location
                 diagnostics.warning(pair.shadowed.location,

@@ -164,42 +164,24 @@ extension ConfigNode {
         }
     }
 
-    /// The entries of a mapping in file order, YAML merge keys (`<<: *defaults`) expanded with
-    /// explicit keys winning. Keys that are not scalars are reported and left out.
+    /// The entries of a mapping in file order. Keys that are not scalars are reported and left
+    /// out. (Merge keys never get here: ``YAMLGuard`` refuses them before the file is composed.)
     func entries(_ diagnostics: Diagnostics) -> [(key: String, keyLocation: SourceLocation, value: Node)]? {
         guard let mapping = node.mapping else {
             let what = path.isEmpty ? "the file" : path
             diagnostics.error(location, "\(what): expected a mapping, got \(described)")
             return nil
         }
-        var explicit: [(key: String, keyLocation: SourceLocation, value: Node)] = []
-        var merged: [(key: String, keyLocation: SourceLocation, value: Node)] = []
+        var entries: [(key: String, keyLocation: SourceLocation, value: Node)] = []
         for (key, value) in mapping {
             let keyNode = child("<key>", key)
-            if key.scalar != nil, key.tagName == .merge {
-                let sources = value.mapping != nil ? [value] : (value.sequence.map(Array.init) ?? [])
-                guard !sources.isEmpty, sources.allSatisfy({ $0.mapping != nil }) else {
-                    diagnostics.error(keyNode.location, "\(join(path, "<<")): expected a mapping or a list of mappings to merge")
-                    continue
-                }
-                for source in sources {
-                    merged += ConfigNode(node: source, path: path, schema: schema, file: location.file)
-                        .entries(diagnostics) ?? []
-                }
-                continue
-            }
             guard let name = key.scalar?.string else {
                 diagnostics.error(keyNode.location, "\(path.isEmpty ? "the file" : path): keys must be strings, got \(keyNode.described)")
                 continue
             }
-            explicit.append((name, keyNode.location, value))
+            entries.append((name, keyNode.location, value))
         }
-        var seen = Set(explicit.map(\.key))
-        for entry in merged where !seen.contains(entry.key) {
-            seen.insert(entry.key)
-            explicit.append(entry)
-        }
-        return explicit
+        return entries
     }
 
     /// The fields of a mapping with a fixed key set. Unknown keys and keys that are not built yet

@@ -14,6 +14,7 @@ enum IdentityHeadersSection {
         "authorization": "the client's credentials", "cookie": "the client's cookies",
         "x-forwarded-for": "set by the gateway", "x-forwarded-proto": "set by the gateway",
         "x-forwarded-host": "set by the gateway", "x-request-id": "set by the gateway",
+        "x-real-ip": "set by the gateway",
     ]
 
     /// The defaults for what is unset; invalid names are reported.

@@ -11,8 +11,9 @@ public struct ServerTLSFiles: Sendable, Equatable {
     public init(cert: String, key: String) { self.cert = cert; self.key = key }
 }
 
-/// An OpenSSL server context made from ``ServerTLSFiles``: TLS 1.2 or newer, OpenSSL's default
-/// ciphers, no renegotiation. Built once per config load (by `check` too, which only looks at
+/// An OpenSSL server context made from ``ServerTLSFiles``: TLS 1.2 or newer, on TLS 1.2 only
+/// ECDHE key exchange with AEAD ciphers (`GH_TLS12_SERVER_CIPHERS` in the libevent shim; SPEC
+/// §3.2), TLS 1.3 with OpenSSL's suites, no renegotiation. Built once per config load (by `check` too, which only looks at
 /// the result) and immutable afterwards, so that every event loop may make its connections'
 /// `SSL` objects from it (`SSL_new` is safe on a shared, unchanging context).
 public final class ServerTLSContext: @unchecked Sendable {

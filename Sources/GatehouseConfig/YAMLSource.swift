@@ -2,16 +2,26 @@ import GatehouseCore
 import Yams
 
 /// Reads a YAML file into a node tree. Read errors and YAML errors (syntax, duplicate keys)
-/// become one problem each, at the position the parser gives.
+/// become one problem each, at the position the parser gives. A file over ``maxFileBytes``,
+/// and one that uses a construct ``YAMLGuard`` refuses, is not composed at all (SPEC §3.2).
 enum YAMLSource {
+    /// The largest config or policy file read: 4 MiB (a config with thousands of routes is
+    /// well under 1 MiB).
+    static let maxFileBytes = 4 << 20
+
+
     /// The document root of the file at `path`, shown as `file` in messages; an empty document
     /// is an empty mapping. nil when the file cannot be read or is not valid YAML.
     static func load(path: String, file: String, _ diagnostics: Diagnostics) -> ConfigNode? {
         let text: String
-        switch FileContents.text(path) {
+        switch FileContents.text(path, limit: maxFileBytes) {
         case .success(let contents): text = contents
         case .failure(let error):
             diagnostics.error(SourceLocation(file: file), "cannot read: \(error.message)")
+            return nil
+        }
+        if let refused = YAMLGuard.problem(in: text) {
+            diagnostics.error(SourceLocation(file: file, line: refused.line, column: refused.column), refused.message)
             return nil
         }
         do {

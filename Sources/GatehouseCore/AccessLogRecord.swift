@@ -5,11 +5,15 @@ public struct AccessLogRecord: Sendable {
     public var requestID: String = ""
     public var client: String = ""
     public var method: String = ""
-    /// The normalized path, without query ("" when the path was refused: the raw target is
-    /// not logged then, as it may carry the very bytes that were refused).
+    /// The normalized path, without query; for a path the path policy refused, the path as
+    /// received (``receivedPath(_:)``), so that operators see what was tried (SPEC §3.2).
     public var path: String = ""
-    /// The request line's target as received, for the combined format.
+    /// The request line's target as received, for the combined format (invalid UTF-8 repaired:
+    /// see ``rawTargetBytes``).
     public var rawTarget: String = ""
+    /// The target's bytes when they are not valid UTF-8 (nil otherwise, the common case), so
+    /// that the combined format writes the bytes received, not their repair (SPEC §3.2).
+    public var rawTargetBytes: [UInt8]? = nil
     public var httpVersion: String = "HTTP/1.1"
     public var status: Int = 0
     public var bytesSent: Int = 0
@@ -27,6 +31,41 @@ public struct AccessLogRecord: Sendable {
 
     public init() {}
 
+    /// Sets ``rawTarget`` (and ``rawTargetBytes`` when the target is not valid UTF-8) from the
+    /// request line's target as evhttp holds it.
+    public mutating func setRawTarget(_ target: UnsafePointer<CChar>) {
+        if let valid = String(validatingCString: target) {
+            rawTarget = valid
+        } else {
+            rawTarget = String(cString: target)
+            var length = 0
+            while target[length] != 0 { length += 1 }
+            rawTargetBytes = Array(UnsafeRawBufferPointer(start: target, count: length))
+        }
+    }
+
+    /// The longest `user_agent`, `referer` and refused `path` written to a log line (SPEC §3.2):
+    /// a client must not be able to make one request cost a megabyte of log.
+    public static let fieldLimit = 1024
+
+    /// The path part (before `?`) of a request target as received, cut at ``fieldLimit``:
+    /// what a refused request logs in `path`. Every byte is escaped when the line is written.
+    public static func receivedPath(_ target: String) -> String {
+        let utf8 = target.utf8
+        let end = utf8.firstIndex(of: UInt8(ascii: "?")) ?? utf8.endIndex
+        return cut(String(Substring(utf8[..<end])))
+    }
+
+    /// `value` when it has at most `limit` UTF-8 bytes, else its longest prefix of whole
+    /// Unicode scalars that fits.
+    public static func cut(_ value: String, to limit: Int = fieldLimit) -> String {
+        guard value.utf8.count > limit else { return value }
+        let bytes = Array(value.utf8.prefix(limit + 1))
+        var end = limit
+        while end > 0, bytes[end] & 0xC0 == 0x80 { end -= 1 }  // not inside a scalar
+        return String(decoding: bytes[..<end], as: UTF8.self)
+    }
+
     /// The JSON line (with its trailing newline). Field order is fixed. `timestamp` is RFC 3339
     /// with milliseconds (`2026-11-25T15:44:55.123Z`); the loops use ``appendJSON`` directly.
     public func json(timestamp: String) -> String {
@@ -39,10 +78,18 @@ public struct AccessLogRecord: Sendable {
 
     /// Apache/nginx combined format, followed by the request id:
     /// `client - user [10/Oct/2000:13:55:36 +0000] "GET /x HTTP/1.1" 200 2326 "referer" "agent" id`.
+    ///
+    /// Every byte outside printable ASCII, and `"` and `\`, is written as `\xHH` in every field
+    /// that a client can influence — the client address included, though it is always an IP
+    /// literal (SPEC §3.2) — so a line can never be forged; referer and user agent are cut at
+    /// ``fieldLimit`` bytes first.
     public func combined(clfTimestamp: String) -> String {
         let user = subject.map(CombinedText.field) ?? "-"
-        let line = CombinedText.field("\(method) \(rawTarget) \(httpVersion)")
-        return "\(client) - \(user) [\(clfTimestamp)] \"\(line)\" \(status) \(bytesSent) \"\(referer.map(CombinedText.field) ?? "-")\" \"\(userAgent.map(CombinedText.field) ?? "-")\" \(requestID)\n"
+        let line = CombinedText.field("\(method) ") + (rawTargetBytes.map(CombinedText.field(bytes:)) ?? CombinedText.field(rawTarget))
+            + CombinedText.field(" \(httpVersion)")
+        let referer = self.referer.map { CombinedText.field(Self.cut($0)) } ?? "-"
+        let agent = userAgent.map { CombinedText.field(Self.cut($0)) } ?? "-"
+        return "\(CombinedText.field(client)) - \(user) [\(clfTimestamp)] \"\(line)\" \(status) \(bytesSent) \"\(referer)\" \"\(agent)\" \(CombinedText.field(requestID))\n"
     }
 }
 
@@ -96,8 +143,13 @@ public enum JSONText {
 /// `\xHH`, as nginx does, so a hostile User-Agent cannot forge a line.
 public enum CombinedText {
     public static func field(_ value: String) -> String {
+        field(bytes: value.utf8)
+    }
+
+    /// The same for raw bytes (a request target that is not valid UTF-8).
+    public static func field(bytes: some Sequence<UInt8>) -> String {
         var out = ""
-        for b in value.utf8 {
+        for b in bytes {
             if b < 0x20 || b == 0x22 || b == 0x5C || b >= 0x7F {
                 let hex = String(b, radix: 16, uppercase: true)
                 out += "\\x" + (hex.count == 1 ? "0" + hex : hex)
@@ -135,7 +187,7 @@ extension AccessLogRecord {
         out.append(contentsOf: #","decision":""#.utf8); out.append(contentsOf: decision.rawValue.utf8)
         out.append(contentsOf: #"","reason":"#.utf8)
         if let reason { out.append(0x22); out.append(contentsOf: reason.rawValue.utf8); out.append(0x22) } else { out.append(contentsOf: "null".utf8) }
-        out.append(contentsOf: #","user_agent":"#.utf8); JSONBytes.optional(userAgent, to: &out)
+        out.append(contentsOf: #","user_agent":"#.utf8); JSONBytes.optional(userAgent.map { Self.cut($0) }, to: &out)
         out.append(contentsOf: "}\n".utf8)
     }
 }

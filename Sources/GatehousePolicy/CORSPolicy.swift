@@ -248,9 +248,11 @@ public struct CORSPolicy: Sendable, Equatable {
     }
 
     /// The CORS headers of a response that is not a preflight answer — the upstream's, or the
-    /// gateway's own refusal (SPEC §3.1, §6). Empty when `origin` is nil or not allowed.
+    /// gateway's own refusal (SPEC §3.1, §6). When `origin` is nil or not allowed, only
+    /// ``varyHeaders``: the answer still depends on the origin, and a shared cache that stored
+    /// it without `Vary: Origin` would serve it to an allowed origin too (or the reverse).
     public func responseHeaders(origin: String?) -> [(String, String)] {
-        guard let origin, allows(origin: origin) else { return [] }
+        guard let origin, allows(origin: origin) else { return varyHeaders }
         var headers: [(String, String)] = []
         headers.reserveCapacity(4)
         headers.append(("Access-Control-Allow-Origin", allowsAnyOrigin ? "*" : origin))
@@ -259,6 +261,17 @@ public struct CORSPolicy: Sendable, Equatable {
         headers.append(("Vary", "Origin"))
         return headers
     }
+}
+
+extension CORSPolicy {
+    /// `Vary: Origin` for every response on a route with this policy, whatever the origin —
+    /// present, absent, refused (SPEC §6) — except under `allow_origins: ["*"]` without
+    /// credentials, whose answer is the same for every origin. Empty then.
+    public var varyHeaders: [(String, String)] {
+        allowsAnyOrigin && !allowCredentials ? [] : CORSPolicy.varyOrigin
+    }
+
+    private static let varyOrigin = [("Vary", "Origin")]
 }
 
 /// The response headers of the CORS protocol

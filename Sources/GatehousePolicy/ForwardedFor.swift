@@ -13,9 +13,11 @@ public enum ForwardedFor {
     /// The client is the peer, or — when the peer is trusted — the right-most entry of the
     /// incoming `X-Forwarded-For` that is not itself trusted (the left-most when all are trusted).
     ///
-    /// Entries are trimmed of spaces and tabs, and empty entries are skipped. An entry that is
-    /// not an IP address cannot be a trusted proxy, so the walk stops there and returns it as
-    /// written. Without a header, or with only empty entries, the client is the peer.
+    /// Entries are trimmed of spaces and tabs, and empty entries are skipped. The walk stops at
+    /// the first entry that is not an IP literal (a name, `unknown`, an address with a port, or
+    /// bytes meant for a log line, SPEC §3.2): the client is then the peer, since nothing left of
+    /// it can be believed and the client address must always be an address. Without a header,
+    /// or with only empty entries, the client is the peer.
     public static func clientAddress(peer: String, incoming: String?, trusted: [CIDR]) -> String {
         guard let incoming, isTrusted(peer, trusted) else { return peer }
         var remaining = incoming[...]
@@ -30,9 +32,9 @@ public enum ForwardedFor {
             }
             let address = trimmed(entry)
             if !address.isEmpty {
-                guard let parsed = IPAddress(address), trusted.contains(where: { $0.contains(parsed) }) else {
-                    return String(address)
-                }
+                guard let parsed = IPAddress(address) else { return peer }
+                // Written out afresh: brackets and a zone (`fe80::1%eth0`, not checked) dropped.
+                guard trusted.contains(where: { $0.contains(parsed) }) else { return parsed.description }
                 leftmostTrusted = address
             }
             guard let comma else { break }

@@ -24,7 +24,11 @@
 /// - a malformed escape (`%`, `%4`, `%G1`);
 /// - a `..` that climbs above `/` (`/../x`, `/a/../../x`, `/%2e%2e/x`).
 ///
-/// `strict` also refuses `;` anywhere in the path and `%25` (encoded percent, double encoding).
+/// `strict` also refuses `;` anywhere in the path, `%25` (encoded percent, double encoding), and
+/// escaped bytes of 0x80 and above that do not form valid UTF-8 (SPEC §3.2): overlong forms
+/// (`%C0%AE` for `.`, which a decoder that does not check would turn into a dot segment),
+/// surrogates (`%ED%A0%80`), code points above U+10FFFF, and sequences cut short. `lenient`
+/// accepts them, for upstreams that use another encoding (`%E9` for `é` in Latin-1).
 /// `lenient` forwards both unchanged, but still refuses a `.` or `..` segment followed by `;`
 /// parameters (`/a/..;/b`), which some servers (Tomcat, Jetty) resolve as `..`.
 public enum PathNormalizer {
@@ -166,14 +170,18 @@ public enum PathNormalizer {
     }
 
     /// Checks every byte and escape of the path against the policy. Returns nil to refuse,
-    /// false when the path is already normal, true when it needs `rewrite`.
+    /// false when the path is already normal, true when it needs `rewrite`. In `strict`, the
+    /// escaped bytes of 0x80 and above must form whole UTF-8 sequences (``EscapedUTF8``).
     private static func scan(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>,
                              policy: PathPolicy) -> Bool? {
         var needsRewrite = false
+        var utf8 = EscapedUTF8()
+        let strict = policy == .strict
         var segmentStart = range.lowerBound + 1
         var index = range.lowerBound + 1
         while index <= range.upperBound {
             if index == range.upperBound || bytes[index] == ASCII.slash {
+                if strict && !utf8.isComplete { return nil }  // a sequence cut by `/` or the end
                 let segment = UnsafeBufferPointer(rebasing: bytes[segmentStart..<index])
                 let (dots, hasParameters) = dotSegment(segment)
                 if dots > 0 {
@@ -186,10 +194,12 @@ public enum PathNormalizer {
             } else if bytes[index] == ASCII.percent {
                 guard let value = escape(bytes, at: index, end: range.upperBound),
                       acceptsEncoded(value, policy: policy) else { return nil }
+                if strict && (value >= 0x80 || !utf8.isComplete) && !utf8.accept(value) { return nil }
                 needsRewrite = true
                 index += 3
             } else {
                 guard acceptsRaw(bytes[index], policy: policy) else { return nil }
+                if strict && !utf8.isComplete { return nil }
                 index += 1
             }
         }
@@ -269,5 +279,44 @@ public enum PathNormalizer {
     @inline(__always)
     private static func string(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> String {
         String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+    }
+}
+
+/// Validates escaped bytes as UTF-8, one byte at a time, as the Unicode Standard's Table 3-7
+/// ("Well-Formed UTF-8 Byte Sequences") lists them: the lead byte sets how many continuation
+/// bytes follow and the range of the first of them, which is what excludes overlong forms
+/// (`C0`, `C1`, `E0 80`–`E0 9F`, `F0 80`–`F0 8F`), surrogates (`ED A0`–`ED BF`) and code points
+/// above U+10FFFF (`F4 90` and up, `F5`–`FF`).
+struct EscapedUTF8 {
+    /// Continuation bytes still expected.
+    private var remaining = 0
+    private var low: UInt8 = 0x80
+    private var high: UInt8 = 0xBF
+
+    /// No sequence is open.
+    var isComplete: Bool { remaining == 0 }
+
+    /// Takes the next escaped byte; false when it cannot continue or start a sequence.
+    @inline(__always)
+    mutating func accept(_ byte: UInt8) -> Bool {
+        if remaining > 0 {
+            guard byte >= low && byte <= high else { return false }
+            remaining -= 1
+            low = 0x80
+            high = 0xBF
+            return true
+        }
+        switch byte {
+        case 0x00...0x7F: return true
+        case 0xC2...0xDF: remaining = 1
+        case 0xE0: remaining = 2; low = 0xA0
+        case 0xE1...0xEC, 0xEE, 0xEF: remaining = 2
+        case 0xED: remaining = 2; high = 0x9F
+        case 0xF0: remaining = 3; low = 0x90
+        case 0xF1...0xF3: remaining = 3
+        case 0xF4: remaining = 3; high = 0x8F
+        default: return false  // 80–BF without a lead, C0, C1, F5–FF
+        }
+        return true
     }
 }

@@ -10,15 +10,19 @@ import GatehouseSessions
 final class SharedState: Sendable {
     let log: LogSink
     let metrics: Metrics
+    /// The soft open-file limit after start-up raised it (SPEC §3.2): the default connection
+    /// limit is derived from it.
+    let openFileLimit: Int
     let current: Mutex<Snapshot>
     /// Set by loops that met an unknown `kid`; the main loop reads it when woken.
     private let keyRefresh = Atomic<Bool>(false)
     private let mainWake = Atomic<UInt>(0)
 
-    init(log: LogSink, metrics: Metrics, snapshot: Snapshot) {
+    init(log: LogSink, metrics: Metrics, snapshot: Snapshot, openFileLimit: Int) {
         self.log = log
         self.metrics = metrics
         self.current = Mutex(snapshot)
+        self.openFileLimit = openFileLimit
     }
 
     /// The main loop's event that `keyRefreshRequested()` activates.
@@ -47,10 +51,13 @@ public final class Gateway: @unchecked Sendable {
     private var admin: AdminServer?
     private var signalEvents: [OpaquePointer] = []
     private var stopping = false
-    private var reloading = false
+    private var reloads = ReloadState()
+    /// Fires when the reload in flight has run for `reloadDeadlineMs` (SPEC §3.2).
+    private var reloadDeadline: OpaquePointer?
+    private var deadlineID: UInt64 = 0
     private var graceTimer: OpaquePointer?
     private var drainPoll: OpaquePointer?
-    private let reloadResults = Mutex<[Result<Snapshot, SnapshotError>]>([])
+    private let reloadResults = Mutex<[(id: UInt64, result: Result<Snapshot, SnapshotError>)]>([])
     private var reloadEvent: OpaquePointer?
     private var keyManager: KeyManager!
     /// Password checks for logins, off the loops; made when sessions are first configured.
@@ -90,7 +97,8 @@ public final class Gateway: @unchecked Sendable {
         let metrics = Metrics(workerCount: config.server.workers)
         keyManager = KeyManager(base: mainBase, metrics: metrics)
         snapshot = snapshot.with(verifier: keyManager.configure(config.jwt)).with(sessions: sessionRuntime(config, previous: nil))
-        shared = SharedState(log: sink, metrics: metrics, snapshot: snapshot)
+        let openFiles = ConnectionLimit.raiseOpenFileLimit()
+        shared = SharedState(log: sink, metrics: metrics, snapshot: snapshot, openFileLimit: openFiles)
         keyManager.publish = { [unowned self] verifier in self.publishVerifier(verifier) }
         sink.startWriter()
         do {
@@ -102,6 +110,7 @@ public final class Gateway: @unchecked Sendable {
             if let adminSettings = config.admin {
                 admin = try AdminServer(base: mainBase, listen: adminSettings.listen, shared: shared,
                                         ready: { [unowned self] in self.keyManager.isReady })
+                admin?.adopt(config)
             }
         } catch {
             Gateway.say("error: \(error)")
@@ -112,6 +121,8 @@ public final class Gateway: @unchecked Sendable {
         for worker in workers { worker.start() }
         Gateway.say("gatehouse listening on \(config.server.listen.map(\.description).joined(separator: ", "))" +
                     (config.server.tls == nil ? "" : " (TLS)") + " with \(workers.count) worker(s)" +
+                    " of at most \(ConnectionLimit.perWorker(configured: config.server.maxConnections, openFiles: openFiles, workers: workers.count))" +
+                    " connections (open files \(openFiles))" +
                     (config.admin.map { "; admin on \($0.listen)" } ?? ""))
         event_base_loop(mainBase, EVLOOP_NO_EXIT_ON_EMPTY)
         for worker in workers { worker.join() }
@@ -160,10 +171,23 @@ public final class Gateway: @unchecked Sendable {
 
     // MARK: reload
 
+    /// A reload longer than this is abandoned (SPEC §3.2): 30 s.
+    static let reloadDeadlineMs = 30_000
+
     private func startReload() {
-        guard !reloading, !stopping else { return }
-        reloading = true
+        guard !stopping else { return }
+        switch reloads.signal() {
+        case .queued:
+            Gateway.say("reload requested while one is running: another reload follows it")
+        case .start(let id):
+            beginReload(id)
+        }
+    }
+
+    /// Loads the files on a thread of its own; the result comes back through `reloadEvent`.
+    private func beginReload(_ id: UInt64) {
         Gateway.say("reloading \(configPath)")
+        armReloadDeadline(id)
         let path = configPath, cpus = cpuCount
         let generation = shared.current.withLock { $0.generation } + 1
         let box = Unmanaged.passRetained(ReloadJob { [self] in
@@ -177,7 +201,7 @@ public final class Gateway: @unchecked Sendable {
             } else {
                 result = .failure(SnapshotError(problems: loaded.problems.map(\.description)))
             }
-            reloadResults.withLock { $0.append(result) }
+            reloadResults.withLock { $0.append((id, result)) }
             event_active(reloadEvent, 0, 0)
         }).toOpaque()
         var thread = pthread_t()
@@ -189,33 +213,67 @@ public final class Gateway: @unchecked Sendable {
         pthread_detach(thread)
     }
 
+    /// One timer, made on first use and re-armed for each reload (`event_add` on a pending
+    /// timer moves it): `deadlineID` names the reload it is armed for.
+    private func armReloadDeadline(_ id: UInt64) {
+        if reloadDeadline == nil {
+            reloadDeadline = gh_timer_new(mainBase, 0, { _, _, arg in
+                let gateway = Unmanaged<Gateway>.fromOpaque(arg!).takeUnretainedValue()
+                gateway.reloadDeadlinePassed(gateway.deadlineID)
+            }, Unmanaged.passUnretained(self).toOpaque())
+        }
+        deadlineID = id
+        _ = gh_timer_add_ms(reloadDeadline, Int64(Gateway.reloadDeadlineMs))
+    }
+
+    /// The deadline of reload `id` passed (or was cancelled by its result: then a no-op).
+    private func reloadDeadlinePassed(_ id: UInt64) {
+        let outcome = reloads.deadlinePassed(id)
+        guard outcome.apply else { return }
+        Gateway.say("reload abandoned: not finished after \(Gateway.reloadDeadlineMs / 1000) s; "
+                    + "the previous configuration keeps serving")
+        shared.metrics.reloadFailures.add(1, ordering: .relaxed)
+        if let next = outcome.startNext { beginReload(next) }
+    }
+
     private func reloadFinished() {
-        reloading = false
-        let results = reloadResults.withLock { r -> [Result<Snapshot, SnapshotError>] in
+        let results = reloadResults.withLock { r -> [(id: UInt64, result: Result<Snapshot, SnapshotError>)] in
             let taken = r
             r.removeAll()
             return taken
         }
-        for result in results {
-            switch result {
-            case .failure(let error):
-                for p in error.problems { Gateway.say(p) }
-                Gateway.say("reload rejected: the previous configuration keeps serving")
-                shared.metrics.reloadFailures.add(1, ordering: .relaxed)
-            case .success(let loaded):
-                let previous = shared.current.withLock { $0.sessions }
-                let next = loaded.with(verifier: keyManager.configure(loaded.config.jwt))
-                    .with(sessions: sessionRuntime(loaded.config, previous: previous))
-                let old = shared.current.withLock { $0.config }
-                if old.server.listen != next.config.server.listen || old.server.workers != next.config.server.workers {
-                    Gateway.say("warning: server.listen and server.workers change only on restart")
-                }
-                if old.accessLog.path != next.config.accessLog.path { shared.log.reopen(path: next.config.accessLog.path) }
-                shared.current.withLock { $0 = next }
-                for worker in workers { worker.post { $0.adopt(next) } }
-                shared.metrics.reloads.add(1, ordering: .relaxed)
-                Gateway.say("configuration reloaded (generation \(next.generation))")
+        for (id, result) in results {
+            let outcome = reloads.finished(id)
+            guard outcome.apply else {
+                Gateway.say("an abandoned reload finished late: its result is discarded")
+                continue
             }
+            if let reloadDeadline { event_del(reloadDeadline) }
+            apply(result)
+            if let next = outcome.startNext { beginReload(next) }
+        }
+    }
+
+    private func apply(_ result: Result<Snapshot, SnapshotError>) {
+        switch result {
+        case .failure(let error):
+            for p in error.problems { Gateway.say(p) }
+            Gateway.say("reload rejected: the previous configuration keeps serving")
+            shared.metrics.reloadFailures.add(1, ordering: .relaxed)
+        case .success(let loaded):
+            let previous = shared.current.withLock { $0.sessions }
+            let next = loaded.with(verifier: keyManager.configure(loaded.config.jwt))
+                .with(sessions: sessionRuntime(loaded.config, previous: previous))
+            let old = shared.current.withLock { $0.config }
+            if old.server.listen != next.config.server.listen || old.server.workers != next.config.server.workers {
+                Gateway.say("warning: server.listen and server.workers change only on restart")
+            }
+            if old.accessLog.path != next.config.accessLog.path { shared.log.reopen(path: next.config.accessLog.path) }
+            shared.current.withLock { $0 = next }
+            admin?.adopt(next.config)
+            for worker in workers { worker.post { $0.adopt(next) } }
+            shared.metrics.reloads.add(1, ordering: .relaxed)
+            Gateway.say("configuration reloaded (generation \(next.generation))")
         }
     }
 

@@ -97,28 +97,7 @@ enum HeaderRules {
     static let hopByHop: [String] = ["connection", "keep-alive", "te", "trailer", "transfer-encoding",
                                      "upgrade", "proxy-authorization", "proxy-connection"]
 
-    /// Lowercased names listed in a `Connection` header value (they are hop-by-hop too).
-    static func connectionTokens(_ value: String?) -> [String] {
-        guard let value else { return [] }
-        // The usual values, without split/lowercased/array building per request.
-        if asciiEqualsIgnoringCase(value, "keep-alive") { return keepAliveToken }
-        if asciiEqualsIgnoringCase(value, "close") { return closeToken }
-        return value.split(separator: ",").map { $0.trimmingSpaces().lowercased() }.filter { !$0.isEmpty }
-    }
-
-    private static let keepAliveToken = ["keep-alive"]
-    private static let closeToken = ["close"]
-
-    static func asciiEqualsIgnoringCase(_ value: String, _ lowercased: StaticString) -> Bool {
-        let a = value.utf8
-        guard a.count == lowercased.utf8CodeUnitCount else { return false }
-        var i = 0
-        for c in a {
-            if (c | (c >= 65 && c <= 90 ? 0x20 : 0)) != lowercased.utf8Start[i] { return false }
-            i += 1
-        }
-        return true
-    }
+    // The names a `Connection` header lists are hop-by-hop too: see `ConnectionTokens`.
 
     /// True when the NUL-terminated `name` equals `lowercased` ignoring ASCII case.
     @inline(__always)

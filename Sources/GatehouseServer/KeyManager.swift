@@ -91,7 +91,7 @@ final class KeyManager {
             source.backoffSeconds = 1
             nextInSeconds = maxAge.map { min(max(Int64($0), 60), 86_400) } ?? 300
             verifier = verifier?.replacingKeys(keys, forIssuer: issuer)
-            Gateway.say("jwks: \(keys.keys.count) key(s) for issuer \(issuer) from \(url)")
+            Gateway.say("jwks: \(keys.keys.count) key(s) for issuer \(issuer) from \(url); next refresh in \(nextInSeconds) s")
             for warning in keys.warnings { Gateway.say("jwks: issuer \(issuer): warning: \(warning)") }
             publish(verifier)
         case .failure(let error):

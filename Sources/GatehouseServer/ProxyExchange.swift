@@ -126,9 +126,12 @@ final class ProxyExchange {
         }
         out.append(" HTTP/1.1\r\n")
         let input = HeaderList(evhttp_request_get_input_headers(creq))
-        let named = HeaderRules.connectionTokens(input.joined("connection"))
+        let named = ConnectionTokens(input)  // more than 64 were refused with 400 (RequestHead)
         let strip = route.stripAuthorization
-        let identityNames = worker.snapshot.identityHeaderNames
+        let filter = worker.snapshot.requestHeaderFilter
+        let peer = worker.peerAddress(of: creq)
+        let trusted = worker.snapshot.config.server.trustedProxies
+        let trustedPeer = ProxyExchange.isTrusted(peer, trusted)
         let sessionCookie = worker.snapshot.sessions?.settings.cookie
         input.forEach { name, value in
             if let sessionCookie, HeaderRules.nameEquals(name, "cookie") {
@@ -138,10 +141,9 @@ final class ProxyExchange {
                 }
                 return
             }
-            if HeaderRules.isXAuth(name) { return }
-            if ProxyExchange.requestDropped.contains(name) || identityNames.contains(name) { return }
+            if filter.removes(name, trustedPeer: trustedPeer) { return }
             if strip && HeaderRules.nameEquals(name, "authorization") { return }
-            for token in named where HeaderRules.nameEquals(name, token) { return }
+            if named.contains(name) { return }
             out.header(name, value)
         }
         let originalHost = host
@@ -150,8 +152,7 @@ final class ProxyExchange {
         } else {
             out.header("Host", pool!.target.target.hostHeader)
         }
-        let peer = worker.peerAddress(of: creq)
-        let trusted = worker.snapshot.config.server.trustedProxies
+        if !log.client.isEmpty { out.header("X-Real-IP", log.client) }
         out.header("X-Forwarded-For", ForwardedFor.outgoing(peer: peer, incoming: input.joined("x-forwarded-for"), trusted: trusted))
         out.header("X-Forwarded-Proto", connection.isTLS ? "https" : "http")
         if let originalHost { out.header("X-Forwarded-Host", originalHost) }
@@ -213,9 +214,11 @@ final class ProxyExchange {
         }
     }
 
-    /// Request headers never copied as they are (lowercase).
-    static let requestDropped = HeaderNameSet(HeaderRules.hopByHop +
-        ["host", "content-length", "expect", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-request-id"])
+    /// SPEC §7.1: the peer is one of `server.trusted_proxies`.
+    static func isTrusted(_ peer: String, _ trusted: [CIDR]) -> Bool {
+        guard !trusted.isEmpty, let address = IPAddress(peer) else { return false }
+        return trusted.contains { $0.contains(address) }
+    }
 
     /// Response headers never copied (lowercase); the gateway sets its own request id.
     static let responseDropped = HeaderNameSet(HeaderRules.hopByHop + ["x-request-id"])
@@ -231,17 +234,22 @@ final class ProxyExchange {
         log.upstreamStatus = status
         log.upstreamMs = Double(Clock.monotonicNs() - sentNs) / 1_000_000
         let output = HeaderList(evhttp_request_get_output_headers(creq))
-        let named = HeaderRules.connectionTokens(response.joined("connection"))
+        var named = ConnectionTokens()
+        if let connection = response.joined("connection") { named.add(connection) }
+        if named.tooMany { return false }
         let replaceCORS = cors != nil
+        let sessionCookie = worker.snapshot.sessions?.settings.cookie.name
         var seenLength = false
         response.forEachHeader { name, value in
             if ProxyExchange.responseDropped.contains(name) { return }
             if HeaderRules.nameEquals(name, "content-length") {
-                // RFC 9112 §6.3: identical repeats collapse to one (the parser refuses different ones).
-                if seenLength { return }
+                // RFC 9112 §6.3: only a length that frames what the client gets (or a HEAD/304
+                // answer's), once: the parser refuses differing repeats.
+                if seenLength || !response.forwardsContentLength { return }
                 seenLength = true
             }
-            for token in named where HeaderRules.nameEquals(name, token) { return }
+            if let sessionCookie, SetCookieName.isCookie(sessionCookie, setBy: name, value) { return }
+            if named.contains(name) { return }
             if replaceCORS && HeaderRules.isCORSResponseHeader(name) { return }
             evhttp_add_header(output.queue, name, value)
         }
@@ -250,7 +258,7 @@ final class ProxyExchange {
         if worker.draining { output.set("Connection", "close") }
         // evhttp would answer an HTTP/1.0 keep-alive client "Content-Length: 0" for a body of
         // unknown length: close such a connection instead, which delimits the body.
-        if creq.pointee.minor == 0 && !response.hasContentLength {
+        if creq.pointee.minor == 0 && !response.forwardsContentLength {
             HeaderList(evhttp_request_get_input_headers(creq)).remove("Connection")
         }
         state = .streaming

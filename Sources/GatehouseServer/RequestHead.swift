@@ -11,6 +11,7 @@ enum RequestHead {
         var transferEncodingIsChunked = false
         var hosts = 0
         var authorizations = 0
+        var connectionTokens = ConnectionTokens()
         var problem: String? = nil
         headers.forEach { name, value in
             guard problem == nil else { return }
@@ -34,9 +35,12 @@ enum RequestHead {
                 if !isAcceptableHost(value) { problem = "bad Host"; return }
             } else if HeaderRules.nameEquals(name, "authorization") {
                 authorizations += 1
+            } else if HeaderRules.nameEquals(name, "connection") {
+                connectionTokens.add(value)
             }
         }
         if let problem { return problem }
+        if connectionTokens.tooMany { return "more than 64 Connection tokens" }           // SPEC §3.2
         // §6.1: the only transfer coding gatehouse reads is a lone `chunked`.
         if transferEncodings > 0 && (transferEncodings > 1 || !transferEncodingIsChunked) { return "unsupported Transfer-Encoding" }
         if hosts > 1 { return "several Host lines" }                                // §3.2

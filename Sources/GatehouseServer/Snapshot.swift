@@ -28,8 +28,8 @@ final class Snapshot: Sendable {
     let sessions: SessionRuntime?
     /// The Redis session store's address, resolved at load.
     let redisAddress: String?
-    /// `identity_headers` names, to strip from clients' requests (`_` read as `-`).
-    let identityHeaderNames: HeaderNameSet
+    /// The client headers never forwarded as sent, with the `identity_headers` names (SPEC §7.1).
+    let requestHeaderFilter: RequestHeaderFilter
     /// `server.tls` loaded: new client connections speak TLS with it; nil for plain HTTP.
     let tls: ServerTLSContext?
 
@@ -41,7 +41,7 @@ final class Snapshot: Sendable {
         self.generation = generation
         self.verifier = verifier
         self.sessions = sessions
-        self.identityHeaderNames = HeaderNameSet(config.identityHeaders.allNames, foldUnderscore: true)
+        self.requestHeaderFilter = RequestHeaderFilter(identityHeaderNames: config.identityHeaders.allNames)
         self.tls = tls
     }
 

@@ -160,6 +160,18 @@ final class UpstreamConnection {
         if !parser.isComplete || evbuffer_get_length(output) > 0 { reusable = false }
     }
 
+    /// True when the socket holds bytes nobody asked for (or the upstream's close), or OpenSSL
+    /// holds decrypted ones: such a connection must not carry another request (SPEC §3.2).
+    /// One `recv(MSG_PEEK)`, taken when an idle connection is about to be reused.
+    var hasPendingInput: Bool {
+        guard !closed, readEvent != nil else { return true }
+        if let ssl, SSL_pending(ssl) > 0 { return true }
+        var byte: UInt8 = 0
+        let n = recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+        if n < 0 { return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR }
+        return true
+    }
+
     /// Closes the socket and frees its events (idempotent).
     func close() {
         reusable = false

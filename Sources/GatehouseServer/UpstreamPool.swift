@@ -80,19 +80,24 @@ final class TargetPool {
     }
 
     /// An idle kept-alive connection, if one is there (the common case: no closure needed).
+    /// One with bytes (or a close) pending is closed instead (SPEC §3.2): its read event may
+    /// not have run yet in this loop turn, and the next request must not read them as its answer.
     func takeIdle() -> UpstreamConnection? {
-        guard let connection = idle.popLast() else { return nil }
-        active += 1
-        return connection
+        while let connection = idle.popLast() {
+            if connection.hasPendingInput {
+                connection.close()
+                continue
+            }
+            active += 1
+            return connection
+        }
+        return nil
     }
 
     /// A connection now, or later through `ready` when the pool is at its cap.
     /// `reused` tells whether it carried a request before (a stale close is possible).
     func acquire(_ ready: @escaping (UpstreamConnection) -> Void) -> (UpstreamConnection, reused: Bool)? {
-        if let connection = idle.popLast() {
-            active += 1
-            return (connection, true)
-        }
+        if let connection = takeIdle() { return (connection, true) }
         if active < TargetPool.maxActive {
             active += 1
             return (makeConnection(), false)
@@ -108,15 +113,18 @@ final class TargetPool {
     }
 
     /// Gives a connection back. One that is not `reusable` (an error, a cancelled request, a
-    /// `Connection: close`) is closed.
+    /// `Connection: close`) is closed, and so is one handed straight to a waiting request with
+    /// bytes pending (as in `takeIdle`).
     func release(_ connection: UpstreamConnection) {
-        let reusable = connection.reusable
-        if !reusable { connection.close() }
         if !waiters.isEmpty {
             let next = waiters.removeFirst()
-            next(reusable ? connection : makeConnection())
+            if connection.reusable && !connection.hasPendingInput { return next(connection) }
+            connection.close()
+            next(makeConnection())
             return
         }
+        let reusable = connection.reusable
+        if !reusable { connection.close() }
         active -= 1
         if reusable && idle.count < maxIdle {
             idle.append(connection)

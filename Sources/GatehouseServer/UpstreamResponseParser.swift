@@ -3,7 +3,8 @@
 /// The head is collected in one buffer (at most `maxHead` bytes) and parsed in place: header
 /// names and values are NUL-terminated there, so they can be handed to evhttp as C strings
 /// without building Strings. The body is decoded (chunked, length, or until close) and handed
-/// out as slices of the caller's input. Interim 1xx responses are skipped.
+/// out as slices of the caller's input. Interim 1xx responses are skipped. What the framing
+/// fields mean (and which heads are refused for them) is `UpstreamResponseFraming`'s decision.
 ///
 /// Threading: owned by one `UpstreamConnection`, used on its worker's loop only.
 final class UpstreamResponseParser {
@@ -31,8 +32,10 @@ final class UpstreamResponseParser {
     private(set) var minor = 1
     /// Whether the connection can carry another request after this response.
     private(set) var keepAlive = true
-    /// True when the upstream sent a `Content-Length` header.
-    private(set) var hasContentLength = false
+    /// True when the upstream's `Content-Length` may reach the client as it is: it frames the
+    /// body, or it is the informational length of a HEAD or 304 answer (RFC 9110 §8.6). False
+    /// without one, next to `Transfer-Encoding` (RFC 9112 §6.3: dropped), and on 1xx and 204.
+    private(set) var forwardsContentLength = false
     /// A response to HEAD has no body whatever its headers say.
     var isHeadRequest = false
 
@@ -45,6 +48,9 @@ final class UpstreamResponseParser {
     private var remaining: UInt64 = 0
     private var chunkDigits = 0
     private var lineLength = 0
+    /// An interim (1xx) answer announced a body that never comes (or asked to close): the
+    /// connection is not reused after the final answer.
+    private var interimAnnouncedBody = false
 
     init() {
         buffer = .allocate(capacity: capacity)
@@ -55,12 +61,18 @@ final class UpstreamResponseParser {
 
     /// Ready for the next response on the same connection.
     func reset() {
+        interimAnnouncedBody = false
+        resetHead()
+    }
+
+    /// Ready for the next head: after an interim answer, the final one.
+    private func resetHead() {
         state = .head
         used = 0
         status = 0
         minor = 1
         keepAlive = true
-        hasContentLength = false
+        forwardsContentLength = false
         reasonOffset = -1
         headers.removeAll(keepingCapacity: true)
         remaining = 0
@@ -124,9 +136,11 @@ final class UpstreamResponseParser {
                 case .head:
                     if status < 200 {
                         // An interim response (100 Continue, 103…): the real one follows.
-                        reset()
+                        if !keepAlive { interimAnnouncedBody = true }
+                        resetHead()
                         continue
                     }
+                    if interimAnnouncedBody { keepAlive = false }
                     return .head
                 default: return .bad
                 }
@@ -304,11 +318,7 @@ final class UpstreamResponseParser {
 
         // Header fields.
         headers.removeAll(keepingCapacity: true)
-        var contentLength: UInt64? = nil
-        var chunked = false
-        var transferEncoding = false
-        var connectionClose = false
-        var connectionKeepAlive = false
+        var framing = UpstreamResponseFraming()
         var p = lineEnd + 1
         while p < used {
             var e = p
@@ -331,91 +341,31 @@ final class UpstreamResponseParser {
             buffer[ve] = 0
             headers.append((Int32(p), Int32(v)))
             let name = UnsafeRawPointer(buffer + p).assumingMemoryBound(to: CChar.self)
-            let value = UnsafeRawBufferPointer(start: buffer + v, count: ve - v)
-            if HeaderRules.nameEquals(name, "content-length") {
-                guard let n = UpstreamResponseParser.decimal(value) else { return false }
-                if let seen = contentLength, seen != n { return false }
-                contentLength = n
-            } else if HeaderRules.nameEquals(name, "transfer-encoding") {
-                transferEncoding = true
-                chunked = UpstreamResponseParser.lastCodingIsChunked(value)
-            } else if HeaderRules.nameEquals(name, "connection") {
-                UpstreamResponseParser.connectionTokens(value, close: &connectionClose, keepAlive: &connectionKeepAlive)
+            if let kind = UpstreamResponseParser.framingKind(name) {
+                guard framing.note(kind, UnsafeRawBufferPointer(start: buffer + v, count: ve - v)) else { return false }
             }
             p = e + 1
         }
-        hasContentLength = contentLength != nil
-        keepAlive = minor == 1 ? !connectionClose : (connectionKeepAlive && !connectionClose)
 
         // Message body length (RFC 9112 §6.3).
-        if isHeadRequest || status < 200 || status == 204 || status == 304 {
-            state = .done
-        } else if transferEncoding {
-            if chunked {
-                startChunk()
-            } else {
-                state = .untilClose
-                keepAlive = false
-            }
-            // Transfer-Encoding with Content-Length: TE wins, the connection is not reused.
-            if contentLength != nil { keepAlive = false }
-        } else if let contentLength {
-            remaining = contentLength
-            state = .length
-        } else {
-            state = .untilClose
-            keepAlive = false
+        guard let decision = framing.decide(status: status, minor: minor, isHeadRequest: isHeadRequest) else { return false }
+        keepAlive = decision.keepAlive
+        forwardsContentLength = decision.forwardsContentLength
+        switch decision.body {
+        case .none: state = .done
+        case .chunked: startChunk()
+        case .length(let n): remaining = n; state = .length
+        case .untilClose: state = .untilClose
         }
         return true
     }
 
-    private static func decimal(_ value: UnsafeRawBufferPointer) -> UInt64? {
-        guard !value.isEmpty, value.count <= 18 else { return nil }
-        var n: UInt64 = 0
-        for c in value {
-            guard c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") else { return nil }
-            n = n * 10 + UInt64(c - UInt8(ascii: "0"))
-        }
-        return n
-    }
-
-    /// True when the last transfer coding listed is `chunked`.
-    private static func lastCodingIsChunked(_ value: UnsafeRawBufferPointer) -> Bool {
-        var end = value.count
-        while end > 0 && (value[end - 1] == UInt8(ascii: " ") || value[end - 1] == UInt8(ascii: "\t")) { end -= 1 }
-        var start = end
-        while start > 0 && value[start - 1] != UInt8(ascii: ",") { start -= 1 }
-        while start < end && (value[start] == UInt8(ascii: " ") || value[start] == UInt8(ascii: "\t")) { start += 1 }
-        let word = "chunked".utf8
-        guard end - start == word.count else { return false }
-        var i = start
-        for w in word {
-            guard value[i] | 0x20 == w else { return false }
-            i += 1
-        }
-        return true
-    }
-
-    /// Notes `close` and `keep-alive` among a Connection header's tokens.
-    private static func connectionTokens(_ value: UnsafeRawBufferPointer, close: inout Bool, keepAlive: inout Bool) {
-        var start = 0
-        while start < value.count {
-            var end = start
-            while end < value.count && value[end] != UInt8(ascii: ",") { end += 1 }
-            var a = start, b = end
-            while a < b && (value[a] == UInt8(ascii: " ") || value[a] == UInt8(ascii: "\t")) { a += 1 }
-            while b > a && (value[b - 1] == UInt8(ascii: " ") || value[b - 1] == UInt8(ascii: "\t")) { b -= 1 }
-            if matches(value, a, b, "close") { close = true }
-            if matches(value, a, b, "keep-alive") { keepAlive = true }
-            start = end + 1
-        }
-    }
-
-    private static func matches(_ value: UnsafeRawBufferPointer, _ a: Int, _ b: Int, _ word: StaticString) -> Bool {
-        guard b - a == word.utf8CodeUnitCount else { return false }
-        for k in 0..<(b - a) where (value[a + k] | (value[a + k] >= 65 && value[a + k] <= 90 ? 0x20 : 0)) != word.utf8Start[k] {
-            return false
-        }
-        return true
+    /// Which framing field `name` is, if any.
+    @inline(__always)
+    private static func framingKind(_ name: UnsafePointer<CChar>) -> UpstreamResponseFraming.FieldKind? {
+        if HeaderRules.nameEquals(name, "content-length") { return .contentLength }
+        if HeaderRules.nameEquals(name, "transfer-encoding") { return .transferEncoding }
+        if HeaderRules.nameEquals(name, "connection") { return .connection }
+        return nil
     }
 }

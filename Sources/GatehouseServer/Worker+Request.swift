@@ -29,6 +29,7 @@ extension Worker {
             return refuse(req, .badRequest, .malformedRequest, closeConnection: true, log: &log, startNs: startNs)
         }
         guard let target = PathNormalizer.normalize(target: log.rawTarget, policy: snapshot.config.server.pathPolicy) else {
+            log.path = AccessLogRecord.receivedPath(log.rawTarget)  // what was tried (SPEC §3.2)
             return refuse(req, .badRequest, .pathRejected, log: &log, startNs: startNs)
         }
         log.path = target.path
@@ -143,7 +144,7 @@ extension Worker {
                                                     trusted: trustedProxies)
         }
         log.method = Worker.methodName(evhttp_request_get_command(req))
-        if let uri = evhttp_request_get_uri(req) { log.rawTarget = String(cString: uri) }
+        if let uri = evhttp_request_get_uri(req) { log.setRawTarget(uri) }
         switch (req.pointee.major, req.pointee.minor) {
         case (1, 1): log.httpVersion = "HTTP/1.1"
         case (1, 0): log.httpVersion = "HTTP/1.0"

@@ -44,7 +44,8 @@ final class Worker: @unchecked Sendable {
     /// re-adds the read event on every change of the input buffer, i.e. every header line).
     private(set) var clientInputLimit = 0
     private(set) var draining = false
-    private var bound: [OpaquePointer] = []
+    /// This loop's listeners, its count of client connections and its pauses (SPEC §3.2).
+    private(set) var acceptor: ClientAcceptor!
     private(set) var connections: [OpaquePointer: ClientConnection] = [:]
     private let inbox = Mutex<[@Sendable (Worker) -> Void]>([])
     private var wakeEvent: OpaquePointer?
@@ -61,6 +62,8 @@ final class Worker: @unchecked Sendable {
         event_config_free(cfg)
         http = evhttp_new(base)!
         configureHTTP()
+        acceptor = ClientAcceptor(base: base, http: http, name: "worker \(index)", limit: connectionLimit)
+        acceptor.accepted = { [unowned(unsafe) self] evcon in self.connection(for: evcon).counted = true }
         let me = Unmanaged.passUnretained(self).toOpaque()
         wakeEvent = gh_timer_new(base, 1, { _, _, arg in
             Unmanaged<Worker>.fromOpaque(arg!).takeUnretainedValue().drainInbox()
@@ -69,11 +72,10 @@ final class Worker: @unchecked Sendable {
             Unmanaged<Worker>.fromOpaque(arg!).takeUnretainedValue().handle(req!)
         }, me)
         // Each new connection speaks TLS when the snapshot of the moment has `server.tls` (so a
-        // reload can turn it on or off); nil lets evhttp make its plain socket bufferevent.
-        evhttp_set_bevcb(http, { base, arg in
+        // reload can turn it on or off).
+        evhttp_set_bevcb(http, { _, arg in
             let worker = Unmanaged<Worker>.fromOpaque(arg!).takeUnretainedValue()
-            guard let tls = worker.snapshot.tls else { return nil }
-            return gh_tls_server_bufferevent(base, tls.context)
+            return worker.acceptor.bufferevent(tls: worker.snapshot.tls?.context)
         }, me)
     }
 
@@ -92,25 +94,17 @@ final class Worker: @unchecked Sendable {
         clientInputLimit = Int(server.maxHeaderBytes) * 2 + 8192 + Int(server.maxBodyBytes) + 65536
     }
 
+    /// Client connections this loop holds at most (SPEC §3.2): `server.max_connections`, or
+    /// derived from the open-file limit.
+    private var connectionLimit: Int {
+        ConnectionLimit.perWorker(configured: snapshot.config.server.maxConnections,
+                                  openFiles: shared.openFileLimit, workers: snapshot.config.server.workers)
+    }
+
     /// Opens this loop's own listener on `address` (SO_REUSEPORT: every loop binds the same port
     /// and the kernel spreads connections evenly).
     func listen(on address: ListenAddress) throws(ServerError) {
-        var storage = sockaddr_storage()
-        var length = Int32(MemoryLayout<sockaddr_storage>.size)
-        let text = address.description
-        let ok = withUnsafeMutablePointer(to: &storage) { ptr in
-            ptr.withMemoryRebound(to: sockaddr.self, capacity: 1) { evutil_parse_sockaddr_port(text, $0, &length) }
-        }
-        guard ok == 0 else { throw ServerError("cannot parse listen address \(text)") }
-        let flags = UInt32(LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC)
-        let listener = withUnsafePointer(to: &storage) { ptr in
-            ptr.withMemoryRebound(to: sockaddr.self, capacity: 1) { evconnlistener_new_bind(base, nil, nil, flags, 1024, $0, length) }
-        }
-        guard let listener else {
-            throw ServerError("cannot listen on \(text): \(String(cString: strerror(errno)))")
-        }
-        guard let handle = evhttp_bind_listener(http, listener) else { throw ServerError("cannot bind evhttp on \(text)") }
-        bound.append(handle)
+        try acceptor.bind(address, reusePort: true)
     }
 
     /// Runs the loop on a new thread.
@@ -150,6 +144,7 @@ final class Worker: @unchecked Sendable {
     func adopt(_ next: Snapshot) {
         snapshot = next
         configureHTTP()
+        acceptor.limit = connectionLimit
         var live: Set<String> = []
         for targets in next.targets.values {
             for t in targets { live.insert(t.key) }
@@ -162,8 +157,7 @@ final class Worker: @unchecked Sendable {
     /// Stops accepting; the loop ends once the requests in flight are done (or the grace ends).
     func beginDrain() {
         draining = true
-        for handle in bound { evhttp_del_accept_socket(http, handle) }
-        bound.removeAll()
+        acceptor.closeListeners()
         exitIfDrained()
     }
 
@@ -237,7 +231,8 @@ final class Worker: @unchecked Sendable {
 
     // MARK: client connections
 
-    /// The per-connection record, made when a connection brings its first request.
+    /// The per-connection record, made when the connection is accepted (or, should the
+    /// acceptor not have seen it, when it brings its first request).
     func connection(for evcon: OpaquePointer) -> ClientConnection {
         if let existing = connections[evcon] { return existing }
         let conn = ClientConnection(evcon: evcon, worker: self)
@@ -253,6 +248,7 @@ final class Worker: @unchecked Sendable {
     private func connectionClosed(_ conn: ClientConnection) {
         conn.closed = true
         connections[conn.evcon] = nil
+        if conn.counted { acceptor.closed() }
         shared.metrics.connectionClosed(worker: index)
         conn.current?.clientGone()
         conn.current = nil
@@ -277,6 +273,8 @@ final class ClientConnection {
     var current: ProxyExchange?
     /// evhttp has freed the connection (`evcon` is gone).
     var closed = false
+    /// Counted by the worker's acceptor (which then hears of its close).
+    var counted = false
     /// The connection speaks TLS (its bufferevent is OpenSSL's).
     let isTLS: Bool
     init(evcon: OpaquePointer, worker: Worker) {

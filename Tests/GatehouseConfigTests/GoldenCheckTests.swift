@@ -59,6 +59,27 @@ final class GoldenCheckTests: XCTestCase {
     func testEverySessionsValueProblemIsReported() { assertGolden("sessions_bad_values") }
     func testCookiePrefixRulesAndEndpointsOutsideTheCookiePath() { assertGolden("sessions_cookie_paths") }
     func testSessionsWithoutLoginAndAnEndpointTurnedOff() { assertGolden("sessions_without_login") }
+    func testYAMLAnchorIsRefusedWhereItIsDefined() { assertGolden("yaml_anchor_alias") }
+    func testYAMLAliasIsRefused() { assertGolden("yaml_alias") }
+    func testYAMLMergeKeyIsRefused() { assertGolden("yaml_merge_key") }
+    func testYAMLBombInAPolicyFileIsRefusedAtItsFirstAnchor() { assertGolden("yaml_bomb") }
+
+    /// A 5 MiB config (SPEC §3.2: at most 4 MiB) is refused before it is read. Made at run time
+    /// in a temporary folder (no 5 MiB file in the repository); `big_file.expected` has no `.yaml`.
+    func testConfigFileOver4MiBIsRefusedUnread() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-golden-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = "\(directory)/big_file.yaml"
+        let line = "# " + String(repeating: "x", count: 1021) + "\n"  // 1 KiB
+        try String(repeating: line, count: 5 * 1024).write(toFile: path, atomically: false, encoding: .utf8)
+        let result = ConfigLoader.load(path: path, cpuCount: 2)
+        let report = CheckReport.render(result: result, configPath: path)
+        let actual = (report.stderr + report.stdout).replacingOccurrences(of: "\(directory)/", with: "")
+        let expected = try String(contentsOfFile: "\(Self.goldenDirectory)/big_file.expected", encoding: .utf8)
+        XCTAssertEqual(actual, expected)
+        XCTAssertEqual(report.exitCode, 1)
+    }
     func testGatewayEndpointsNeedDistinctPaths() { assertGolden("sessions_duplicate_paths") }
 
     /// Every `<case>.yaml` in Golden has its `<case>.expected`, so no case is silently skipped.

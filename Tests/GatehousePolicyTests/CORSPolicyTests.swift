@@ -112,9 +112,25 @@ final class CORSPolicyTests: XCTestCase {
         ])
         XCTAssertEqual(try specPolicy(credentials: false).responseHeaders(origin: "https://app.example.com").map(\.0),
                        ["Access-Control-Allow-Origin", "Access-Control-Expose-Headers", "Vary"])
-        XCTAssertTrue(policy.responseHeaders(origin: nil).isEmpty, "no Origin")
-        XCTAssertTrue(policy.responseHeaders(origin: "https://evil.com").isEmpty, "not allowed")
-        XCTAssertTrue(policy.responseHeaders(origin: "null").isEmpty, "null not listed")
+    }
+
+    /// SPEC §6: on a route with a policy the response depends on the origin, so every response
+    /// says so, also when the origin is absent or refused (a shared cache keys on it).
+    func testOtherOriginsGetVaryOriginOnly() throws {
+        let policies = [("credentials", try specPolicy()), ("no credentials", try specPolicy(credentials: false)),
+                        ("* with credentials off is the exception", try CORSPolicy(
+                            allowOrigins: ["*"], allowMethods: ["GET"], allowHeaders: [], exposeHeaders: [],
+                            allowCredentials: false, maxAgeSeconds: 5))]
+        let origins: [String?] = [nil, "https://evil.com", "null", "", "https://a.example.com.evil.net",
+                                  "https://app.example.com\r\nX-Forged: 1", String(repeating: "a", count: 10_000)]
+        for (name, policy) in policies {
+            for origin in origins where !(origin.map(policy.allows) ?? false) {
+                let expected = name.hasPrefix("*") ? [] : ["Vary: Origin"]
+                XCTAssertEqual(policy.responseHeaders(origin: origin).map { "\($0): \($1)" }, expected,
+                               "\(name), origin \(origin.debugDescription.prefix(60))")
+            }
+            XCTAssertEqual(policy.varyHeaders.count, name.hasPrefix("*") ? 0 : 1, name)
+        }
     }
 
     func testConfigProblemsNameTheBadValue() {

@@ -221,4 +221,79 @@ final class PathNormalizerTests: XCTestCase {
                            testCase.description)
         }
     }
+
+    // MARK: escaped bytes that are not UTF-8 (SPEC §3.2)
+
+    func testValidUTF8EscapesOfEveryLengthPassInBothPolicies() {
+        check([
+            Case(description: "2 bytes: é", target: "/caf%C3%A9", expected: "/caf%C3%A9"),
+            Case(description: "smallest 2-byte form U+0080", target: "/%C2%80", expected: "/%C2%80"),
+            Case(description: "3 bytes: € U+20AC", target: "/%E2%82%AC", expected: "/%E2%82%AC"),
+            Case(description: "smallest 3-byte form U+0800", target: "/%E0%A0%80", expected: "/%E0%A0%80"),
+            Case(description: "last before the surrogates U+D7FF", target: "/%ED%9F%BF", expected: "/%ED%9F%BF"),
+            Case(description: "first after the surrogates U+E000", target: "/%EE%80%80", expected: "/%EE%80%80"),
+            Case(description: "U+FFFF", target: "/%EF%BF%BF", expected: "/%EF%BF%BF"),
+            Case(description: "4 bytes: U+1F600", target: "/%F0%9F%98%80", expected: "/%F0%9F%98%80"),
+            Case(description: "smallest 4-byte form U+10000", target: "/%F0%90%80%80", expected: "/%F0%90%80%80"),
+            Case(description: "largest code point U+10FFFF", target: "/%F4%8F%BF%BF", expected: "/%F4%8F%BF%BF"),
+            Case(description: "lower-case hex", target: "/%c3%a9/x", expected: "/%C3%A9/x"),
+            Case(description: "two sequences back to back", target: "/%C3%A9%E2%82%AC", expected: "/%C3%A9%E2%82%AC"),
+            Case(description: "a sequence then an ASCII escape", target: "/%C3%A9%41", expected: "/%C3%A9A"),
+            Case(description: "a sequence then a raw byte", target: "/%C3%A9b", expected: "/%C3%A9b"),
+        ])
+    }
+
+    func testOverlongFormsAreRefusedWhenStrict() {
+        let overlongs = [
+            ("%C0%AE%C0%AE: overlong `..`", "/%C0%AE%C0%AE/etc/passwd"),
+            ("%C0%AE: overlong `.`", "/a/%C0%AE/b"),
+            ("%C0%AF: overlong `/`", "/a%C0%AFb"),
+            ("%C1%9C: overlong `\\`", "/a%C1%9Cb"),
+            ("%C0%80: overlong NUL", "/a%C0%80"),
+            ("%E0%80%AE: 3-byte overlong `.`", "/%E0%80%AE%E0%80%AE/x"),
+            ("%E0%9F%BF: 3-byte overlong below U+0800", "/%E0%9F%BF"),
+            ("%F0%80%80%AF: 4-byte overlong `/`", "/a%F0%80%80%AFb"),
+            ("%F0%8F%BF%BF: 4-byte overlong below U+10000", "/%F0%8F%BF%BF"),
+        ]
+        check(overlongs.map { Case(description: $0.0, target: $0.1, expected: nil, policies: [.strict]) })
+    }
+
+    func testSurrogatesAndCodePointsAboveTheLastAreRefusedWhenStrict() {
+        let cases = [
+            ("high surrogate U+D800", "/%ED%A0%80"),
+            ("low surrogate U+DFFF", "/%ED%BF%BF"),
+            ("CESU-8 pair", "/%ED%A0%BD%ED%B8%80"),
+            ("U+110000", "/%F4%90%80%80"),
+            ("F5 lead", "/%F5%80%80%80"),
+            ("FF", "/%FF"),
+            ("FE", "/%FE%FF"),
+        ]
+        check(cases.map { Case(description: $0.0, target: $0.1, expected: nil, policies: [.strict]) })
+    }
+
+    func testTruncatedAndStrayBytesAreRefusedWhenStrict() {
+        let cases = [
+            ("lead at the end", "/a%C3"),
+            ("lead before a slash", "/a%C3/b"),
+            ("lead then a raw byte", "/a%C3b"),
+            ("lead then an ASCII escape", "/a%C3%41"),
+            ("3-byte lead with one continuation", "/%E2%82"),
+            ("4-byte lead with two continuations then a slash", "/%F0%9F%98/x"),
+            ("stray continuation", "/%80"),
+            ("continuation after a complete sequence", "/%C3%A9%A9"),
+            ("two leads", "/%C3%C3%A9"),
+            ("lead then a dot segment", "/a%C3/../b"),
+            ("lead before the query", "/a%C3?x=1"),
+        ]
+        check(cases.map { Case(description: $0.0, target: $0.1, expected: nil, policies: [.strict]) })
+    }
+
+    func testLenientKeepsNonUTF8EscapesAsTheyCame() {
+        check([
+            Case(description: "Latin-1 é", target: "/caf%E9", expected: "/caf%E9", policies: [.lenient]),
+            Case(description: "overlong stays encoded, never a dot segment", target: "/a/%c0%ae%c0%ae/b",
+                 expected: "/a/%C0%AE%C0%AE/b", policies: [.lenient]),
+            Case(description: "truncated", target: "/a%C3/b", expected: "/a%C3/b", policies: [.lenient]),
+        ])
+    }
 }

@@ -99,6 +99,102 @@ final class UpstreamResponseParserTests: XCTestCase {
         XCTAssertEqual(parser.header("x-a"), "one")
         XCTAssertEqual(parser.header("x-b"), "two")
         XCTAssertEqual(parser.reason.map { String(cString: $0) }, "Not Found")
-        XCTAssertTrue(parser.hasContentLength)
+        XCTAssertTrue(parser.forwardsContentLength)
+    }
+
+    /// Parses a whole head and reports (bad, forwardsContentLength, keepAlive).
+    private func head(_ text: String, isHead: Bool = false) -> (bad: Bool, forwards: Bool, keepAlive: Bool) {
+        let parser = UpstreamResponseParser()
+        parser.isHeadRequest = isHead
+        var bad = false
+        Array(text.utf8).withUnsafeBytes { input in
+            var offset = 0
+            if case .bad = parser.next(input, &offset) { bad = true }
+        }
+        return (bad, parser.forwardsContentLength, parser.keepAlive)
+    }
+
+    // RFC 9112 §6.3 (3): next to Transfer-Encoding, Content-Length frames nothing: it is not
+    // forwarded, and the connection that carried both is not reused. The body is de-chunked.
+    func testContentLengthBesideChunkedIsNotForwardedAndTheConnectionNotReused() {
+        let split = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"
+            + "33\r\nhelloHTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\ninjected\r\n0\r\n\r\n"
+        for step in [1, 5, 1000] {
+            let r = parse(split, step: step)
+            XCTAssertTrue(r.complete); XCTAssertFalse(r.keepAlive)
+            XCTAssertEqual(r.body, "helloHTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\ninjected")
+        }
+        let lengthFirst = head("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: CHUNKED\r\n\r\n")
+        XCTAssertEqual(lengthFirst.bad, false); XCTAssertFalse(lengthFirst.forwards); XCTAssertFalse(lengthFirst.keepAlive)
+        XCTAssertTrue(head("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n").forwards)
+        XCTAssertFalse(head("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").forwards)
+        XCTAssertFalse(head("HTTP/1.1 200 OK\r\n\r\n").forwards, "close-delimited")
+    }
+
+    // Only `chunked`, once, can be forwarded faithfully: any other transfer coding (which the
+    // client would get without its name), chunked twice or not last, or in HTTP/1.0 -> 502.
+    func testTransferCodingsOtherThanOneChunkedAreRefused() {
+        let refused = [
+            "Transfer-Encoding: gzip", "Transfer-Encoding: gzip, chunked", "Transfer-Encoding: chunked, gzip",
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked", "Transfer-Encoding: chunked, chunked",
+            "Transfer-Encoding: identity", "Transfer-Encoding: chunked;q=1", "Transfer-Encoding: ", "Transfer-Encoding: ,",
+            "Transfer-Encoding: gzip\r\nContent-Length: 5", "Transfer-Encoding: xchunked",
+        ]
+        for fields in refused {
+            XCTAssertTrue(head("HTTP/1.1 200 OK\r\n\(fields)\r\n\r\n").bad, fields)
+            XCTAssertTrue(head("HTTP/1.1 200 OK\r\n\(fields)\r\n\r\n", isHead: true).bad, "HEAD: \(fields)")
+        }
+        XCTAssertTrue(head("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").bad, "HTTP/1.0 (RFC 9112 §6.1)")
+        XCTAssertFalse(head("HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked , \r\n\r\n").bad, "an empty list element is ignored")
+    }
+
+    // RFC 9112 §6.3 (5): an invalid Content-Length is an unrecoverable framing error -> 502.
+    func testContentLengthThatIsNotOneNumberIsRefused() {
+        let refused = ["5x", "+5", "-5", "0x5", "5 5", "5, 5", "5,6", "", "1234567890123456789", "5\t;", "\u{FF15}", "5.0"]
+        for value in refused {
+            XCTAssertTrue(head("HTTP/1.1 200 OK\r\nContent-Length: \(value)\r\n\r\n").bad, value)
+            XCTAssertTrue(head("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: \(value)\r\n\r\n").bad, value)
+        }
+        XCTAssertTrue(head("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n").bad)
+        XCTAssertTrue(head("HTTP/1.1 200 OK\r\nContent-Length: 05\r\nContent-Length: 5\r\n\r\n").forwards, "same number")
+    }
+
+    // A bodiless answer that announced a body: its connection is not reused (SPEC §3.2), and its
+    // Content-Length is forwarded only where RFC 9110 §8.6 allows it (HEAD, 304; not 204).
+    func testBodilessAnswersThatAnnouncedABodyEndTheirConnection() {
+        let cases: [(text: String, isHead: Bool, forwards: Bool, keepAlive: Bool)] = [
+            ("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", true, true, false),
+            ("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", true, true, true),
+            ("HTTP/1.1 200 OK\r\n\r\n", true, false, true),
+            ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", true, false, false),
+            ("HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n", false, true, false),
+            ("HTTP/1.1 304 Not Modified\r\n\r\n", false, false, true),
+            ("HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n", false, false, false),
+            ("HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n", false, false, true),
+            ("HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n", false, false, false),
+        ]
+        for c in cases {
+            let r = head(c.text, isHead: c.isHead)
+            XCTAssertFalse(r.bad, c.text)
+            XCTAssertEqual(r.forwards, c.forwards, "forwards: \(c.text)")
+            XCTAssertEqual(r.keepAlive, c.keepAlive, "keepAlive: \(c.text)")
+        }
+    }
+
+    func testInterimAnswerThatAnnouncedABodyEndsTheConnectionButNotTheNextResponse() {
+        let parser = UpstreamResponseParser()
+        let text = "HTTP/1.1 100 Continue\r\nContent-Length: 5\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+        Array(text.utf8).withUnsafeBytes { input in
+            var offset = 0
+            guard case .head = parser.next(input, &offset) else { return XCTFail("no head") }
+        }
+        XCTAssertEqual(parser.status, 200)
+        XCTAssertFalse(parser.keepAlive)
+        parser.reset()
+        Array("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".utf8).withUnsafeBytes { input in
+            var offset = 0
+            guard case .head = parser.next(input, &offset) else { return XCTFail("no head") }
+        }
+        XCTAssertTrue(parser.keepAlive)
     }
 }

@@ -56,7 +56,7 @@ def test_sighup_with_a_bad_config_keeps_the_old_one_serving_and_logs_why(gateway
     good = gw.config_path.read_text()
     gw.reload(bad_text)
     wait_until(lambda: needle in gw.stderr()[before:], 5, message=f"{needle!r} logged after a bad reload")
-    time.sleep(0.2)
+    gw.wait_stderr("reload rejected", start=before)  # the reload's outcome, not a pause
     assert gw.running()
     for _ in range(5):
         assert get(gw, "/docs/x").status_code == 200
@@ -268,8 +268,9 @@ def test_sigusr1_reopens_the_access_log_and_no_line_is_lost(gateway_factory, ech
 
 def test_sigusr1_with_the_access_log_on_stdout_keeps_logging(gateway_factory, echo):
     gw = gateway_factory(upstreams={"api": echo}, routes=[DOCS], access_log_to_stdout=True)
+    before = len(gw.stderr())
     gw.send_signal(signal.SIGUSR1)
-    time.sleep(0.2)
+    gw.wait_stderr("reopening log files", start=before)
     rid = get(gw, "/docs/after-usr1").headers["X-Request-Id"]
     wait_until(lambda: rid in gw.stdout(), 3, message="a line on stdout after SIGUSR1")
     assert gw.running()

@@ -35,6 +35,7 @@ def pki(tmp_path_factory):
         "first": ca.issue_server(d, "first", ["localhost"], ["127.0.0.1"]),
         "second": ca.issue_server(d, "second", ["gatehouse.test"], ["127.0.0.1"]),
         "untrusted": other.issue_server(d, "untrusted", ["localhost"], ["127.0.0.1"]),
+        "ca_object": ca,
     }
 
 
@@ -140,7 +141,7 @@ def test_sighup_with_a_key_that_does_not_fit_keeps_the_old_certificate(gateway_f
     cert.write_bytes(pki["second"][0].read_bytes())  # the key stays the first one's
     gw.send_signal(signal.SIGHUP)
     gw.wait_stderr("the private key does not belong to the certificate", start=start)
-    time.sleep(0.2)
+    gw.wait_stderr("reload rejected", start=start)  # the reload's outcome, not a pause
     assert served_certificate(gw.port) == "localhost"
     assert requests.get(https(gw, "/docs/a"), verify=str(pki["ca"]), timeout=5).status_code == 200
 
@@ -347,3 +348,85 @@ def test_large_body_to_a_slow_tls_client_is_streamed_with_bounded_memory(gateway
             assert time.monotonic() - started < 25
     assert digest.hexdigest() == body.sha256
     assert peak - baseline < 16 * 1024, f"RSS grew by {(peak - baseline) >> 10} MiB while streaming 32 MiB"
+
+
+# ---------------------------------------------------------------------------------------------
+# Cipher suites (SPEC §3.2 TLS, issue 9 item 19): TLS 1.2 only with ECDHE and an AEAD cipher.
+
+@pytest.fixture(scope="module")
+def rsa_server(pki):
+    """An RSA server certificate (static-RSA suites need one) from the test CA, as (cert, key)."""
+    import datetime
+    import ipaddress
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    ca_cert = x509.load_pem_x509_certificate(pki["ca"].read_bytes())
+    ca_key = pki["ca_object"].key
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_cert.subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                    x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    cert_path, key_path = pki["dir"] / "rsa.crt", pki["dir"] / "rsa.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def tls12_handshake(port, ca, ciphers: str):
+    """The cipher the listener agrees to over TLS 1.2 when offered only `ciphers`, or None when
+    it refuses the handshake."""
+    ctx = ssl.create_default_context(cafile=str(ca))
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(ciphers + ":@SECLEVEL=0")
+    with socket.create_connection((LOOPBACK, port), timeout=5) as raw:
+        try:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+                return tls.cipher()[0]
+        except (ssl.SSLError, ConnectionResetError):
+            return None
+
+
+def rsa_gateway(gateway_factory, echo, rsa_server):
+    cert, key = rsa_server
+    return gateway_factory(upstreams={"api": echo}, routes=[DOCS], server={"tls": {"cert": str(cert), "key": str(key)}})
+
+
+@pytest.mark.parametrize("suite", ["AES128-SHA", "AES256-GCM-SHA384", "AES128-GCM-SHA256", "ECDHE-RSA-AES128-SHA",
+                                   "ECDHE-RSA-AES256-SHA384", "DHE-RSA-AES128-GCM-SHA256"])
+def test_tls12_refuses_static_rsa_cbc_and_dhe_suites(gateway_factory, echo, pki, rsa_server, suite):
+    gw = rsa_gateway(gateway_factory, echo, rsa_server)
+    assert tls12_handshake(gw.port, pki["ca"], suite) is None
+
+
+def test_tls12_refuses_cbc_suites_with_an_ecdsa_certificate(gateway_factory, echo, pki):
+    gw = tls_gateway(gateway_factory, echo, pki)
+    assert tls12_handshake(gw.port, pki["ca"], "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA384") is None
+    assert tls12_handshake(gw.port, pki["ca"], "ECDHE-ECDSA-AES128-GCM-SHA256") == "ECDHE-ECDSA-AES128-GCM-SHA256"
+
+
+@pytest.mark.parametrize("suite", ["ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384",
+                                   "ECDHE-RSA-CHACHA20-POLY1305"])
+def test_tls12_accepts_ecdhe_aead_suites(gateway_factory, echo, pki, rsa_server, suite):
+    gw = rsa_gateway(gateway_factory, echo, rsa_server)
+    assert tls12_handshake(gw.port, pki["ca"], suite) == suite
+
+
+def test_tls13_is_accepted(gateway_factory, echo, pki):
+    gw = tls_gateway(gateway_factory, echo, pki)
+    ctx = ssl.create_default_context(cafile=str(pki["ca"]))
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    with socket.create_connection((LOOPBACK, gw.port), timeout=5) as raw, \
+            ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+        assert tls.version() == "TLSv1.3"
+        tls.sendall(b"GET /docs/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert read_response(tls.makefile("rb")).status == 200
