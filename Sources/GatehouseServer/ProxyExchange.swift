@@ -17,6 +17,9 @@ final class ProxyExchange {
     /// an extra reference-count operation on every use.
     private unowned(unsafe) let worker: Worker
     private var clientRequest: Request?
+    /// The snapshot the request was decided under: it is forwarded under the same one (SPEC §3),
+    /// whatever the loop's current snapshot is by the time a connection is free.
+    private let snapshot: Snapshot
     private let route: Route
     private let upstream: UpstreamSettings
     private let target: NormalizedTarget
@@ -45,13 +48,14 @@ final class ProxyExchange {
     /// Client output above this pauses reading from the upstream (SPEC §7.1: streamed, bounded).
     static let highWater = 256 * 1024
 
-    init(worker: Worker, request: Request, route: Route, upstream: UpstreamSettings, target: NormalizedTarget,
+    init(worker: Worker, request: Request, snapshot: Snapshot, route: Route, upstream: UpstreamSettings, target: NormalizedTarget,
          host: String?, identity: Identity?, cors: [(String, String)]?, log: consuming AccessLogRecord, startNs: UInt64,
          connection: ClientConnection) {
         self.identity = identity
         self.cors = cors
         self.worker = worker
         self.clientRequest = request
+        self.snapshot = snapshot
         self.route = route
         self.upstream = upstream
         self.target = target
@@ -76,7 +80,7 @@ final class ProxyExchange {
         worker.inFlight += 1
         connection.current = self
         worker.keepReadingClient(connection)
-        guard let pool = worker.pickTarget(upstream) else {
+        guard let pool = worker.pickTarget(upstream, in: snapshot) else {
             return fail(.serviceUnavailable, .upstreamDown)
         }
         use(pool)
@@ -128,8 +132,8 @@ final class ProxyExchange {
         let input = HeaderList(evhttp_request_get_input_headers(creq))
         let named = HeaderRules.connectionTokens(input.joined("connection"))
         let strip = route.stripAuthorization
-        let identityNames = worker.snapshot.identityHeaderNames
-        let sessionCookie = worker.snapshot.sessions?.settings.cookie
+        let identityNames = snapshot.identityHeaderNames
+        let sessionCookie = snapshot.sessions?.settings.cookie
         input.forEach { name, value in
             if let sessionCookie, HeaderRules.nameEquals(name, "cookie") {
                 // The gateway's own cookie never reaches the upstream (SPEC §5.3); other cookies do.
@@ -151,7 +155,7 @@ final class ProxyExchange {
             out.header("Host", pool!.target.target.hostHeader)
         }
         let peer = worker.peerAddress(of: creq)
-        let trusted = worker.snapshot.config.server.trustedProxies
+        let trusted = snapshot.config.server.trustedProxies
         out.header("X-Forwarded-For", ForwardedFor.outgoing(peer: peer, incoming: input.joined("x-forwarded-for"), trusted: trusted))
         out.header("X-Forwarded-Proto", connection.isTLS ? "https" : "http")
         if let originalHost { out.header("X-Forwarded-Host", originalHost) }
@@ -171,7 +175,7 @@ final class ProxyExchange {
     /// SPEC §2 `identity_headers`: subject, roles (comma-separated), method, extra claims.
     /// Values with control characters are left out rather than sent broken.
     private func addIdentityHeaders(_ identity: Identity, to output: inout RequestHeadWriter) {
-        let names = worker.snapshot.config.identityHeaders
+        let names = snapshot.config.identityHeaders
         func add(_ name: String, _ value: String) {
             var value = value
             if value.withUTF8({ $0.allSatisfy { $0 >= 0x20 && $0 != 0x7F } }) { output.header(name, value) }
@@ -336,7 +340,7 @@ final class ProxyExchange {
 
     /// SPEC §2: a failed connect is tried once on the next healthy target.
     private func tryNextTarget() -> Bool {
-        guard !triedNextTarget, let next = worker.pickTarget(upstream, skipping: pool) else { return false }
+        guard !triedNextTarget, let next = worker.pickTarget(upstream, in: snapshot, skipping: pool) else { return false }
         triedNextTarget = true
         state = .waiting
         requestHead = []   // the Host header may differ

@@ -45,32 +45,32 @@ extension Worker {
             facts.sessionCookie = sessions.cookie.value(inCookieHeader: cookieHeader)
             facts.secFetchSite = headers["Sec-Fetch-Site"]
         }
-        let auth = AuthContext(verifier: snapshot.verifier, cache: tokenCache, now: Clock.wallMs() / 1000)
+        let auth = AuthContext(verifier: snapshot.verifier, cache: tokenCache, now: Clock.wallMs() / 1000,
+                               mayWaitForKeys: true, refreshableIssuers: snapshot.refreshableIssuers)
         let plan = Decide.plan(facts, config: snapshot.config, auth: auth)
-        carryOut(plan, req: req, facts: facts, target: target, host: host, log: log, startNs: startNs, connection: conn)
+        carryOut(plan, PendingRequest(req: req, snapshot: snapshot, facts: facts, log: log, startNs: startNs, connection: conn))
     }
 
-    /// Does what the plan says: refuse, redirect, answer a preflight, look up a session, or forward.
-    func carryOut(_ plan: Plan, req: Request, facts: RequestFacts, target: NormalizedTarget, host: String?,
-                  log: consuming AccessLogRecord, startNs: UInt64, connection conn: ClientConnection) {
-        var log = log
-        let snapshot = self.snapshot  // not `let config = …`: a copy of the config retains each of its fields
-        let origin = facts.origin
+    /// Does what the plan says: refuse, redirect, answer a preflight, wait for the session store
+    /// or for keys, or forward — all under the request's own snapshot (`pending.snapshot`, never
+    /// the loop's current one: this also runs after a wait, see ``PendingRequest``).
+    func carryOut(_ plan: Plan, _ pending: PendingRequest) {
+        var log = pending.log
+        let (req, startNs, snapshot) = (pending.req, pending.startNs, pending.snapshot)
+        let origin = pending.facts.origin
         switch plan {
         case let .refuse(error, reason, route, status, tried, subject):
             log.route = route?.name
             log.upstream = route?.upstream
             log.auth = tried
             log.subject = subject
-            if reason == .unknownKid { requestKeyRefresh() }
             let cors = route.map { snapshot.config.corsPolicy(for: $0) } ?? snapshot.config.cors
             refuse(req, error, reason, status: status, bearerPresented: tried == .jwt,
                    cors: cors?.responseHeaders(origin: origin) ?? [], log: &log, startNs: startNs)
-        case let .redirect(route, location, tried, reason):
+        case let .redirect(route, location, tried, _):
             log.route = route.name
             log.upstream = route.upstream
             log.auth = tried
-            if reason == .unknownKid { requestKeyRefresh() }
             let cors = snapshot.config.corsPolicy(for: route)?.responseHeaders(origin: origin) ?? []
             redirect(req, to: location, cors: cors, log: &log, startNs: startNs)
         case let .preflight(route, corsHeaders):
@@ -80,24 +80,30 @@ extension Worker {
                 return refuse(req, .corsRejected, .corsRejected, log: &log, startNs: startNs)
             }
             answerPreflight(req, headers: corsHeaders, log: &log, startNs: startNs)
-        case let .needsSession(route, idHash):
-            log.route = route.name
-            log.upstream = route.upstream
-            log.auth = .session
-            continueWithSession(req, route: route, idHash: idHash, facts: facts, target: target, host: host,
-                                log: log, startNs: startNs, connection: conn)
+        case let .needsSession(wait):
+            var pending = pending
+            pending.log.route = wait.route.name
+            pending.log.upstream = wait.route.upstream
+            pending.log.auth = .session
+            continueWithSession(pending, wait: wait)
+        case let .needsKeys(route, issuer):
+            var pending = pending
+            pending.log.route = route.name
+            pending.log.upstream = route.upstream
+            pending.log.auth = .jwt
+            waitForKeys(pending, issuer: issuer)
         case let .forward(route, identity):
+            let cors = snapshot.config.corsPolicy(for: route).map { $0.responseHeaders(origin: origin) }
             guard let upstream = snapshot.config.upstreams[route.upstream] else {
-                return refuse(req, .badGateway, .upstreamError, log: &log, startNs: startNs)
+                return refuse(req, .badGateway, .upstreamError, cors: cors ?? [], log: &log, startNs: startNs)
             }
             log.route = route.name
             log.upstream = upstream.name
             log.auth = identity?.method ?? .none
             log.subject = identity?.subject
-            let cors = snapshot.config.corsPolicy(for: route).map { $0.responseHeaders(origin: origin) }
-            let exchange = ProxyExchange(worker: self, request: req, route: route, upstream: upstream,
-                                         target: target, host: host, identity: identity, cors: cors,
-                                         log: log, startNs: startNs, connection: conn)
+            let exchange = ProxyExchange(worker: self, request: req, snapshot: snapshot, route: route, upstream: upstream,
+                                         target: pending.facts.target, host: pending.facts.host, identity: identity,
+                                         cors: cors, log: log, startNs: startNs, connection: pending.connection)
             exchange.start()
         }
     }
