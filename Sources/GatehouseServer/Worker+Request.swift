@@ -56,7 +56,7 @@ extension Worker {
     /// the loop's current one: this also runs after a wait, see ``PendingRequest``).
     func carryOut(_ plan: Plan, _ pending: PendingRequest) {
         var log = pending.log
-        let (req, startNs, snapshot) = (pending.req, pending.startNs, pending.snapshot)
+        let (req, startNs, own) = (pending.req, pending.startNs, pending.snapshot)  // the request's own snapshot
         let origin = pending.facts.origin
         switch plan {
         case let .refuse(error, reason, route, status, tried, subject):
@@ -64,14 +64,14 @@ extension Worker {
             log.upstream = route?.upstream
             log.auth = tried
             log.subject = subject
-            let cors = route.map { snapshot.config.corsPolicy(for: $0) } ?? snapshot.config.cors
+            let cors = route.map { own.config.corsPolicy(for: $0) } ?? own.config.cors
             refuse(req, error, reason, status: status, bearerPresented: tried == .jwt,
                    cors: cors?.responseHeaders(origin: origin) ?? [], log: &log, startNs: startNs)
         case let .redirect(route, location, tried, _):
             log.route = route.name
             log.upstream = route.upstream
             log.auth = tried
-            let cors = snapshot.config.corsPolicy(for: route)?.responseHeaders(origin: origin) ?? []
+            let cors = own.config.corsPolicy(for: route)?.responseHeaders(origin: origin) ?? []
             redirect(req, to: location, cors: cors, log: &log, startNs: startNs)
         case let .preflight(route, corsHeaders):
             log.route = route.name
@@ -93,15 +93,15 @@ extension Worker {
             pending.log.auth = .jwt
             waitForKeys(pending, issuer: issuer)
         case let .forward(route, identity):
-            let cors = snapshot.config.corsPolicy(for: route).map { $0.responseHeaders(origin: origin) }
-            guard let upstream = snapshot.config.upstreams[route.upstream] else {
+            let cors = own.config.corsPolicy(for: route).map { $0.responseHeaders(origin: origin) }
+            guard let upstream = own.config.upstreams[route.upstream] else {
                 return refuse(req, .badGateway, .upstreamError, cors: cors ?? [], log: &log, startNs: startNs)
             }
             log.route = route.name
             log.upstream = upstream.name
             log.auth = identity?.method ?? .none
             log.subject = identity?.subject
-            let exchange = ProxyExchange(worker: self, request: req, snapshot: snapshot, route: route, upstream: upstream,
+            let exchange = ProxyExchange(worker: self, request: req, snapshot: own, route: route, upstream: upstream,
                                          target: pending.facts.target, host: pending.facts.host, identity: identity,
                                          cors: cors, log: log, startNs: startNs, connection: pending.connection)
             exchange.start()
