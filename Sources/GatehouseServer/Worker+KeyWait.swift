@@ -81,8 +81,9 @@ extension Worker {
     }
 
     /// A waiting request's client closed its connection: the request ends here (logged as
-    /// `client_closed`), and evhttp's request, already detached from the freed connection, is
-    /// freed.
+    /// `client_closed`). evhttp detaches a request it has not answered from a connection that
+    /// fails (its `evcon` is then nil) and leaves it to its owner: it is freed here. A request
+    /// still attached is freed by evhttp with the connection, after this callback.
     func keyWaitClientGone(_ entry: KeyWaitEntry) {
         guard let queue = keyWaits[entry.issuer], let index = queue.entries.firstIndex(where: { $0 === entry }) else { return }
         queue.entries.remove(at: index)
@@ -92,7 +93,7 @@ extension Worker {
         var log = entry.pending.log
         log.decision = .error
         log.reason = .clientClosed
-        evhttp_request_free(entry.pending.req)
+        if evhttp_request_get_connection(entry.pending.req) == nil { evhttp_request_free(entry.pending.req) }
         finishLog(&log, startNs: entry.pending.startNs)
         exitIfDrained()
     }

@@ -323,6 +323,37 @@ def test_a_client_that_leaves_while_its_request_waits_for_keys_is_let_go(gateway
     assert_passes(gw, upstream, token_for(keys["k1"]))
 
 
+def test_a_reload_during_a_key_wait_decides_under_the_requests_own_routes(gateways, upstream, servers, keys):
+    """SPEC §3: the request that waits for keys is decided under the config it started with.
+    Before: /admin/** needs the admin role. The reload puts a catch-all route without `require`
+    first. A reader's token with a new kid, parked across that reload, is still refused 403 on
+    the admin route; a request after the reload gets the new routes."""
+    server = servers(document={"keys": [keys["k1"].public_jwk]})
+    jwt = {"issuers": [{"name": "idp", "issuer": ISSUER, "audiences": [AUDIENCE], "algorithms": ["RS256"],
+                        "jwks_url": server.url()}]}
+    admin = {"name": "admin", "match": {"path": "/admin/**"}, "upstream": "api", "require": {"roles_any": ["admin"]}}
+    open_ = {"name": "open", "match": {"path": "/**"}, "upstream": "api"}
+    gw = gateways.start(upstream_url=upstream.url, jwt=jwt, routes=[admin, open_])
+    wait_ready(gw)
+    server.delay = 1.5                              # the refresh lands within the 2 s wait
+    server.set_keys(keys["k1"], keys["k2"])
+    reader = token_for(keys["k2"], sub="reader")   # roles: reader
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        waiting = pool.submit(gw.get, "/admin/x", reader)
+        wait_for(lambda: server.pending == 1, 3, "the on-demand fetch in flight (the request is waiting)")
+        before = gw.stderr().count("configuration reloaded")
+        gw.reload(dict(gw.config, routes=[open_, admin]))
+        wait_for(lambda: gw.stderr().count("configuration reloaded") > before, 5, "the reload")
+        assert server.pending == 1, "the fetch ended before the reload landed: the race was not run"
+        response, rid = waiting.result(timeout=10)
+    record = assert_refused(gw, upstream, response, rid, "insufficient_role", status=403, error="forbidden",
+                            challenge='Bearer realm="gatehouse", error="insufficient_scope"')
+    assert record["route"] == "admin", record
+    response, rid = gw.get("/admin/y", reader)
+    record = assert_forwarded(gw, upstream, response, rid)
+    assert record is not None
+
+
 # ---------------------------------------------------------------------------------------------
 # A failed refresh keeps the last good key set
 
