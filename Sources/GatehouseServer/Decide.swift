@@ -112,7 +112,7 @@ enum Decide {
             if route.auth == .optional && requirement == nil { return .forward(route, nil) }
             return unauthenticated(route, facts, reason: .missingCredentials, tried: .none)
         }
-        // `issuer`: for a failure after the issuer gate, the issuer the token named.
+        // `issuer`: the issuer the token was checked against (nil when refused before the issuer gate).
         let (result, issuer): (Result<VerifiedToken, Reason>, String?)
         if let verifier = auth.verifier {
             if let cache = auth.cache {

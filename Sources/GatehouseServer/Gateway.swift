@@ -21,7 +21,7 @@ final class SharedState: Sendable {
         self.current = Mutex(snapshot)
     }
 
-    /// The main loop's event that `keyRefreshRequested()` activates.
+    /// The main loop's event that `keysWanted(issuer:)` activates.
     func setMainWake(_ event: OpaquePointer) { mainWake.store(UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(event))), ordering: .releasing) }
 
     /// Any thread: a loop has requests waiting for `issuer`'s keys. The main loop answers every
