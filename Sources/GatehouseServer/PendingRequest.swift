@@ -3,9 +3,10 @@ import GatehouseAuth
 import GatehousePolicy
 
 /// A request between the steps of its decision: the facts it is decided on, the configuration
-/// snapshot it started under, and what answering it needs. Made once, when the request
-/// arrives; every asynchronous wait (the session store, a key refresh) carries it and the
-/// continuation decides and forwards from it alone.
+/// snapshot it started under, and what answering it needs. Made when a request is about to
+/// wait (the hot path hands the same parts to `carryOut` one by one, without this copy); every
+/// asynchronous wait (the session store, a key refresh) carries it and the continuation
+/// decides and forwards from it alone.
 ///
 /// This is how SPEC §3's rule — a request is decided and forwarded entirely under the snapshot
 /// it started with — is kept: `snapshot` is the only config a continuation has, and the waits'

@@ -48,16 +48,18 @@ extension Worker {
         let auth = AuthContext(verifier: snapshot.verifier, cache: tokenCache, now: Clock.wallMs() / 1000,
                                mayWaitForKeys: true, refreshableIssuers: snapshot.refreshableIssuers)
         let plan = Decide.plan(facts, config: snapshot.config, auth: auth)
-        carryOut(plan, PendingRequest(req: req, snapshot: snapshot, facts: facts, log: log, startNs: startNs, connection: conn))
+        carryOut(plan, req: req, own: snapshot, facts: facts, log: log, startNs: startNs, connection: conn)
     }
 
     /// Does what the plan says: refuse, redirect, answer a preflight, wait for the session store
-    /// or for keys, or forward — all under the request's own snapshot (`pending.snapshot`, never
-    /// the loop's current one: this also runs after a wait, see ``PendingRequest``).
-    func carryOut(_ plan: Plan, _ pending: PendingRequest) {
-        var log = pending.log
-        let (req, startNs, own) = (pending.req, pending.startNs, pending.snapshot)  // the request's own snapshot
-        let origin = pending.facts.origin
+    /// or for keys, or forward — all under `own`, the snapshot the request started with, never
+    /// the loop's current one: this also runs after a wait (``PendingRequest``). The request's
+    /// parts come one by one, as the hot path has them (no copy into a `PendingRequest` unless
+    /// the request is about to wait).
+    func carryOut(_ plan: Plan, req: Request, own: Snapshot, facts: RequestFacts, log: consuming AccessLogRecord,
+                  startNs: UInt64, connection: ClientConnection) {
+        var log = log
+        let origin = facts.origin
         switch plan {
         case let .refuse(error, reason, route, status, tried, subject):
             log.route = route?.name
@@ -81,17 +83,17 @@ extension Worker {
             }
             answerPreflight(req, headers: corsHeaders, log: &log, startNs: startNs)
         case let .needsSession(wait):
-            var pending = pending
-            pending.log.route = wait.route.name
-            pending.log.upstream = wait.route.upstream
-            pending.log.auth = .session
-            continueWithSession(pending, wait: wait)
+            log.route = wait.route.name
+            log.upstream = wait.route.upstream
+            log.auth = .session
+            continueWithSession(PendingRequest(req: req, snapshot: own, facts: facts, log: log, startNs: startNs,
+                                               connection: connection), wait: wait)
         case let .needsKeys(route, issuer):
-            var pending = pending
-            pending.log.route = route.name
-            pending.log.upstream = route.upstream
-            pending.log.auth = .jwt
-            waitForKeys(pending, issuer: issuer)
+            log.route = route.name
+            log.upstream = route.upstream
+            log.auth = .jwt
+            waitForKeys(PendingRequest(req: req, snapshot: own, facts: facts, log: log, startNs: startNs,
+                                       connection: connection), issuer: issuer)
         case let .forward(route, identity):
             let cors = own.config.corsPolicy(for: route).map { $0.responseHeaders(origin: origin) }
             guard let upstream = own.config.upstreams[route.upstream] else {
@@ -102,10 +104,16 @@ extension Worker {
             log.auth = identity?.method ?? .none
             log.subject = identity?.subject
             let exchange = ProxyExchange(worker: self, request: req, snapshot: own, route: route, upstream: upstream,
-                                         target: pending.facts.target, host: pending.facts.host, identity: identity,
-                                         cors: cors, log: log, startNs: startNs, connection: pending.connection)
+                                         target: facts.target, host: facts.host, identity: identity, cors: cors,
+                                         log: log, startNs: startNs, connection: connection)
             exchange.start()
         }
+    }
+
+    /// ``carryOut(_:req:own:facts:log:startNs:connection:)`` for a request that waited.
+    func carryOut(_ plan: Plan, _ pending: PendingRequest) {
+        carryOut(plan, req: pending.req, own: pending.snapshot, facts: pending.facts, log: pending.log,
+                 startNs: pending.startNs, connection: pending.connection)
     }
 
     /// 204 with the preflight's CORS headers (SPEC §6); never forwarded.
