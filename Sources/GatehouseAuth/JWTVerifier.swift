@@ -60,6 +60,15 @@ public final class JWTVerifier: Sendable {
         check(token, now: now, allowedIssuers: allowedIssuers).result
     }
 
+    /// ``verify(_:now:allowedIssuers:)-(Substring,_,_)``, and the name of the issuer the token
+    /// was checked against: for a success, and for a failure found after the issuer gate (so
+    /// that an `unknownKid` says whose keys to refresh); nil for earlier failures.
+    public func verifyNamingIssuer(_ token: Substring, now: Int64,
+                                   allowedIssuers: Set<String>? = nil) -> (Result<VerifiedToken, Reason>, issuer: String?) {
+        let outcome = check(token, now: now, allowedIssuers: allowedIssuers)
+        return (outcome.result, outcome.issuerName)
+    }
+
     /// ``verify(_:now:allowedIssuers:)-(Substring,_,_)`` for a whole string.
     public func verify(_ token: String, now: Int64, allowedIssuers: Set<String>? = nil) -> Result<VerifiedToken, Reason> {
         check(Substring(token), now: now, allowedIssuers: allowedIssuers).result
@@ -70,6 +79,12 @@ public final class JWTVerifier: Sendable {
     struct Outcome {
         var result: Result<VerifiedToken, Reason>
         var gatedIssuer: String? = nil
+
+        /// The verified token's issuer, or the issuer a failure after the gate was found at.
+        var issuerName: String? {
+            if case .success(let token) = result { return token.issuerName }
+            return gatedIssuer
+        }
     }
 
     func check(_ token: Substring, now: Int64, allowedIssuers: Set<String>?) -> Outcome {

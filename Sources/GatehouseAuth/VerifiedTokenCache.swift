@@ -66,15 +66,22 @@ public final class VerifiedTokenCache {
     /// substring of the request's `Authorization` value costs no copy.
     public func verify(_ token: Substring, with verifier: JWTVerifier, now: Int64,
                        allowedIssuers: Set<String>? = nil) -> Result<VerifiedToken, Reason> {
+        verifyNamingIssuer(token, with: verifier, now: now, allowedIssuers: allowedIssuers).0
+    }
+
+    /// ``verify(_:with:now:allowedIssuers:)-(Substring,_,_,_)``, and the issuer's name as
+    /// ``JWTVerifier/verifyNamingIssuer(_:now:allowedIssuers:)`` gives it.
+    public func verifyNamingIssuer(_ token: Substring, with verifier: JWTVerifier, now: Int64,
+                                   allowedIssuers: Set<String>? = nil) -> (Result<VerifiedToken, Reason>, issuer: String?) {
         // Not worth remembering, and not worth hashing 8 KiB and more.
-        guard token.utf8.count <= JWTVerifier.maxTokenBytes else { return .failure(.tokenTooLarge) }
+        guard token.utf8.count <= JWTVerifier.maxTokenBytes else { return (.failure(.tokenTooLarge), nil) }
         let hash = hasher.hash(token)
         if let slot = positive.slot(of: token, hash: hash) {
             let hit = positive.entry(at: slot)
             if hit.generation == verifier.generation {
                 let result = recheck(hit.token, leeway: verifier.leeway, now: now, allowedIssuers: allowedIssuers)
                 if case .failure(.tokenExpired) = result { positive.remove(at: slot) }  // never valid again
-                return result
+                return (result, hit.token.issuerName)
             }
             positive.remove(at: slot)
         }
@@ -82,9 +89,9 @@ public final class VerifiedTokenCache {
             let hit = negative.entry(at: slot)
             if hit.generation == verifier.generation, now < hit.expiresAt {
                 if let issuer = hit.gatedIssuer, let allowedIssuers, !allowedIssuers.contains(issuer) {
-                    return .failure(.issuerNotAllowed)
+                    return (.failure(.issuerNotAllowed), nil)
                 }
-                return .failure(hit.reason)
+                return (.failure(hit.reason), hit.gatedIssuer)
             }
             negative.remove(at: slot)
         }
@@ -103,7 +110,7 @@ public final class VerifiedTokenCache {
                                                                  expiresAt: now + negativeTTL))
             }
         }
-        return outcome.result
+        return (outcome.result, outcome.issuerName)
     }
 
     /// ``verify(_:with:now:allowedIssuers:)-(Substring,_,_,_)`` for a whole string.

@@ -60,8 +60,11 @@ struct SessionsSection {
         endpoints = Self.distinct(paths, diagnostics)
         Self.checkCookieReaches(cookie, cookieNode: cookieNode ?? node, paths: paths, diagnostics)
 
-        if login == nil, settings.store == .memory {
-            diagnostics.warning(node, "no login block and the store is memory: no session can ever be created")
+        if login == nil {
+            // Sessions follow the users file (SPEC §3.2): without one, no session is accepted.
+            diagnostics.warning(node, settings.store == .memory
+                ? "no login block and the store is memory: no session can ever be created"
+                : "no login block: this instance has no users file to check sessions against and refuses every session cookie")
         }
         guard diagnostics.errorCount == errorsBefore else { return }
         settings.login = login?.settings

@@ -25,8 +25,24 @@ enum Plan {
     /// A CORS preflight, answered at the gateway: allowed with these headers, or refused.
     case preflight(Route, headers: [(String, String)]?)
     /// No Bearer token but the gateway's session cookie: look the session up in the store,
-    /// then finish with ``Decide/plan(afterSession:route:facts:config:now:)``.
-    case needsSession(Route, idHash: String)
+    /// then finish with ``Decide/plan(afterSession:wait:facts:sessions:now:)``.
+    case needsSession(SessionWait)
+    /// A Bearer token whose `kid` names no key of its issuer, whose keys come from a URL: wait
+    /// (without blocking the loop, at most ``KeyWait/maxWaitMs``) for the refresh this triggers
+    /// or one in flight, then decide again with ``AuthContext/mayWaitForKeys`` off (SPEC §3.2
+    /// Keys). `issuer` is the issuer's name in `jwt.issuers`.
+    case needsKeys(Route, issuer: String)
+}
+
+/// What a session-cookie request waits with while the store looks the session up: the route
+/// and its `require`, both taken from the config the request was matched in. The continuation
+/// needs no config lookup by route index, so a reload that lands during the wait cannot pair
+/// this route with another config's requirement (SPEC §3).
+struct SessionWait {
+    var route: Route
+    var requirement: Requirement?
+    /// The SHA-256 of the cookie: the store's key.
+    var idHash: String
 }
 
 /// The facts of a request that the decision needs.
@@ -50,6 +66,11 @@ struct AuthContext {
     var verifier: JWTVerifier?
     var cache: VerifiedTokenCache?
     var now: Int64
+    /// An unknown `kid` of an issuer with a `jwks_url` may wait for a refresh (``Plan/needsKeys(_:issuer:)``).
+    /// Off for `explain` and for the decision after that wait: a request waits at most once.
+    var mayWaitForKeys = false
+    /// Issuer names whose keys come from a URL (`jwt.issuers[].jwks_url`).
+    var refreshableIssuers: Set<String> = []
 }
 
 enum Decide {
@@ -86,20 +107,24 @@ enum Decide {
                 guard SessionID.isWellFormed(cookie) else {
                     return unauthenticated(route, facts, reason: .sessionUnknown, tried: .session)
                 }
-                return .needsSession(route, idHash: SessionID.hash(cookie))
+                return .needsSession(SessionWait(route: route, requirement: requirement, idHash: SessionID.hash(cookie)))
             }
             if route.auth == .optional && requirement == nil { return .forward(route, nil) }
             return unauthenticated(route, facts, reason: .missingCredentials, tried: .none)
         }
-        let result: Result<VerifiedToken, Reason>
+        // `issuer`: the issuer the token was checked against (nil when refused before the issuer gate).
+        let (result, issuer): (Result<VerifiedToken, Reason>, String?)
         if let verifier = auth.verifier {
             if let cache = auth.cache {
-                result = cache.verify(token, with: verifier, now: auth.now, allowedIssuers: route.issuers)
+                (result, issuer) = cache.verifyNamingIssuer(token, with: verifier, now: auth.now, allowedIssuers: route.issuers)
             } else {
-                result = verifier.verify(token, now: auth.now, allowedIssuers: route.issuers)
+                (result, issuer) = verifier.verifyNamingIssuer(token, now: auth.now, allowedIssuers: route.issuers)
             }
         } else {
-            result = .failure(token.utf8.count > JWTVerifier.maxTokenBytes ? .tokenTooLarge : .unknownIssuer)
+            (result, issuer) = (.failure(token.utf8.count > JWTVerifier.maxTokenBytes ? .tokenTooLarge : .unknownIssuer), nil)
+        }
+        if case .failure(.unknownKid) = result, auth.mayWaitForKeys, let issuer, auth.refreshableIssuers.contains(issuer) {
+            return .needsKeys(route, issuer: issuer)
         }
         switch result {
         case .failure(let reason):
@@ -113,10 +138,15 @@ enum Decide {
     }
 
     /// The rest of the decision once the session store answered (SPEC §5.3): nil record is an
-    /// unknown session; expired and revoked ones are refused with their own reasons.
-    static func plan(afterSession lookup: Result<SessionRecord?, SessionStoreError>, route: Route, facts: RequestFacts,
-                     config: GatewayConfig, now: Int64) -> Plan {
-        guard let sessions = config.sessions else {
+    /// unknown session; expired and revoked ones are refused with their own reasons. Everything
+    /// comes from the request's own snapshot: `wait` from the config it was matched in, and
+    /// `sessions` of that same config — the user's roles are read from its
+    /// `sessions.login.roles` on every request, and a user no longer in its users file is
+    /// refused as `session_revoked` (SPEC §3.2 "Sessions follow the users file").
+    static func plan(afterSession lookup: Result<SessionRecord?, SessionStoreError>, wait: SessionWait, facts: RequestFacts,
+                     sessions: SessionSettings?, now: Int64) -> Plan {
+        let route = wait.route
+        guard let sessions else {
             return unauthenticated(route, facts, reason: .sessionUnknown, tried: .session)
         }
         let record: SessionRecord
@@ -133,11 +163,22 @@ enum Decide {
         case .revoked: return unauthenticated(route, facts, reason: .sessionRevoked, tried: .session)
         case .active: break
         }
-        let identity = Identity(method: .session, subject: record.subject, roles: record.roles, token: nil)
-        if let requirement = config.requirement(for: route), let failed = requirement.evaluate(session: record) {
+        guard let roles = sessionRoles(of: record.subject, login: sessions.login) else {
+            return unauthenticated(route, facts, reason: .sessionRevoked, tried: .session)
+        }
+        if let requirement = wait.requirement, let failed = requirement.evaluate(sessionRoles: roles) {
             return .refuse(.forbidden, failed, route: route, status: route.denyStatus, tried: .session, subject: record.subject)
         }
-        return .forward(route, identity)
+        return .forward(route, Identity(method: .session, subject: record.subject, roles: roles, token: nil))
+    }
+
+    /// The roles a password session's user has under `login` (SPEC §3.2): those of
+    /// `sessions.login.roles` now, not those copied at login. Nil when the user is no longer in
+    /// the users file — or when this config has no `login` block, so that no users file can
+    /// vouch for them: the session is then refused, never forwarded.
+    static func sessionRoles(of subject: String, login: LoginSettings?) -> [String]? {
+        guard let login, login.verifier.users[subject] != nil else { return nil }
+        return login.roles(of: subject)
     }
 
     /// 401, or 302 to `login_redirect` for a browser's GET/HEAD (SPEC §3.1).
@@ -224,9 +265,9 @@ enum URLEncoding {
 extension Requirement {
     /// A session has roles but no token claims or scopes: a requirement on scopes or claims
     /// is never met by a session.
-    func evaluate(session: SessionRecord) -> Reason? {
-        if !rolesAny.isEmpty, !rolesAny.contains(where: session.roles.contains) { return .insufficientRole }
-        if !rolesAll.allSatisfy(session.roles.contains) { return .insufficientRole }
+    func evaluate(sessionRoles roles: [String]) -> Reason? {
+        if !rolesAny.isEmpty, !rolesAny.contains(where: roles.contains) { return .insufficientRole }
+        if !rolesAll.allSatisfy(roles.contains) { return .insufficientRole }
         if !scopesAll.isEmpty { return .insufficientScope }
         if !claims.isEmpty { return .claimMismatch }
         return nil

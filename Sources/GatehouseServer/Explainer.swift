@@ -88,7 +88,12 @@ public enum Explainer {
                                 reason: .loginRedirect, requirement: requirement(route), upstream: route.upstream)
             e.note = "credentials: \(reason.rawValue); redirect to \(location)"
             return e
-        case let .needsSession(route, _):
+        case let .needsKeys(route, _):
+            // Not reached: explain never waits for keys (`mayWaitForKeys` is off).
+            return Explanation(route: route.name, normalizedPath: normalized.path, decision: .deny, status: 401,
+                               reason: .unknownKid, requirement: requirement(route), upstream: route.upstream)
+        case let .needsSession(wait):
+            let route = wait.route
             var e = Explanation(route: route.name, normalizedPath: normalized.path, decision: .deny, status: 401,
                                 reason: .sessionUnknown, requirement: requirement(route), upstream: route.upstream)
             e.note = "a session cookie is presented; explain does not read the session store, so the session is unknown here"

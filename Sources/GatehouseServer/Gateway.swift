@@ -14,8 +14,8 @@ final class SharedState: Sendable {
     /// limit is derived from it.
     let openFileLimit: Int
     let current: Mutex<Snapshot>
-    /// Set by loops that met an unknown `kid`; the main loop reads it when woken.
-    private let keyRefresh = Atomic<Bool>(false)
+    /// Issuers whose keys loops wait for (an unknown `kid`); the main loop takes them when woken.
+    private let keysWanted = Mutex<Set<String>>([])
     private let mainWake = Atomic<UInt>(0)
 
     init(log: LogSink, metrics: Metrics, snapshot: Snapshot, openFileLimit: Int) {
@@ -25,16 +25,23 @@ final class SharedState: Sendable {
         self.openFileLimit = openFileLimit
     }
 
-    /// The main loop's event that `keyRefreshRequested()` activates.
+    /// The main loop's event that `keysWanted(issuer:)` activates.
     func setMainWake(_ event: OpaquePointer) { mainWake.store(UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(event))), ordering: .releasing) }
 
-    /// Any thread: ask the main loop for a JWKS refresh.
-    func keyRefreshRequested() {
-        keyRefresh.store(true, ordering: .relaxed)
+    /// Any thread: a loop has requests waiting for `issuer`'s keys. The main loop answers every
+    /// loop with `Worker.keysSettled(_:)` once a refresh of that issuer has ended, or at once
+    /// when none may run (``KeyManager/keysWanted(_:)``).
+    func keysWanted(issuer: String) {
+        keysWanted.withLock { _ = $0.insert(issuer) }
         if let event = OpaquePointer(bitPattern: mainWake.load(ordering: .acquiring)) { event_active(event, 0, 0) }
     }
 
-    func takeKeyRefreshRequest() -> Bool { keyRefresh.exchange(false, ordering: .relaxed) }
+    func takeKeysWanted() -> Set<String> {
+        keysWanted.withLock { wanted in
+            defer { wanted.removeAll() }
+            return wanted
+        }
+    }
 }
 
 /// The running gateway: worker loops, the main loop (signals and the admin listener), reloads
@@ -100,6 +107,10 @@ public final class Gateway: @unchecked Sendable {
         let openFiles = ConnectionLimit.raiseOpenFileLimit()
         shared = SharedState(log: sink, metrics: metrics, snapshot: snapshot, openFileLimit: openFiles)
         keyManager.publish = { [unowned self] verifier in self.publishVerifier(verifier) }
+        // After `publish` (the loops' inboxes are FIFO): a woken request sees the new keys.
+        keyManager.settled = { [unowned self] issuer in
+            for worker in self.workers { worker.post { $0.keysSettled(issuer) } }
+        }
         sink.startWriter()
         do {
             for i in 0..<config.server.workers {
@@ -154,7 +165,7 @@ public final class Gateway: @unchecked Sendable {
         }, me)
         let wake = gh_timer_new(mainBase, 1, { _, _, arg in
             let gateway = Unmanaged<Gateway>.fromOpaque(arg!).takeUnretainedValue()
-            if gateway.shared.takeKeyRefreshRequest() { gateway.keyManager.refreshOnDemand() }
+            for issuer in gateway.shared.takeKeysWanted() { gateway.keyManager.keysWanted(issuer) }
         }, me)!
         shared.setMainWake(wake)
     }

@@ -10,6 +10,10 @@ import GatehouseConfig
 /// new verifier (new generation, so every loop's token cache drops what the old keys vouched
 /// for), handed to `publish`.
 ///
+/// Requests with an unknown `kid` wait on their loops (SPEC §3.2 Keys); a loop asks through
+/// ``keysWanted(_:)``, and `settled` tells every loop when the issuer's refresh has ended
+/// (success or failure), or at once when no refresh may run (the 30 s rule, or no URL).
+///
 /// Threading: lives on the main loop; fetches never block it (see ``HTTPFetcher``).
 final class KeyManager {
     private struct Source {
@@ -27,6 +31,10 @@ final class KeyManager {
     private var sources: [String: Source] = [:]
     private(set) var verifier: JWTVerifier?
     var publish: (JWTVerifier?) -> Void = { _ in }
+    /// Called with an issuer's name when the loops waiting for its keys may decide.
+    var settled: (String) -> Void = { _ in }
+    /// Issuers whose current fetch loops wait for.
+    private var awaited: Set<String> = []
 
     init(base: OpaquePointer, metrics: Metrics) {
         self.base = base
@@ -53,6 +61,8 @@ final class KeyManager {
         sources = next
         self.verifier = verifier
         for (issuer, source) in sources where source.keys == nil && !source.fetching { fetch(issuer) }
+        // Waiters for an issuer that no fetch will answer now: decide them.
+        for issuer in awaited where sources[issuer]?.fetching != true { settle(issuer) }
         return verifier
     }
 
@@ -62,14 +72,27 @@ final class KeyManager {
         return verifier.issuers.allSatisfy { !$0.keys.isEmpty }
     }
 
-    /// A loop met an unknown `kid`: refresh the remote issuers, each at most every 30 s.
-    func refreshOnDemand() {
-        let now = Clock.monotonicNs()
-        for (issuer, source) in sources where !source.fetching {
-            if source.lastOnDemandNs != 0 && now - source.lastOnDemandNs < 30_000_000_000 { continue }
-            sources[issuer]?.lastOnDemandNs = now
-            fetch(issuer)
+    /// A loop has requests waiting for `issuer`'s keys (an unknown `kid`): they wait for the
+    /// fetch in flight, or for one started now — at most one on-demand fetch per 30 s per
+    /// issuer (SPEC §5.2). When none may run, they are told at once.
+    func keysWanted(_ issuer: String) {
+        guard let source = sources[issuer] else { return settled(issuer) }
+        if source.fetching {
+            awaited.insert(issuer)
+            return
         }
+        let now = Clock.monotonicNs()
+        if source.lastOnDemandNs != 0 && now - source.lastOnDemandNs < Self.onDemandIntervalNs { return settled(issuer) }
+        sources[issuer]?.lastOnDemandNs = now
+        awaited.insert(issuer)
+        fetch(issuer)
+    }
+
+    /// At most one on-demand refresh per issuer in this time (SPEC §5.2).
+    static let onDemandIntervalNs: UInt64 = 30_000_000_000
+
+    private func settle(_ issuer: String) {
+        if awaited.remove(issuer) != nil { settled(issuer) }
     }
 
     private func fetch(_ issuer: String) {
@@ -81,6 +104,8 @@ final class KeyManager {
     }
 
     private func fetched(_ issuer: String, url: String, _ result: Result<FetchedDocument, FetchError>) {
+        // Whatever happens below, the waiters are told afterwards (after `publish`).
+        defer { if sources[issuer]?.fetching != true { settle(issuer) } }
         guard var source = sources[issuer], source.url == url else { return }
         source.fetching = false
         var nextInSeconds: Int64

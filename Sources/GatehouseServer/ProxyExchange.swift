@@ -17,6 +17,9 @@ final class ProxyExchange {
     /// an extra reference-count operation on every use.
     private unowned(unsafe) let worker: Worker
     private var clientRequest: Request?
+    /// The snapshot the request was decided under: it is forwarded under the same one (SPEC §3),
+    /// whatever the loop's current snapshot is by the time a connection is free.
+    private let snapshot: Snapshot
     private let route: Route
     private let upstream: UpstreamSettings
     private let target: NormalizedTarget
@@ -45,13 +48,14 @@ final class ProxyExchange {
     /// Client output above this pauses reading from the upstream (SPEC §7.1: streamed, bounded).
     static let highWater = 256 * 1024
 
-    init(worker: Worker, request: Request, route: Route, upstream: UpstreamSettings, target: NormalizedTarget,
+    init(worker: Worker, request: Request, snapshot: Snapshot, route: Route, upstream: UpstreamSettings, target: NormalizedTarget,
          host: String?, identity: Identity?, cors: [(String, String)]?, log: consuming AccessLogRecord, startNs: UInt64,
          connection: ClientConnection) {
         self.identity = identity
         self.cors = cors
         self.worker = worker
         self.clientRequest = request
+        self.snapshot = snapshot
         self.route = route
         self.upstream = upstream
         self.target = target
@@ -76,7 +80,7 @@ final class ProxyExchange {
         worker.inFlight += 1
         connection.current = self
         worker.keepReadingClient(connection)
-        guard let pool = worker.pickTarget(upstream) else {
+        guard let pool = worker.pickTarget(upstream, in: snapshot) else {
             return fail(.serviceUnavailable, .upstreamDown)
         }
         use(pool)
@@ -128,11 +132,11 @@ final class ProxyExchange {
         let input = HeaderList(evhttp_request_get_input_headers(creq))
         let named = ConnectionTokens(input)  // more than 64 were refused with 400 (RequestHead)
         let strip = route.stripAuthorization
-        let filter = worker.snapshot.requestHeaderFilter
+        let filter = snapshot.requestHeaderFilter
         let peer = worker.peerAddress(of: creq)
-        let trusted = worker.snapshot.config.server.trustedProxies
+        let trusted = snapshot.config.server.trustedProxies
         let trustedPeer = ProxyExchange.isTrusted(peer, trusted)
-        let sessionCookie = worker.snapshot.sessions?.settings.cookie
+        let sessionCookie = snapshot.sessions?.settings.cookie
         input.forEach { name, value in
             if let sessionCookie, HeaderRules.nameEquals(name, "cookie") {
                 // The gateway's own cookie never reaches the upstream (SPEC §5.3); other cookies do.
@@ -172,7 +176,7 @@ final class ProxyExchange {
     /// SPEC §2 `identity_headers`: subject, roles (comma-separated), method, extra claims.
     /// Values with control characters are left out rather than sent broken.
     private func addIdentityHeaders(_ identity: Identity, to output: inout RequestHeadWriter) {
-        let names = worker.snapshot.config.identityHeaders
+        let names = snapshot.config.identityHeaders
         func add(_ name: String, _ value: String) {
             var value = value
             if value.withUTF8({ $0.allSatisfy { $0 >= 0x20 && $0 != 0x7F } }) { output.header(name, value) }
@@ -238,7 +242,7 @@ final class ProxyExchange {
         if let connection = response.joined("connection") { named.add(connection) }
         if named.tooMany { return false }
         let replaceCORS = cors != nil
-        let sessionCookie = worker.snapshot.sessions?.settings.cookie.name
+        let sessionCookie = snapshot.sessions?.settings.cookie.name
         var seenLength = false
         response.forEachHeader { name, value in
             if ProxyExchange.responseDropped.contains(name) { return }
@@ -344,7 +348,7 @@ final class ProxyExchange {
 
     /// SPEC §2: a failed connect is tried once on the next healthy target.
     private func tryNextTarget() -> Bool {
-        guard !triedNextTarget, let next = worker.pickTarget(upstream, skipping: pool) else { return false }
+        guard !triedNextTarget, let next = worker.pickTarget(upstream, in: snapshot, skipping: pool) else { return false }
         triedNextTarget = true
         state = .waiting
         requestHead = []   // the Host header may differ

@@ -18,6 +18,12 @@ struct ResolvedTarget: Sendable, Hashable {
 
 /// Everything a request needs, immutable, swapped whole on reload. Loops hold a reference;
 /// nothing in it changes after publication.
+///
+/// A request is decided and forwarded under the one snapshot it started with (SPEC §3): the
+/// loop reads its current snapshot when a request arrives and hands that reference along in a
+/// ``PendingRequest`` through every asynchronous wait; continuations never read the loop's
+/// current snapshot again (the one exception, the keys after a key wait, is
+/// ``KeyWait/verifier(parked:current:issuer:)``).
 final class Snapshot: Sendable {
     let config: GatewayConfig
     let targets: [String: [ResolvedTarget]]
@@ -32,6 +38,9 @@ final class Snapshot: Sendable {
     let requestHeaderFilter: RequestHeaderFilter
     /// `server.tls` loaded: new client connections speak TLS with it; nil for plain HTTP.
     let tls: ServerTLSContext?
+    /// Issuers whose keys come from a `jwks_url`: an unknown `kid` of theirs may wait for a
+    /// refresh (SPEC §3.2 Keys).
+    let refreshableIssuers: Set<String>
 
     init(config: GatewayConfig, targets: [String: [ResolvedTarget]], generation: Int, verifier: JWTVerifier?,
          sessions: SessionRuntime? = nil, redisAddress: String? = nil, tls: ServerTLSContext? = nil) {
@@ -43,6 +52,7 @@ final class Snapshot: Sendable {
         self.sessions = sessions
         self.requestHeaderFilter = RequestHeaderFilter(identityHeaderNames: config.identityHeaders.allNames)
         self.tls = tls
+        self.refreshableIssuers = Set(config.jwt?.remoteJWKS.map(\.issuer) ?? [])
     }
 
     /// The same snapshot with another verifier (after a JWKS refresh).

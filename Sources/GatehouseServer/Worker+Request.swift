@@ -46,16 +46,20 @@ extension Worker {
             facts.sessionCookie = sessions.cookie.value(inCookieHeader: cookieHeader)
             facts.secFetchSite = headers["Sec-Fetch-Site"]
         }
-        let auth = AuthContext(verifier: snapshot.verifier, cache: tokenCache, now: Clock.wallMs() / 1000)
+        let auth = AuthContext(verifier: snapshot.verifier, cache: tokenCache, now: Clock.wallMs() / 1000,
+                               mayWaitForKeys: true, refreshableIssuers: snapshot.refreshableIssuers)
         let plan = Decide.plan(facts, config: snapshot.config, auth: auth)
-        carryOut(plan, req: req, facts: facts, target: target, host: host, log: log, startNs: startNs, connection: conn)
+        carryOut(plan, req: req, own: snapshot, facts: facts, log: log, startNs: startNs, connection: conn)
     }
 
-    /// Does what the plan says: refuse, redirect, answer a preflight, look up a session, or forward.
-    func carryOut(_ plan: Plan, req: Request, facts: RequestFacts, target: NormalizedTarget, host: String?,
-                  log: consuming AccessLogRecord, startNs: UInt64, connection conn: ClientConnection) {
+    /// Does what the plan says: refuse, redirect, answer a preflight, wait for the session store
+    /// or for keys, or forward — all under `own`, the snapshot the request started with, never
+    /// the loop's current one: this also runs after a wait (``PendingRequest``). The request's
+    /// parts come one by one, as the hot path has them (no copy into a `PendingRequest` unless
+    /// the request is about to wait).
+    func carryOut(_ plan: Plan, req: Request, own: Snapshot, facts: RequestFacts, log: consuming AccessLogRecord,
+                  startNs: UInt64, connection: ClientConnection) {
         var log = log
-        let snapshot = self.snapshot  // not `let config = …`: a copy of the config retains each of its fields
         let origin = facts.origin
         switch plan {
         case let .refuse(error, reason, route, status, tried, subject):
@@ -63,16 +67,14 @@ extension Worker {
             log.upstream = route?.upstream
             log.auth = tried
             log.subject = subject
-            if reason == .unknownKid { requestKeyRefresh() }
-            let cors = route.map { snapshot.config.corsPolicy(for: $0) } ?? snapshot.config.cors
+            let cors = route.map { own.config.corsPolicy(for: $0) } ?? own.config.cors
             refuse(req, error, reason, status: status, bearerPresented: tried == .jwt,
                    cors: cors?.responseHeaders(origin: origin) ?? [], log: &log, startNs: startNs)
-        case let .redirect(route, location, tried, reason):
+        case let .redirect(route, location, tried, _):
             log.route = route.name
             log.upstream = route.upstream
             log.auth = tried
-            if reason == .unknownKid { requestKeyRefresh() }
-            let cors = snapshot.config.corsPolicy(for: route)?.responseHeaders(origin: origin) ?? []
+            let cors = own.config.corsPolicy(for: route)?.responseHeaders(origin: origin) ?? []
             redirect(req, to: location, cors: cors, log: &log, startNs: startNs)
         case let .preflight(route, corsHeaders):
             log.route = route.name
@@ -81,26 +83,38 @@ extension Worker {
                 return refuse(req, .corsRejected, .corsRejected, log: &log, startNs: startNs)
             }
             answerPreflight(req, headers: corsHeaders, log: &log, startNs: startNs)
-        case let .needsSession(route, idHash):
+        case let .needsSession(wait):
+            log.route = wait.route.name
+            log.upstream = wait.route.upstream
+            log.auth = .session
+            continueWithSession(PendingRequest(req: req, snapshot: own, facts: facts, log: log, startNs: startNs,
+                                               connection: connection), wait: wait)
+        case let .needsKeys(route, issuer):
             log.route = route.name
             log.upstream = route.upstream
-            log.auth = .session
-            continueWithSession(req, route: route, idHash: idHash, facts: facts, target: target, host: host,
-                                log: log, startNs: startNs, connection: conn)
+            log.auth = .jwt
+            waitForKeys(PendingRequest(req: req, snapshot: own, facts: facts, log: log, startNs: startNs,
+                                       connection: connection), issuer: issuer)
         case let .forward(route, identity):
-            guard let upstream = snapshot.config.upstreams[route.upstream] else {
-                return refuse(req, .badGateway, .upstreamError, log: &log, startNs: startNs)
+            let cors = own.config.corsPolicy(for: route).map { $0.responseHeaders(origin: origin) }
+            guard let upstream = own.config.upstreams[route.upstream] else {
+                return refuse(req, .badGateway, .upstreamError, cors: cors ?? [], log: &log, startNs: startNs)
             }
             log.route = route.name
             log.upstream = upstream.name
             log.auth = identity?.method ?? .none
             log.subject = identity?.subject
-            let cors = snapshot.config.corsPolicy(for: route).map { $0.responseHeaders(origin: origin) }
-            let exchange = ProxyExchange(worker: self, request: req, route: route, upstream: upstream,
-                                         target: target, host: host, identity: identity, cors: cors,
-                                         log: log, startNs: startNs, connection: conn)
+            let exchange = ProxyExchange(worker: self, request: req, snapshot: own, route: route, upstream: upstream,
+                                         target: facts.target, host: facts.host, identity: identity, cors: cors,
+                                         log: log, startNs: startNs, connection: connection)
             exchange.start()
         }
+    }
+
+    /// ``carryOut(_:req:own:facts:log:startNs:connection:)`` for a request that waited.
+    func carryOut(_ plan: Plan, _ pending: PendingRequest) {
+        carryOut(plan, req: pending.req, own: pending.snapshot, facts: pending.facts, log: pending.log,
+                 startNs: pending.startNs, connection: pending.connection)
     }
 
     /// 204 with the preflight's CORS headers (SPEC §6); never forwarded.

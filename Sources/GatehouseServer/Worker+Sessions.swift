@@ -125,6 +125,12 @@ extension Worker {
                     refuse(bound.value, .unauthorized, .sessionRevoked, cors: cors, log: &log, startNs: startNs)
                 case .active:
                     log.subject = record.subject
+                    // A user no longer in the users file keeps no session (SPEC §3.2).
+                    guard Decide.sessionRoles(of: record.subject, login: settings.login) != nil else {
+                        inFlight -= 1
+                        refuse(bound.value, .unauthorized, .sessionRevoked, cors: cors, log: &log, startNs: startNs)
+                        break
+                    }
                     store.touch(idHash: idHash, lastSeen: Clock.sessionWriteSeconds()) { [self] result in
                         inFlight -= 1
                         if case .failure = result {
@@ -161,25 +167,31 @@ extension Worker {
 
     // MARK: cookie-authenticated requests
 
-    /// Looks the session up, then decides and forwards or refuses (SPEC §5.3).
-    func continueWithSession(_ req: Request, route: Route, idHash: String, facts: RequestFacts, target: NormalizedTarget,
-                             host: String?, log: AccessLogRecord, startNs: UInt64, connection: ClientConnection) {
-        guard let runtime = snapshot.sessions else { return }
+    /// Looks the session up, then decides and forwards or refuses (SPEC §5.3) — under the
+    /// request's own snapshot: the store, the session settings, the users file and the roles
+    /// all come from `pending.snapshot`, the route and its requirement from `wait` (taken from
+    /// that same snapshot). Nothing here reads the loop's current snapshot, which a reload may
+    /// have replaced while the store was asked (SPEC §3).
+    func continueWithSession(_ pending: PendingRequest, wait: SessionWait) {
+        guard let runtime = pending.snapshot.sessions else {
+            let plan = Decide.plan(afterSession: .success(nil), wait: wait, facts: pending.facts, sessions: nil, now: 0)
+            return carryOut(plan, pending)
+        }
         let store = sessionStore(runtime)
-        let bound = LoopBound(value: req)
+        let idleTimeout = runtime.settings.idleTimeout
         inFlight += 1
-        store.lookup(idHash: idHash) { [self] result in
+        store.lookup(idHash: wait.idHash) { [self] result in
             inFlight -= 1
-            let config = snapshot.config
             let now = Clock.wallMs() / 1000
             // The idle timer: written at most every few seconds per session, not on every request.
-            if case .success(let record?) = result, record.state(now: now, idleTimeout: runtime.settings.idleTimeout) == .active,
-               now - record.lastSeen >= min(5, max(1, runtime.settings.idleTimeout / 4)) {
-                store.touch(idHash: idHash, lastSeen: Clock.sessionWriteSeconds()) { _ in }
+            if case .success(let record?) = result, record.state(now: now, idleTimeout: idleTimeout) == .active,
+               now - record.lastSeen >= min(5, max(1, idleTimeout / 4)) {
+                store.touch(idHash: wait.idHash, lastSeen: Clock.sessionWriteSeconds()) { _ in }
             }
-            let plan = Decide.plan(afterSession: result, route: route, facts: facts, config: config, now: now)
-            carryOut(plan, req: bound.value, facts: facts, target: target, host: host, log: log, startNs: startNs,
-                     connection: connection)
+            let plan = Decide.plan(afterSession: result, wait: wait, facts: pending.facts,
+                                   sessions: pending.snapshot.config.sessions, now: now)
+            carryOut(plan, pending)
+            flushClient(pending.connection)
             exitIfDrained()
         }
     }

@@ -27,7 +27,8 @@ final class Worker: @unchecked Sendable {
     var ids = RequestIDGenerator()
     /// This loop's verified-token cache (SPEC §5.1); entries of an older verifier are ignored.
     let tokenCache = VerifiedTokenCache()
-    private var lastKeyRefreshRequestNs: UInt64 = 0
+    /// Requests waiting for an issuer's keys, by issuer name (see Worker+KeyWait.swift).
+    var keyWaits: [String: KeyWaitQueue] = [:]
     /// This loop's Redis connection for sessions, and the settings it was made for.
     var redisStore: RedisSessionStore?
     var redisSetting: SessionStoreSetting?
@@ -184,26 +185,20 @@ final class Worker: @unchecked Sendable {
 
     func forceExit() { event_base_loopbreak(base) }
 
-    /// Asks the main loop for one JWKS refresh after an unknown `kid` (it rate-limits per
-    /// issuer, SPEC §5.2); this loop asks at most once a second.
-    func requestKeyRefresh() {
-        let now = Clock.monotonicNs()
-        guard now - lastKeyRefreshRequestNs > 1_000_000_000 || lastKeyRefreshRequestNs == 0 else { return }
-        lastKeyRefreshRequestNs = now
-        shared.keyRefreshRequested()
-    }
-
     // MARK: upstream pools
 
-    /// The pools of `upstream`'s targets, made on first use.
-    func pools(for upstream: UpstreamSettings) -> [TargetPool] {
+    /// The pools of `upstream`'s targets in `snapshot` (the request's own), made on first use.
+    /// Cached per upstream for the loop's current snapshot only: a request decided under an
+    /// older snapshot (it waited across a reload) gets its own snapshot's targets.
+    func pools(for upstream: UpstreamSettings, in snapshot: Snapshot) -> [TargetPool] {
+        guard snapshot === self.snapshot else { return makePools(for: upstream, in: snapshot) }
         if let cached = poolsByUpstream[upstream.name] { return cached }
-        let made = makePools(for: upstream)
+        let made = makePools(for: upstream, in: snapshot)
         poolsByUpstream[upstream.name] = made
         return made
     }
 
-    private func makePools(for upstream: UpstreamSettings) -> [TargetPool] {
+    private func makePools(for upstream: UpstreamSettings, in snapshot: Snapshot) -> [TargetPool] {
         (snapshot.targets[upstream.name] ?? []).map { target in
             if let pool = pools[target.key] {
                 pool.maxIdle = upstream.maxIdlePerWorker
@@ -216,8 +211,8 @@ final class Worker: @unchecked Sendable {
         }
     }
 
-    func pickTarget(_ upstream: UpstreamSettings, skipping: TargetPool? = nil) -> TargetPool? {
-        let candidates = pools(for: upstream)
+    func pickTarget(_ upstream: UpstreamSettings, in snapshot: Snapshot, skipping: TargetPool? = nil) -> TargetPool? {
+        let candidates = pools(for: upstream, in: snapshot)
         return balancers[upstream.name, default: UpstreamBalancer()].pick(candidates, skipping: skipping)
     }
 
@@ -252,6 +247,7 @@ final class Worker: @unchecked Sendable {
         shared.metrics.connectionClosed(worker: index)
         conn.current?.clientGone()
         conn.current = nil
+        if let waiting = conn.keyWait { keyWaitClientGone(waiting) }
     }
 }
 
@@ -271,6 +267,8 @@ final class ClientConnection {
     }()
     /// The exchange in flight on this connection, if any.
     var current: ProxyExchange?
+    /// The request of this connection waiting for keys, if any (Worker+KeyWait.swift).
+    var keyWait: KeyWaitEntry?
     /// evhttp has freed the connection (`evcon` is gone).
     var closed = false
     /// Counted by the worker's acceptor (which then hears of its close).

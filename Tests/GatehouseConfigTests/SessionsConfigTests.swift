@@ -174,7 +174,10 @@ final class SessionsConfigTests: ConfigFileTestCase {
               - { name: api, match: { path: "/api/**" }, upstream: api }
               - { name: maybe, match: { path: "/maybe/**" }, upstream: api, auth: optional }
             """))
-        XCTAssertEqual(result.problems, [], "no 'no authenticator' warnings with sessions and no jwt")
+        // The one warning: without a login block no users file vouches for a session (SPEC §3.2).
+        XCTAssertEqual(result.problems.map(\.message),
+                       ["sessions: no login block: this instance has no users file to check sessions against and refuses every session cookie"],
+                       "no 'no authenticator' warnings with sessions and no jwt")
     }
 
     // MARK: - Store
