@@ -120,11 +120,13 @@ extension Worker {
         var rawTarget = ""
         if let uri = evhttp_request_get_uri(req) { rawTarget = String(cString: uri) }
         let declared = HeaderList(evhttp_request_get_input_headers(req))["Content-Length"].map(Worker.declaredLength) ?? 0
+        // Refusals before a route is known carry the global CORS policy's headers (SPEC §6).
+        let origin = HeaderList(evhttp_request_get_input_headers(req))["Origin"]
         if let (error, reason, _) = precheck(req, rawTarget: rawTarget, bodyLength: declared, snapshot: snapshot) {
-            return EarlyRefusal(plan: .refuse(error, reason, route: nil, status: error.status, tried: .none), origin: nil, path: "")
+            return EarlyRefusal(plan: .refuse(error, reason, route: nil, status: error.status, tried: .none), origin: origin, path: "")
         }
         guard let target = PathNormalizer.normalize(target: rawTarget, policy: snapshot.config.server.pathPolicy) else {
-            return EarlyRefusal(plan: .refuse(.badRequest, .pathRejected, route: nil, status: 400, tried: .none), origin: nil, path: "")
+            return EarlyRefusal(plan: .refuse(.badRequest, .pathRejected, route: nil, status: 400, tried: .none), origin: origin, path: "")
         }
         if isSessionEndpoint(target.path, snapshot: snapshot) { return nil }
         let headers = HeaderList(evhttp_request_get_input_headers(req))
