@@ -91,7 +91,9 @@ extension Worker {
         guard method != EVHTTP_REQ_HEAD && method != EVHTTP_REQ_TRACE else { return false }
         var found = false
         HeaderList(evhttp_request_get_input_headers(req)).forEach { name, value in
-            guard !found else { return }
+            // Most names start with neither letter: one byte read, no comparison.
+            let first = UInt8(bitPattern: name[0]) | 0x20
+            guard !found, first == UInt8(ascii: "t") || first == UInt8(ascii: "c") else { return }
             if HeaderRules.nameEquals(name, "transfer-encoding") {
                 found = true
             } else if HeaderRules.nameEquals(name, "content-length") {
