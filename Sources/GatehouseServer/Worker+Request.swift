@@ -274,7 +274,10 @@ extension Worker {
     /// oversize body -> 413, anything else -> 400. The connection is closed afterwards, as
     /// evhttp would, since its framing can no longer be trusted.
     func handleEvhttpError(_ req: Request, code: Int) {
-        if let evcon = evhttp_request_get_connection(req), let conn = connections[evcon] { disarmHeaderTimer(conn) }
+        if let evcon = evhttp_request_get_connection(req), let conn = connections[evcon] {
+            disarmHeaderTimer(conn)
+            conn.earlyRefusal = nil  // evhttp refused the request itself; its answer is this one
+        }
         // SPEC §3.2: HTTP/1.1 (or 1.0 to a 1.0 client) even when the request line could not be
         // parsed — evhttp would write the version it did not read (`HTTP/0.0`).
         if !(req.pointee.major == 1 && (req.pointee.minor == 0 || req.pointee.minor == 1)) {
