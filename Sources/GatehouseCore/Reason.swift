@@ -6,6 +6,8 @@ public enum Reason: String, Sendable, CaseIterable {
     case pathRejected = "path_rejected"
     case headersTooLarge = "headers_too_large"
     case payloadTooLarge = "payload_too_large"
+    /// The request head did not arrive within `server.header_timeout` (logged with 408).
+    case headerTimeout = "header_timeout"
     case noRoute = "no_route"
     // authentication
     case missingCredentials = "missing_credentials"

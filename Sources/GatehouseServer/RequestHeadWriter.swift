@@ -1,10 +1,18 @@
 import Glibc
 
 /// Bytes of an upstream request head (request line and header lines), appended without
-/// intermediate Strings. Header values with CR or LF are left out rather than sent broken
-/// (evhttp's `evhttp_add_header` refused them the same way).
+/// intermediate Strings.
+///
+/// Defence in depth for SPEC §3.2: a header line whose value holds a control byte other than
+/// HTAB (CR, LF, NUL, VT, DEL, …), or whose name is empty or holds a byte that is not a token
+/// character, is never written — it is left out, and `dropped` counts it. The client edge
+/// already refuses such heads with 400 (Worker+RequestHeadGuard), so nothing should ever be
+/// dropped here; leaving the line out keeps the head well-formed whatever a future caller
+/// passes (and is what evhttp's `evhttp_add_header` did with CR and LF).
 struct RequestHeadWriter {
     private(set) var bytes: [UInt8] = []
+    /// Header lines left out because they could not be written safely.
+    private(set) var dropped = 0
 
     init(capacity: Int) { bytes.reserveCapacity(capacity) }
 
@@ -17,32 +25,40 @@ struct RequestHeadWriter {
         text.withUTF8 { bytes.append(contentsOf: $0) }
     }
 
-    /// `name: value` CRLF, from evhttp's NUL-terminated header strings (already validated).
+    /// `name: value` CRLF, from evhttp's NUL-terminated header strings.
     mutating func header(_ name: UnsafePointer<CChar>, _ value: UnsafePointer<CChar>) {
-        appendC(name)
-        bytes.append(UInt8(ascii: ":"))
-        bytes.append(UInt8(ascii: " "))
-        appendC(value)
-        bytes.append(13)
-        bytes.append(10)
+        let nameCount = strlen(name)
+        let valueCount = strlen(value)
+        name.withMemoryRebound(to: UInt8.self, capacity: nameCount) { name in
+            value.withMemoryRebound(to: UInt8.self, capacity: valueCount) { value in
+                line(UnsafeBufferPointer(start: name, count: nameCount), UnsafeBufferPointer(start: value, count: valueCount))
+            }
+        }
     }
 
     mutating func header(_ name: String, _ value: String) {
+        var name = name
         var value = value
-        let clean = value.withUTF8 { !$0.contains(13) && !$0.contains(10) }
-        guard clean else { return }
-        append(name)
+        name.withUTF8 { name in value.withUTF8 { value in line(name, value) } }
+    }
+
+    private mutating func line(_ name: UnsafeBufferPointer<UInt8>, _ value: UnsafeBufferPointer<UInt8>) {
+        guard RequestHeadWriter.isWritable(name: name, value: value) else {
+            dropped += 1
+            return
+        }
+        bytes.append(contentsOf: name)
         bytes.append(UInt8(ascii: ":"))
         bytes.append(UInt8(ascii: " "))
-        append(value)
+        bytes.append(contentsOf: value)
         bytes.append(13)
         bytes.append(10)
     }
 
-    private mutating func appendC(_ text: UnsafePointer<CChar>) {
-        let count = strlen(text)
-        text.withMemoryRebound(to: UInt8.self, capacity: count) {
-            bytes.append(contentsOf: UnsafeBufferPointer(start: $0, count: count))
-        }
+    /// A name of token characters (RFC 9110 §5.1) and a value with no control byte but HTAB.
+    static func isWritable(name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard !name.isEmpty, name.allSatisfy(HeaderRules.isTokenByte) else { return false }
+        for byte in value where (byte < 0x20 && byte != 0x09) || byte == 0x7F { return false }
+        return true
     }
 }

@@ -1,4 +1,5 @@
 import CLibevent
+import Glibc
 
 /// How a client connection's socket is driven while evhttp serves it.
 ///
@@ -57,5 +58,62 @@ extension Worker {
         guard evbuffer_write(output, bufferevent_getfd(bev)) >= 0, evbuffer_get_length(output) == 0 else { return }
         bufferevent_disable(bev, gh_ev_write())
         bufferevent_trigger(bev, gh_ev_write(), Int32(BEV_TRIG_DEFER_CALLBACKS.rawValue))
+    }
+}
+
+/// The lingering close after a refusal answered before the body was read (SPEC §3.2, as
+/// nginx's `lingering_close`): closing a socket with unread input makes the kernel send a
+/// reset, and a client still sending its body would then lose the answer. So the answer is
+/// written out, the write side shut (the client reads the answer, then end of stream), and
+/// whatever the client still sends is read and discarded — for at most `lingerMs` after the
+/// answer went out, and at most `server.max_body_bytes` + 64 KiB — then the connection is freed.
+extension Worker {
+    static let lingerMs: Int64 = 2_000
+
+    /// Takes `conn` over from evhttp after the reply was queued (evhttp's own "reply written"
+    /// step never runs: the connection is freed here, which frees the request with it).
+    func lingerThenClose(_ conn: ClientConnection) {
+        guard !conn.closed, let bev = evhttp_connection_get_bufferevent(conn.evcon) else { return }
+        let arg = Unmanaged.passUnretained(conn).toOpaque()
+        bufferevent_setcb(bev, { bev, arg in
+            let conn = Unmanaged<ClientConnection>.fromOpaque(arg!).takeUnretainedValue()
+            conn.worker.discardLingering(conn, bev: bev!)
+        }, { bev, arg in
+            let conn = Unmanaged<ClientConnection>.fromOpaque(arg!).takeUnretainedValue()
+            conn.worker.lingeringAnswerWritten(conn, bev: bev!)
+        }, { _, _, arg in
+            // End of stream, error or timeout from the client: nothing more to wait for.
+            let conn = Unmanaged<ClientConnection>.fromOpaque(arg!).takeUnretainedValue()
+            conn.worker.endLingering(conn)
+        }, arg)
+        bufferevent_setwatermark(bev, gh_ev_read(), 0, 0)
+        var tv = clientTimeout
+        bufferevent_set_timeouts(bev, &tv, &tv)
+        bufferevent_enable(bev, gh_ev_read() | gh_ev_write())
+        conn.lingerTimer = gh_timer_new(base, 0, { _, _, arg in
+            let conn = Unmanaged<ClientConnection>.fromOpaque(arg!).takeUnretainedValue()
+            conn.worker.endLingering(conn)
+        }, arg)
+    }
+
+    private func discardLingering(_ conn: ClientConnection, bev: OpaquePointer) {
+        let input = bufferevent_get_input(bev)
+        let length = evbuffer_get_length(input)
+        conn.lingerBytes += length
+        evbuffer_drain(input, length)
+        if conn.lingerBytes > Int(snapshot.config.server.maxBodyBytes) + 65_536 { endLingering(conn) }
+    }
+
+    private func lingeringAnswerWritten(_ conn: ClientConnection, bev: OpaquePointer) {
+        guard evbuffer_get_length(bufferevent_get_output(bev)) == 0, let timer = conn.lingerTimer else { return }
+        guard event_pending(timer, gh_ev_timeout(), nil) == 0 else { return }
+        shutdown(bufferevent_getfd(bev), Int32(SHUT_WR))
+        bufferevent_disable(bev, gh_ev_write())
+        _ = gh_timer_add_ms(timer, Worker.lingerMs)
+    }
+
+    private func endLingering(_ conn: ClientConnection) {
+        guard !conn.closed else { return }
+        evhttp_connection_free(conn.evcon)
     }
 }

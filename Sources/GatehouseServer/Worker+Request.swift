@@ -17,16 +17,14 @@ extension Worker {
         describe(req, into: &log, trustedProxies: snapshot.config.server.trustedProxies)
         let conn = connection(for: evhttp_request_get_connection(req))
         defer { flushClient(conn) }
-
-        if req.pointee.headers_size > snapshot.config.server.maxHeaderBytes {
-            return refuse(req, .headersTooLarge, .headersTooLarge, log: &log, startNs: startNs)
+        disarmHeaderTimer(conn)
+        if let early = conn.earlyRefusal {
+            conn.earlyRefusal = nil
+            return answerEarlyRefusal(early, req: req, log: &log, startNs: startNs, connection: conn)
         }
-        if evbuffer_get_length(evhttp_request_get_input_buffer(req)) > snapshot.config.server.maxBodyBytes {
-            return refuse(req, .payloadTooLarge, .payloadTooLarge, log: &log, startNs: startNs)
-        }
-        if RequestHead.problem(HeaderList(evhttp_request_get_input_headers(req)), httpMinor: Int32(req.pointee.minor),
-                               absoluteForm: !log.rawTarget.hasPrefix("/")) != nil {
-            return refuse(req, .badRequest, .malformedRequest, closeConnection: true, log: &log, startNs: startNs)
+        let bodyLength = evbuffer_get_length(evhttp_request_get_input_buffer(req))
+        if let (error, reason, close) = precheck(req, rawTarget: log.rawTarget, bodyLength: bodyLength, snapshot: snapshot) {
+            return refuse(req, error, reason, closeConnection: close, log: &log, startNs: startNs)
         }
         guard let target = PathNormalizer.normalize(target: log.rawTarget, policy: snapshot.config.server.pathPolicy) else {
             log.path = AccessLogRecord.receivedPath(log.rawTarget)  // what was tried (SPEC §3.2)
@@ -35,10 +33,32 @@ extension Worker {
         log.path = target.path
         if handleSessionEndpoint(req, path: target.path, log: &log, startNs: startNs) { return }
         let headers = HeaderList(evhttp_request_get_input_headers(req))
+        let facts = requestFacts(req, target: target, headers: headers, snapshot: snapshot)
+        let auth = AuthContext(verifier: snapshot.verifier, cache: tokenCache, now: Clock.wallMs() / 1000,
+                               mayWaitForKeys: true, refreshableIssuers: snapshot.refreshableIssuers)
+        let plan = Decide.plan(facts, config: snapshot.config, auth: auth)
+        carryOut(plan, req: req, own: snapshot, facts: facts, log: log, startNs: startNs, connection: conn)
+    }
+
+    /// Step 1 of SPEC §3: the limits and framing rules, as (error, reason, close the connection).
+    /// `bodyLength` is the body read, or the length a head declares (before the body is read).
+    func precheck(_ req: Request, rawTarget: String, bodyLength: Int, snapshot: Snapshot) -> (GatewayError, Reason, Bool)? {
+        if req.pointee.headers_size > snapshot.config.server.maxHeaderBytes { return (.headersTooLarge, .headersTooLarge, false) }
+        if bodyLength > snapshot.config.server.maxBodyBytes { return (.payloadTooLarge, .payloadTooLarge, false) }
+        if RequestHead.problem(HeaderList(evhttp_request_get_input_headers(req)), httpMinor: Int32(req.pointee.minor),
+                               absoluteForm: !rawTarget.hasPrefix("/")) != nil {
+            return (.badRequest, .malformedRequest, true)
+        }
+        return nil
+    }
+
+    /// The facts `Decide.plan` needs, from a parsed head.
+    func requestFacts(_ req: Request, target: NormalizedTarget, headers: HeaderList, snapshot: Snapshot) -> RequestFacts {
         let host = target.authority ?? headers["Host"]
+        let method = Worker.methodName(evhttp_request_get_command(req))
         // The preflight's headers only on OPTIONS (SPEC §6): every other request skips the scans.
-        let preflight = log.method == "OPTIONS"
-        var facts = RequestFacts(method: log.method, target: target, host: host, authorization: headers["Authorization"],
+        let preflight = method == "OPTIONS"
+        var facts = RequestFacts(method: method, target: target, host: host, authorization: headers["Authorization"],
                                  accept: headers["Accept"], origin: headers["Origin"],
                                  accessControlRequestMethod: preflight ? headers["Access-Control-Request-Method"] : nil,
                                  accessControlRequestHeaders: preflight ? headers.joined("access-control-request-headers") : nil)
@@ -46,10 +66,7 @@ extension Worker {
             facts.sessionCookie = sessions.cookie.value(inCookieHeader: cookieHeader)
             facts.secFetchSite = headers["Sec-Fetch-Site"]
         }
-        let auth = AuthContext(verifier: snapshot.verifier, cache: tokenCache, now: Clock.wallMs() / 1000,
-                               mayWaitForKeys: true, refreshableIssuers: snapshot.refreshableIssuers)
-        let plan = Decide.plan(facts, config: snapshot.config, auth: auth)
-        carryOut(plan, req: req, own: snapshot, facts: facts, log: log, startNs: startNs, connection: conn)
+        return facts
     }
 
     /// Does what the plan says: refuse, redirect, answer a preflight, wait for the session store
@@ -63,13 +80,8 @@ extension Worker {
         let origin = facts.origin
         switch plan {
         case let .refuse(error, reason, route, status, tried, subject):
-            log.route = route?.name
-            log.upstream = route?.upstream
-            log.auth = tried
-            log.subject = subject
-            let cors = route.map { own.config.corsPolicy(for: $0) } ?? own.config.cors
-            refuse(req, error, reason, status: status, bearerPresented: tried == .jwt,
-                   cors: cors?.responseHeaders(origin: origin) ?? [], log: &log, startNs: startNs)
+            refusePlanned(req, error, reason, route: route, status: status, tried: tried, subject: subject, origin: origin,
+                          snapshot: own, log: &log, startNs: startNs)
         case let .redirect(route, location, tried, _):
             log.route = route.name
             log.upstream = route.upstream
@@ -115,6 +127,20 @@ extension Worker {
     func carryOut(_ plan: Plan, _ pending: PendingRequest) {
         carryOut(plan, req: pending.req, own: pending.snapshot, facts: pending.facts, log: pending.log,
                  startNs: pending.startNs, connection: pending.connection)
+    }
+
+    /// A refusal planned by `Decide`: the route's CORS policy (else the global one) and the log's
+    /// route, auth and subject.
+    func refusePlanned(_ req: Request, _ error: GatewayError, _ reason: Reason, route: Route?, status: Int, tried: AuthMethod,
+                       subject: String?, origin: String?, snapshot: Snapshot, closeConnection: Bool = false,
+                       log: inout AccessLogRecord, startNs: UInt64) {
+        log.route = route?.name
+        log.upstream = route?.upstream
+        log.auth = tried
+        log.subject = subject
+        let cors = route.map { snapshot.config.corsPolicy(for: $0) } ?? snapshot.config.cors
+        refuse(req, error, reason, status: status, bearerPresented: tried == .jwt, closeConnection: closeConnection,
+               cors: cors?.responseHeaders(origin: origin) ?? [], log: &log, startNs: startNs)
     }
 
     /// 204 with the preflight's CORS headers (SPEC §6); never forwarded.
@@ -263,6 +289,16 @@ extension Worker {
     /// oversize body -> 413, anything else -> 400. The connection is closed afterwards, as
     /// evhttp would, since its framing can no longer be trusted.
     func handleEvhttpError(_ req: Request, code: Int) {
+        if let evcon = evhttp_request_get_connection(req), let conn = connections[evcon] {
+            disarmHeaderTimer(conn)
+            conn.earlyRefusal = nil  // evhttp refused the request itself; its answer is this one
+        }
+        // SPEC §3.2: HTTP/1.1 (or 1.0 to a 1.0 client) even when the request line could not be
+        // parsed — evhttp would write the version it did not read (`HTTP/0.0`).
+        if !(req.pointee.major == 1 && (req.pointee.minor == 0 || req.pointee.minor == 1)) {
+            req.pointee.major = 1
+            req.pointee.minor = 1
+        }
         var log = AccessLogRecord()
         let startNs = Clock.monotonicNs()
         log.startMs = Clock.wallMs()

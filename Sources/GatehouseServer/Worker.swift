@@ -37,6 +37,9 @@ final class Worker: @unchecked Sendable {
     var logPrefix: [UInt8] = []
     var logScratch: [UInt8] = []
     var inFlight = 0
+    /// Client connections whose `server.header_timeout` timer runs (Worker+RequestHeadGuard):
+    /// while 0, a completed head needs no connection lookup.
+    var headTimersArmed = 0
     /// `server.read_timeout` as evhttp takes it (see `restoreClientTimeouts`).
     private(set) var clientTimeout = timeval()
     /// Client input kept while a request is in flight (pipelined requests, a client that keeps
@@ -116,6 +119,10 @@ final class Worker: @unchecked Sendable {
             gh_block_signals_in_thread()
             gh_install_error_hook({ req, code, ctx in
                 Unmanaged<Worker>.fromOpaque(ctx!).takeUnretainedValue().handleEvhttpError(req!, code: Int(code))
+            }, Unmanaged.passUnretained(worker).toOpaque())
+            Worker.installRawHeadCheck
+            gh_install_head_event_hook({ req, event, ctx in
+                Unmanaged<Worker>.fromOpaque(ctx!).takeUnretainedValue().headEvent(req!, event: event)
             }, Unmanaged.passUnretained(worker).toOpaque())
             event_base_loop(worker.base, EVLOOP_NO_EXIT_ON_EMPTY)
             return nil
@@ -242,6 +249,8 @@ final class Worker: @unchecked Sendable {
 
     private func connectionClosed(_ conn: ClientConnection) {
         conn.closed = true
+        disarmHeaderTimer(conn)
+        conn.releaseTimers()
         connections[conn.evcon] = nil
         if conn.counted { acceptor.closed() }
         shared.metrics.connectionClosed(worker: index)
@@ -275,10 +284,28 @@ final class ClientConnection {
     var counted = false
     /// The connection speaks TLS (its bufferevent is OpenSSL's).
     let isTLS: Bool
+    /// `server.header_timeout` for the head being read (Worker+RequestHeadGuard).
+    var headTimer: OpaquePointer?
+    var headTimerArmed = false
+    /// The request's refusal, decided on its head before its body (Worker+RequestHeadGuard).
+    var earlyRefusal: EarlyRefusal?
+    /// The end of a lingering close (Worker+ClientIO), and the bytes discarded meanwhile.
+    var lingerTimer: OpaquePointer?
+    var lingerBytes = 0
     init(evcon: OpaquePointer, worker: Worker) {
         self.evcon = evcon
         self.worker = worker
         isTLS = bufferevent_openssl_get_ssl(evhttp_connection_get_bufferevent(evcon)) != nil
+    }
+}
+
+extension ClientConnection {
+    /// Frees this connection's timers (it is closing).
+    func releaseTimers() {
+        if let headTimer { event_free(headTimer) }
+        if let lingerTimer { event_free(lingerTimer) }
+        headTimer = nil
+        lingerTimer = nil
     }
 }
 

@@ -91,6 +91,19 @@ def test_gateway_refusals_go_out_over_tls_in_the_uniform_shape(gateway_factory, 
     assert set(r.json()) == {"status", "error", "message", "request_id"} and r.json()["error"] == "not_found"
 
 
+def test_refusal_before_the_body_goes_out_over_tls_and_the_client_reads_it_whole(gateway_factory, echo, pki):
+    # SPEC §3.2: a request refused on its head is answered without its body being read, then
+    # closed after a lingering read — over TLS too (the answer, then end of stream).
+    gw = tls_gateway(gateway_factory, echo, pki, server={"max_body_bytes": "16MiB"})
+    context = ssl.create_default_context(cafile=str(pki["ca"]))
+    with socket.create_connection((LOOPBACK, gw.port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(b"POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 10485760\r\n\r\n" + b"b" * 65536)
+            r = read_response(s.makefile("rb"))
+            assert r.status == 404 and r.json()["error"] == "not_found"
+    assert echo.request_count == 0
+
+
 def test_large_body_over_tls_arrives_byte_exact(gateway_factory, upstreams, pki):
     body = BigBody(8 * 1024 * 1024)
     gw = tls_gateway(gateway_factory, upstreams.raw(streaming_handler(body)), pki, routes=[STREAM])

@@ -2,6 +2,7 @@
 #define GATEHOUSE_CEVHTTPHOOK_H
 
 struct evhttp_request;
+struct evbuffer;
 
 /* The handler that answers the errors evhttp makes by itself (oversize head or body,
    malformed request, disallowed method) on the calling thread's event loop.
@@ -12,5 +13,22 @@ void gh_install_error_hook(gh_error_hook_fn fn, void *ctx);
 
 /* libevent's own evhttp_send_error, for callers that want it. */
 void gh_original_send_error(struct evhttp_request *req, int error, const char *reason);
+
+/* The raw-byte check of a request head (SPEC §3.2), process-wide: called with a client
+   connection's input buffer before evhttp reads the request line (request_line = 1: check
+   that line) or the field lines (request_line = 0: check them up to the empty line).
+   Returns 0 when nothing is wrong so far, -1 to refuse the head (evhttp then answers 400). */
+typedef int (*gh_head_check_fn)(struct evbuffer *input, int request_line);
+
+void gh_install_head_check(gh_head_check_fn fn);
+
+/* What a worker learns about a request head as evhttp reads it, on its own loop. */
+enum {
+    GH_HEAD_PARTIAL = 0,  /* part of a head has arrived, not all of it */
+    GH_HEAD_COMPLETE = 1  /* the head is parsed; evhttp reads the body (if any) next */
+};
+typedef void (*gh_head_event_fn)(struct evhttp_request *req, int event, void *ctx);
+
+void gh_install_head_event_hook(gh_head_event_fn fn, void *ctx);
 
 #endif

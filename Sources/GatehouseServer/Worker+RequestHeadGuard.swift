@@ -1,0 +1,200 @@
+import CLibevent
+import CEvhttpHook
+import GatehouseCore
+import GatehousePolicy
+
+/// The client edge of SPEC §3.2, before evhttp hands a request over (see CEvhttpHook/hook.c
+/// for how the hooks are reached on libevent 2.1):
+///
+/// - **Raw head bytes.** Every request line and field line is checked by ``RawHeadScanner``
+///   before evhttp parses it: control bytes and obs-fold lines make evhttp refuse the head
+///   (400, connection closed), so evhttp never merges a folded line into a value.
+/// - **`server.header_timeout`.** The first read that leaves a head incomplete arms a timer;
+///   the completed head disarms it. When it fires, the connection is closed without a
+///   response and logged with status 408, reason `header_timeout`.
+/// - **The decision before the body.** When a complete head announces a body, the request is
+///   decided on its head (the same checks and `Decide.plan` as `handle`, under the same
+///   snapshot). A refusal is answered without reading the body: the body's framing headers are
+///   taken out so that evhttp hands the request over at once (no body read, no `100 Continue`),
+///   `handle` answers the refusal, and the connection is closed after a lingering read
+///   (`lingerThenClose`). Anything else goes on as before and `handle` decides again, as the
+///   authority; a plan that waits for a session lookup or a key refresh is not answered early.
+///
+/// Threading: everything here runs on the worker's loop, inside evhttp's read of the client.
+extension Worker {
+    /// The process-wide raw-byte check (installed once; any thread may parse a head).
+    static let installRawHeadCheck: Void = {
+        gh_install_head_check { input, requestLine in
+            RawHeadCheck.isAcceptable(input!, requestLine: requestLine != 0) ? 0 : -1
+        }
+    }()
+
+    /// Called by the hook on this worker's thread as evhttp reads a request head.
+    func headEvent(_ req: Request, event: Int32) {
+        guard let evcon = evhttp_request_get_connection(req) else { return }
+        if event == Int32(GH_HEAD_PARTIAL) {
+            armHeaderTimer(connection(for: evcon))
+            return
+        }
+        if headTimersArmed > 0, let conn = connections[evcon] { disarmHeaderTimer(conn) }
+        guard announcesBody(req) else { return }
+        decideBeforeBody(req, evcon: evcon)
+    }
+
+    // MARK: server.header_timeout
+
+    private func armHeaderTimer(_ conn: ClientConnection) {
+        guard !conn.headTimerArmed else { return }
+        if conn.headTimer == nil {
+            conn.headTimer = gh_timer_new(base, 0, { _, _, arg in
+                let conn = Unmanaged<ClientConnection>.fromOpaque(arg!).takeUnretainedValue()
+                conn.worker.headerTimedOut(conn)
+            }, Unmanaged.passUnretained(conn).toOpaque())
+        }
+        conn.headTimerArmed = true
+        headTimersArmed += 1
+        _ = gh_timer_add_ms(conn.headTimer, snapshot.config.server.headerTimeoutMs)
+    }
+
+    /// The head is complete (or evhttp refused it): no header timeout from here on.
+    func disarmHeaderTimer(_ conn: ClientConnection) {
+        guard conn.headTimerArmed else { return }
+        conn.headTimerArmed = false
+        headTimersArmed -= 1
+        event_del(conn.headTimer)
+    }
+
+    /// SPEC §3.2: closed without a response; one log line with 408 `header_timeout`.
+    private func headerTimedOut(_ conn: ClientConnection) {
+        conn.headTimerArmed = false
+        headTimersArmed -= 1
+        guard !conn.closed else { return }
+        var log = AccessLogRecord()
+        log.startMs = Clock.wallMs()
+        log.requestID = ids.next()
+        log.client = conn.peer
+        log.method = "-"
+        log.rawTarget = "-"
+        log.status = 408
+        log.decision = .error
+        log.reason = .headerTimeout
+        finishLog(&log, startNs: Clock.monotonicNs())
+        evhttp_connection_free(conn.evcon)
+    }
+
+    // MARK: the decision before the body
+
+    /// The head says a body follows: `Transfer-Encoding`, or a `Content-Length` other than 0,
+    /// on a method whose body evhttp reads (not HEAD or TRACE).
+    private func announcesBody(_ req: Request) -> Bool {
+        let method = evhttp_request_get_command(req)
+        guard method != EVHTTP_REQ_HEAD && method != EVHTTP_REQ_TRACE else { return false }
+        var found = false
+        HeaderList(evhttp_request_get_input_headers(req)).forEach { name, value in
+            // Most names start with neither letter: one byte read, no comparison.
+            let first = UInt8(bitPattern: name[0]) | 0x20
+            guard !found, first == UInt8(ascii: "t") || first == UInt8(ascii: "c") else { return }
+            if HeaderRules.nameEquals(name, "transfer-encoding") {
+                found = true
+            } else if HeaderRules.nameEquals(name, "content-length") {
+                var i = 0
+                while value[i] == 0x20 || value[i] == 0x09 || value[i] == 0x30 { i += 1 }
+                found = value[i] != 0
+            }
+        }
+        return found
+    }
+
+    private func decideBeforeBody(_ req: Request, evcon: OpaquePointer) {
+        let snapshot = self.snapshot
+        guard let refusal = earlyRefusal(req, snapshot: snapshot) else { return }
+        let conn = connection(for: evcon)
+        conn.earlyRefusal = refusal
+        // evhttp now finds no body to read and hands the request to `handle` at once.
+        let headers = HeaderList(evhttp_request_get_input_headers(req))
+        headers.remove("Content-Length")
+        headers.remove("Transfer-Encoding")
+        headers.remove("Expect")
+    }
+
+    /// The refusal `handle` would make for this head, when it can be known without the body.
+    private func earlyRefusal(_ req: Request, snapshot: Snapshot) -> EarlyRefusal? {
+        var rawTarget = ""
+        if let uri = evhttp_request_get_uri(req) { rawTarget = String(cString: uri) }
+        let declared = HeaderList(evhttp_request_get_input_headers(req))["Content-Length"].map(Worker.declaredLength) ?? 0
+        // Refusals before a route is known carry the global CORS policy's headers (SPEC §6).
+        let origin = HeaderList(evhttp_request_get_input_headers(req))["Origin"]
+        if let (error, reason, _) = precheck(req, rawTarget: rawTarget, bodyLength: declared, snapshot: snapshot) {
+            return EarlyRefusal(plan: .refuse(error, reason, route: nil, status: error.status, tried: .none), origin: origin, path: "")
+        }
+        guard let target = PathNormalizer.normalize(target: rawTarget, policy: snapshot.config.server.pathPolicy) else {
+            return EarlyRefusal(plan: .refuse(.badRequest, .pathRejected, route: nil, status: 400, tried: .none), origin: origin,
+                                path: AccessLogRecord.receivedPath(rawTarget))  // what was tried (SPEC §3.2)
+        }
+        if isSessionEndpoint(target.path, snapshot: snapshot) { return nil }
+        let headers = HeaderList(evhttp_request_get_input_headers(req))
+        let facts = requestFacts(req, target: target, headers: headers, snapshot: snapshot)
+        let auth = AuthContext(verifier: snapshot.verifier, cache: tokenCache, now: Clock.wallMs() / 1000)
+        let plan = Decide.plan(facts, config: snapshot.config, auth: auth)
+        // An unknown `kid` may be waited for (a key refresh): that is the evhttp path's to decide.
+        guard case let .refuse(_, reason, _, _, _, _) = plan, reason != .unknownKid else { return nil }
+        return EarlyRefusal(plan: plan, origin: facts.origin, path: target.path)
+    }
+
+    /// A `Content-Length` value as a number: too large for an Int counts as the largest one;
+    /// not a number counts as 0 (the framing check refuses it).
+    static func declaredLength(_ value: String) -> Int {
+        if let length = Int(value) { return length }
+        return !value.isEmpty && value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) ? Int.max : 0
+    }
+
+    private func isSessionEndpoint(_ path: String, snapshot: Snapshot) -> Bool {
+        guard let settings = snapshot.sessions?.settings else { return false }
+        return settings.login?.path == path || settings.keepalivePath == path || settings.logoutPath == path
+    }
+
+    /// `handle`'s answer to a request refused before its body: the planned refusal, with the
+    /// connection closed after a lingering read.
+    func answerEarlyRefusal(_ refusal: EarlyRefusal, req: Request, log: inout AccessLogRecord, startNs: UInt64,
+                            connection conn: ClientConnection) {
+        log.path = refusal.path
+        if case let .refuse(error, reason, route, status, tried, subject) = refusal.plan {
+            refusePlanned(req, error, reason, route: route, status: status, tried: tried, subject: subject,
+                          origin: refusal.origin, snapshot: snapshot, closeConnection: true, log: &log, startNs: startNs)
+        }
+        lingerThenClose(conn)
+    }
+}
+
+/// A refusal decided on a request's head, carried out by `handle` once evhttp hands it over.
+struct EarlyRefusal {
+    var plan: Plan
+    var origin: String?
+    /// The normalized path, for the log ("" when the path was not reached or was refused).
+    var path: String
+}
+
+/// The raw-byte check of ``RawHeadScanner`` over an evbuffer's chains, without copying.
+enum RawHeadCheck {
+    static func isAcceptable(_ input: OpaquePointer, requestLine: Bool) -> Bool {
+        var scanner = RawHeadScanner(start: requestLine ? .requestLine : .fields, stopAfterRequestLine: requestLine)
+        let total = evbuffer_get_length(input)
+        var offset = 0
+        return withUnsafeTemporaryAllocation(of: iovec.self, capacity: 8) { vecs in
+            var position = evbuffer_ptr()
+            while offset < total {
+                guard evbuffer_ptr_set(input, &position, offset, EVBUFFER_PTR_SET) == 0 else { return true }
+                let count = Int(evbuffer_peek(input, -1, &position, vecs.baseAddress, 8))
+                guard count > 0 else { return true }
+                for vec in vecs.prefix(min(count, 8)) {
+                    switch scanner.feed(UnsafeRawBufferPointer(start: vec.iov_base, count: vec.iov_len)) {
+                    case .needMore: offset += vec.iov_len
+                    case .complete: return true
+                    case .invalid: return false
+                    }
+                }
+            }
+            return true
+        }
+    }
+}

@@ -1,0 +1,49 @@
+import XCTest
+@testable import GatehouseServer
+
+/// SPEC §3.2, defence in depth: the upstream request writer never writes a header line that
+/// could end early or be read differently (control bytes, folded values, bad names).
+final class RequestHeadWriterTests: XCTestCase {
+    private func written(_ name: String, _ value: String) -> (String, Int) {
+        var writer = RequestHeadWriter(capacity: 64)
+        writer.header(name, value)
+        return (String(decoding: writer.bytes, as: UTF8.self), writer.dropped)
+    }
+
+    private func writtenC(_ name: [UInt8], _ value: [UInt8]) -> (String, Int) {
+        var writer = RequestHeadWriter(capacity: 64)
+        (name + [0]).withUnsafeBufferPointer { n in
+            (value + [0]).withUnsafeBufferPointer { v in
+                n.withMemoryRebound(to: CChar.self) { n in
+                    v.withMemoryRebound(to: CChar.self) { v in writer.header(n.baseAddress!, v.baseAddress!) }
+                }
+            }
+        }
+        return (String(decoding: writer.bytes, as: UTF8.self), writer.dropped)
+    }
+
+    func testCleanLinesAreWritten() {
+        XCTAssertEqual(written("X-A", "a b\tc").0, "X-A: a b\tc\r\n")
+        XCTAssertEqual(writtenC(Array("X-A".utf8), Array("caf\u{e9}".utf8)).0, "X-A: caf\u{e9}\r\n")
+    }
+
+    func testValuesWithControlBytesAreLeftOut() {
+        let hostile: [(String, String)] = [
+            ("bare CR", "a\rX-Auth-Subject: alice"), ("LF", "a\nX-Auth-Subject: alice"), ("CRLF fold", "a\r\n b"),
+            ("VT", "a\u{b}b"), ("NUL", "a\u{0}b"), ("DEL", "a\u{7f}"), ("ESC", "\u{1b}[31m"),
+        ]
+        for (what, value) in hostile {
+            XCTAssertEqual(written("X-A", value).0, "", what)
+            XCTAssertEqual(written("X-A", value).1, 1, what)
+        }
+        for byte in [UInt8(13), 10, 11, 0x7F, 1] {
+            XCTAssertEqual(writtenC(Array("X-A".utf8), [0x61, byte, 0x62]).0, "", "byte \(byte) from evhttp's strings")
+        }
+    }
+
+    func testBadNamesAreLeftOut() {
+        for name in ["", "X A", "X-A:", "X\rA", "X-\u{e9}"] {
+            XCTAssertEqual(written(name, "v").1, 1, name.debugDescription)
+        }
+    }
+}
