@@ -120,11 +120,11 @@ for target in "${targets[@]}"; do
     status=$?
     set -e
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
-    coverage=$(grep -o 'cov: [0-9]* ft: [0-9]*' "$log" | tail -1)
+    coverage=$(grep -o 'cov: [0-9]* ft: [0-9]*' "$log" | tail -1 || true)
     if [ "$status" != 0 ]; then
         echo "FAILED: fuzz target $target found a problem (exit $status); the end of its log:"
         grep -v '^#[0-9]' "$log" | tail -60
-        reproducer=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -1)
+        reproducer=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -1 || true)
         if [ -n "$reproducer" ] && [ -f "$reproducer" ]; then
             echo "reproducer: $reproducer ($(wc -c < "$reproducer") bytes), hex:"
             od -An -tx1 -v "$reproducer" | tr -d ' \n' | head -c 4096; echo
