@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing and runs every test: the Swift unit tests, then the integration
-# tests that start the real binary against real upstreams on 127.0.0.1.
+# tests that start the real binary against real upstreams on 127.0.0.1, then every fuzz target
+# briefly (deploy/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GATEHOUSE_TEST_DEPS=1 deploy/install-deps.sh
@@ -31,8 +32,12 @@ if [ "$integration" = 1 ]; then
     integration=$?
 fi
 rm -rf "$cache"
+
+echo "== fuzz targets (deploy/fuzz.sh 20: every target for 20 s with its seed corpus)"
+deploy/fuzz.sh 20
+fuzz=$?
 set -e
-if [ "$unit" != 0 ] || [ "$integration" != 0 ]; then
-    echo "FAILED: unit=$unit integration=$integration"
+if [ "$unit" != 0 ] || [ "$integration" != 0 ] || [ "$fuzz" != 0 ]; then
+    echo "FAILED: unit=$unit integration=$integration fuzz=$fuzz"
     exit 1
 fi
