@@ -6,7 +6,8 @@
 /// lines, maybe a body). Invariants:
 /// - the verdict is the same whether the bytes come in one piece, in two split at the chosen
 ///   point, or one at a time;
-/// - a complete head ends with LF at the length given, its request line has no control byte,
+/// - a complete head ends with LF at the length given, its request line has no NUL, HTAB or
+///   CR (other control bytes in its target are refused by the path policy in both modes),
 ///   its field lines no control byte but HTAB (CR only right before LF), and no field line
 ///   starts with SP or HTAB (obs-fold);
 /// - end to end (defect 1 of issue 9, header injection through folded lines): when the head is
@@ -43,7 +44,22 @@ public func fuzzRawHead(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     lines.removeLast()  // after the final LF
     for (number, line) in lines.enumerated() {
         for byte in line where byte < 0x20 || byte == 0x7F {
-            expect(byte == 9 && number > 0, "control byte \(byte) in line \(number) of a complete head: \(what)")
+            if number == 0 {
+                // Left to the path policy; never what changes how the line splits.
+                expect(byte != 0 && byte != 9 && byte != 13, "NUL, HTAB or CR in a complete request line: \(what)")
+            } else {
+                expect(byte == 9, "control byte \(byte) in line \(number) of a complete head: \(what)")
+            }
+        }
+        if number == 0, let first = line.firstIndex(of: 0x20), let last = line.lastIndex(of: 0x20), first < last {
+            // evhttp's target: between the first and the last space. Any control byte in it is
+            // refused by the path policy in both modes (SPEC §4.1), so it never reaches an upstream.
+            let target = String(decoding: line[(first + 1)..<last], as: UTF8.self)
+            if line[(first + 1)..<last].contains(where: { $0 < 0x20 || $0 == 0x7F }) {
+                expect(PathNormalizer.normalize(target: target, policy: .strict) == nil
+                       && PathNormalizer.normalize(target: target, policy: .lenient) == nil,
+                       "a target with a control byte passes the path policy: \(what)")
+            }
         }
         if number > 0, let first = line.first { expect(first != 0x20 && first != 9, "obs-fold in a complete head: \(what)") }
     }

@@ -4,7 +4,10 @@
 /// belongs to the line end. An empty line ends the head.
 ///
 /// Refused, wherever they are:
-/// - a control byte (0x00–0x1F, 0x7F) inside the request line, HTAB included;
+/// - in the request line, the bytes that change how evhttp splits it: NUL (it ends evhttp's
+///   C string early), HTAB and a bare CR. Other control bytes in the request line are left to
+///   the path policy (SPEC §4.1), which refuses them in both modes with `path_rejected` — so
+///   that the log shows the method and the target as they were tried (SPEC §3.2 Logs);
 /// - a control byte other than HTAB inside a field line — CR (a bare CR, or a CR that is not
 ///   the one right before LF), NUL, VT, DEL, …;
 /// - an obs-fold continuation (a field line starting with SP or HTAB).
@@ -27,7 +30,7 @@ public struct RawHeadScanner: Sendable {
 
     /// What is wrong with a head. For tests and debugging; the client only ever gets 400.
     public enum Problem: Equatable, Sendable {
-        /// A control byte in the request line (`byte`, at `offset` from the start of the feed).
+        /// NUL, HTAB or a bare CR in the request line (`byte`, at `offset` from the start of the feed).
         case controlInRequestLine(byte: UInt8, offset: Int)
         /// A control byte other than HTAB in a field line.
         case controlInField(byte: UInt8, offset: Int)
@@ -108,7 +111,7 @@ public struct RawHeadScanner: Sendable {
         }
         switch phase {
         case .requestLine:
-            if byte < 0x20 || byte == 0x7F { return .invalid(.controlInRequestLine(byte: byte, offset: offset)) }
+            if byte == 0x00 || byte == 0x09 { return .invalid(.controlInRequestLine(byte: byte, offset: offset)) }
         case .lineStart:
             if byte == 0x20 || byte == 0x09 { return .invalid(.obsFold(offset: offset)) }
             if byte < 0x20 || byte == 0x7F { return .invalid(.controlInField(byte: byte, offset: offset)) }

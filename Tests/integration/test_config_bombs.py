@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 import requests
@@ -181,6 +182,24 @@ def start_with_policies(gateway_factory, echo, tmp_path):
     return gw
 
 
+def wait_blocked_on_fifo(pid: int):
+    """Waits until a thread of `pid` sleeps in open(2) of a FIFO without a writer (Linux's
+    wchan `wait_for_partner`). Where the kernel does not tell a thread's wait channel, waits 1 s."""
+    def channels():
+        names = []
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/wchan") as f:
+                    names.append(f.read().strip())
+            except OSError:
+                pass
+        return names
+    if not any(name not in ("", "0") for name in channels()):
+        time.sleep(1)
+        return
+    wait_until(lambda: "wait_for_partner" in channels(), 10, message="a reload thread blocked on the FIFO")
+
+
 def gateway_config(gw, **extra):
     return gw.make_config(extra={"policy_files": ["policies/*.yaml"], **extra})
 
@@ -218,6 +237,9 @@ def test_a_stuck_reload_is_abandoned_after_30s_and_a_sighup_meanwhile_is_not_los
     before = len(gw.stderr())
     gw.reload(gateway_config(gw, jwt=jwt))
     gw.wait_stderr("reloading", start=before)
+    # "reloading" is written before the config file is read: the next config may only be
+    # written once the reload holds this one, i.e. is blocked opening the FIFO.
+    wait_blocked_on_fifo(gw.pid)
     try:
         # The next SIGHUP arrives while the first reload is stuck: it is queued, not dropped.
         write_policy(tmp_path, policy_route("/p3/**"))

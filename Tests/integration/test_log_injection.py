@@ -96,7 +96,6 @@ FORGED_LINE = '6.6.6.6 - root [01/Jan/2026:00:00:00 +0000] "GET /admin/delete-al
 
 @pytest.mark.parametrize("entry", [
     pytest.param(FORGED_LINE, id="forged-combined-line"),
-    pytest.param("\x1b]0;owned\x07198.51.100.7", id="terminal-escape"),
     pytest.param("client.example.com", id="host-name"),
     pytest.param("198.51.100.7:4711", id="address-with-port"),
     pytest.param("unknown", id="unknown"),
@@ -110,6 +109,20 @@ def test_a_forwarded_for_entry_that_is_not_an_ip_literal_is_never_the_client(gat
     assert r.status == 200
     line = combined_line(gw, r.header("X-Request-Id"))
     assert line.startswith("127.0.0.1 - - ["), line     # the peer, the trusted proxy itself
+    assert COMBINED_RE.fullmatch(line), line
+    assert all(0x20 <= ord(c) < 0x7F for c in line), line
+
+
+def test_a_forwarded_for_entry_with_a_terminal_escape_is_refused_and_logged_as_the_peer(gateway_factory, echo):
+    # Control bytes in a header value: 400 before anything else (SPEC §3.2 Request heads).
+    gw = gateway_factory(upstreams={"api": echo}, routes=[DOCS], access_log_format="combined",
+                         server={"trusted_proxies": ["127.0.0.1/32"]})
+    data = (b"GET /docs/x HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: \x1b]0;owned\x07198.51.100.7\r\n"
+            b"Connection: close\r\n\r\n")
+    r = raw_exchange(gw.port, data)
+    assert r.status == 400 and echo.request_count == 0
+    line = combined_line(gw, r.header("X-Request-Id"))
+    assert line.startswith("127.0.0.1 - - ["), line
     assert COMBINED_RE.fullmatch(line), line
     assert all(0x20 <= ord(c) < 0x7F for c in line), line
 
@@ -140,14 +153,22 @@ def test_user_agent_and_referer_are_logged_cut_at_1_kib(gateway_factory, echo, f
     assert len(line) < 3 * 1024, len(line)
 
 
-def test_a_huge_user_agent_on_a_431_writes_a_short_line(gateway_factory, echo):
+@pytest.mark.parametrize("byte,status", [
+    pytest.param('"', 431, id="quotes-431"),
+    pytest.param("\x01", 400, id="control-bytes-400"),   # refused as a control byte (SPEC §3.2)
+])
+def test_a_huge_user_agent_on_a_refused_head_writes_a_short_line(gateway_factory, echo, byte, status):
     # 16 KiB: evhttp's own limit is twice that plus 8 KiB, so the gateway itself answers the 431
-    # after reading the head (the path that logged the whole agent).
+    # after reading the head (the path that logged the whole agent). The old build wrote 180 KB
+    # for 30 KiB of \x01 (every byte as \\u0001).
     gw = gateway_factory(upstreams={"api": echo}, routes=[DOCS], server={"max_header_bytes": "16KiB"})
-    r = raw_request(gw.port, "GET", "/docs/x", headers=[("User-Agent", "\x01" * 30 * 1024)])
-    assert r.status == 431
+    r = raw_request(gw.port, "GET", "/docs/x", headers=[("User-Agent", byte * 30 * 1024)])
+    assert r.status == status
     rid = r.header("X-Request-Id")
     rec = gw.wait_log_record(rid)
     line = next(l for l in gw.log_lines() if rid in l)
-    assert len(line) < 8 * 1024, len(line)        # the old build: 180 KB (every byte as \\u0001)
-    assert rec["user_agent"] == "\x01" * 1024
+    assert len(line) < 8 * 1024, len(line)
+    if status == 431:
+        assert rec["user_agent"] == byte * 1024
+    else:                                       # refused while evhttp read the head: no fields kept
+        assert rec.get("user_agent") in (None, "", "-")
