@@ -78,13 +78,26 @@ public struct RawHeadScanner: Sendable {
     /// bytes are ignored (those after a complete head are the body or the next request).
     @discardableResult
     public mutating func feed(_ bytes: UnsafeRawBufferPointer) -> Verdict {
-        guard case .needMore = verdict else { return verdict }
-        for byte in bytes {
-            if let end = step(byte) {
+        guard case .needMore = verdict, let base = bytes.baseAddress else { return verdict }
+        let count = bytes.count
+        var index = 0
+        while index < count {
+            // Inside a line, a run of plain bytes changes nothing but the counts: skip it whole.
+            if !pendingCR && (phase == .inField || phase == .requestLine) {
+                let run = PlainBytes.prefixLength(base + index, count - index)
+                if run > 0 {
+                    index += run
+                    offset += run
+                    lineLength += run
+                    continue
+                }
+            }
+            if let end = step(base.load(fromByteOffset: index, as: UInt8.self)) {
                 verdict = end
                 return end
             }
             offset += 1
+            index += 1
         }
         return verdict
     }

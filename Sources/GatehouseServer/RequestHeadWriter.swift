@@ -1,4 +1,5 @@
 import Glibc
+import GatehousePolicy
 
 /// Bytes of an upstream request head (request line and header lines), appended without
 /// intermediate Strings.
@@ -58,7 +59,6 @@ struct RequestHeadWriter {
     /// A name of token characters (RFC 9110 §5.1) and a value with no control byte but HTAB.
     static func isWritable(name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) -> Bool {
         guard !name.isEmpty, name.allSatisfy(HeaderRules.isTokenByte) else { return false }
-        for byte in value where (byte < 0x20 && byte != 0x09) || byte == 0x7F { return false }
-        return true
+        return PlainBytes.isFieldValue(value)
     }
 }
