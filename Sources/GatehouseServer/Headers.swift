@@ -1,9 +1,11 @@
 import CLibevent
 import Glibc
+import GatehouseDecision
 
 /// A thin view of an evhttp header list (`struct evkeyvalq`). Lookups are case-insensitive,
-/// as evhttp's are. Valid only while the request that owns the list is alive.
-struct HeaderList {
+/// as evhttp's are. Valid only while the request that owns the list is alive. The decision
+/// pipeline reads it as a ``HeaderSource``: values are copied out only when looked up.
+struct HeaderList: HeaderSource {
     let queue: UnsafeMutablePointer<evkeyvalq>
 
     init(_ queue: UnsafeMutablePointer<evkeyvalq>) { self.queue = queue }
@@ -11,6 +13,8 @@ struct HeaderList {
     subscript(name: String) -> String? {
         evhttp_find_header(queue, name).map { String(cString: $0) }
     }
+
+    func first(_ name: String) -> String? { self[name] }
 
     /// Every value of the header `lowercasedName`, joined with ", " (RFC 9110 §5.3), or nil when
     /// absent. The name is given in lowercase (a literal): no lowercasing per call.

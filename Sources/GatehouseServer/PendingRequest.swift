@@ -1,6 +1,7 @@
 import GatehouseCore
 import GatehouseAuth
 import GatehousePolicy
+import GatehouseDecision
 
 /// A request between the steps of its decision: the facts it is decided on, the configuration
 /// snapshot it started under, and what answering it needs. Made when a request is about to

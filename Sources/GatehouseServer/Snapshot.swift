@@ -2,6 +2,7 @@ import Glibc
 import GatehouseAuth
 import GatehouseConfig
 import GatehousePolicy
+import GatehouseTLS
 
 /// An upstream target with its address resolved off the event loops (at load and reload),
 /// so that no loop ever waits on DNS.

@@ -1,5 +1,6 @@
 import CLibevent
 import GatehouseCore
+import GatehouseDecision
 
 /// One request waiting for its issuer's keys on a loop.
 final class KeyWaitEntry {
