@@ -22,6 +22,16 @@ extension Decide {
         Refusal(error, reason, cors: config.cors?.responseHeaders(origin: origin) ?? [], closeConnection: closeConnection)
     }
 
+    /// Step 3 of SPEC §3, the path policy (SPEC §4.1): the normalized target, or the 400
+    /// `path_rejected` refusal (global CORS policy).
+    public static func normalize(_ rawTarget: String, origin: String?,
+                                 config: borrowing GatewayConfig) -> Result<NormalizedTarget, Refusal> {
+        guard let target = PathNormalizer.normalize(target: rawTarget, policy: config.server.pathPolicy) else {
+            return .failure(refusalBeforeRoute(.badRequest, .pathRejected, origin: origin, config: config))
+        }
+        return .success(target)
+    }
+
     static func forward(_ route: Route, _ identity: Identity?, _ facts: RequestFacts,
                         _ config: borrowing GatewayConfig) -> Plan {
         let cors = config.corsPolicy(for: route).map { $0.responseHeaders(origin: facts.origin) }

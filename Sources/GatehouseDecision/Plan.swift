@@ -52,8 +52,9 @@ public struct Forward: Sendable {
     public var identityHeaders: [(String, String)]
 }
 
-/// A refusal with everything its answer needs.
-public struct Refusal: Sendable {
+/// A refusal with everything its answer needs (an `Error` so that steps may return it in a
+/// `Result`).
+public struct Refusal: Error, Sendable {
     public var error: GatewayError
     public var reason: Reason
     /// The status (a route's `deny_status` may make `forbidden` a 401).

@@ -51,18 +51,17 @@ public enum Explainer {
     /// and the plan are the server's own (``RequestFacts``, ``Decide``); this prints the plan.
     public static func explain(config: GatewayConfig, method: String, target: String, headers: [(String, String)],
                                now: Int64 = Clock.wallMs() / 1000) -> Explanation {
-        guard let normalized = PathNormalizer.normalize(target: target, policy: config.server.pathPolicy) else {
-            return Explanation(route: nil, normalizedPath: nil, decision: .deny, status: 400, reason: .pathRejected)
-        }
-        let source = HeaderPairs(headers)
-        let facts = RequestFacts(method: method.uppercased(), target: normalized,
-                                 host: RequestFacts.host(of: normalized, headers: source), headers: source,
-                                 sessions: config.sessions)
-        if let endpoint = config.sessions?.endpoint(at: normalized.path), let plan = Decide.sessionEndpoint(facts, config: config) {
-            return explain(plan, endpoint: endpoint, path: normalized.path)
-        }
         let auth = AuthContext(verifier: config.jwt?.verifier, cache: nil, now: now)
-        return explain(Decide.plan(facts, config: config, auth: auth), path: normalized.path, config: config)
+        switch Pipeline.decide(method: method.uppercased(), rawTarget: target, host: .fromRequest,
+                               headers: HeaderPairs(headers), config: config, auth: auth) {
+        case .refused(let refusal):
+            return Explanation(route: nil, normalizedPath: nil, decision: .deny, status: refusal.status, reason: refusal.reason)
+        case let .endpoint(plan, facts):
+            let endpoint = config.sessions?.endpoint(at: facts.target.path) ?? .login
+            return explain(plan, endpoint: endpoint, path: facts.target.path)
+        case let .plan(plan, facts):
+            return explain(plan, path: facts.target.path, config: config)
+        }
     }
 
     /// The explanation of a route's plan.

@@ -16,8 +16,11 @@ extension Worker {
         defer { flushClient(conn) }
         disarmHeaderTimer(conn)
         // A head decided before its body keeps the snapshot and the facts it was decided with.
-        let head = conn.decidedHead.flatMap { $0.req == req ? $0 : nil }
-        conn.decidedHead = nil
+        var head: DecidedHead? = nil
+        if let decided = conn.decidedHead {
+            conn.decidedHead = nil
+            if decided.req == req { head = decided }
+        }
         let snapshot = head?.snapshot ?? self.snapshot  // a reference: not `let config = …`, whose copy retains each field
         var log = AccessLogRecord()
         let startNs = Clock.monotonicNs()
@@ -34,11 +37,13 @@ extension Worker {
         if let head {
             facts = head.facts
         } else {
-            guard let target = PathNormalizer.normalize(target: log.rawTarget, policy: snapshot.config.server.pathPolicy) else {
+            switch normalize(req, rawTarget: log.rawTarget, snapshot: snapshot) {
+            case .success(let target):
+                facts = requestFacts(req, target: target, snapshot: snapshot)
+            case .failure(let refusal):
                 log.path = AccessLogRecord.receivedPath(log.rawTarget)  // what was tried (SPEC §3.2)
-                return refuse(req, pathRefusal(req, snapshot: snapshot), log: &log, startNs: startNs)
+                return refuse(req, refusal, log: &log, startNs: startNs)
             }
-            facts = requestFacts(req, target: target, snapshot: snapshot)
         }
         log.path = facts.target.path
         if let endpoint = Decide.sessionEndpoint(facts, config: snapshot.config) {
@@ -68,10 +73,14 @@ extension Worker {
         return nil
     }
 
-    /// 400 `path_rejected` under `snapshot`.
-    func pathRefusal(_ req: Request, snapshot: Snapshot) -> Refusal {
-        Decide.refusalBeforeRoute(.badRequest, .pathRejected, origin: HeaderList(evhttp_request_get_input_headers(req)).first("Origin"),
-                                  config: snapshot.config)
+    /// The path policy under `snapshot` (SPEC §4.1); a path normalization cannot take is a 400
+    /// with the global CORS policy's headers.
+    func normalize(_ req: Request, rawTarget: String, snapshot: Snapshot) -> Result<NormalizedTarget, Refusal> {
+        if let target = PathNormalizer.normalize(target: rawTarget, policy: snapshot.config.server.pathPolicy) {
+            return .success(target)  // the hot path: no header lookup
+        }
+        return Decide.normalize(rawTarget, origin: HeaderList(evhttp_request_get_input_headers(req)).first("Origin"),
+                                config: snapshot.config)
     }
 
     /// The request's facts, built once at this edge (``RequestFacts/init(method:target:host:headers:sessions:)``)

@@ -128,9 +128,11 @@ extension Worker {
         if let refusal = precheck(req, rawTarget: rawTarget, bodyLength: declared, snapshot: snapshot) {
             return EarlyRefusal(refusal: refusal, path: "")
         }
-        guard let target = PathNormalizer.normalize(target: rawTarget, policy: snapshot.config.server.pathPolicy) else {
-            // What was tried (SPEC §3.2).
-            return EarlyRefusal(refusal: pathRefusal(req, snapshot: snapshot), path: AccessLogRecord.receivedPath(rawTarget))
+        let target: NormalizedTarget
+        switch normalize(req, rawTarget: rawTarget, snapshot: snapshot) {
+        case .success(let normalized): target = normalized
+        case .failure(let refusal):
+            return EarlyRefusal(refusal: refusal, path: AccessLogRecord.receivedPath(rawTarget))  // what was tried (SPEC §3.2)
         }
         let facts = requestFacts(req, target: target, snapshot: snapshot)
         conn.decidedHead = DecidedHead(req: req, snapshot: snapshot, facts: facts)
