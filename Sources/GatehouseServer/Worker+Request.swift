@@ -254,10 +254,11 @@ extension Worker {
     func refuse(_ req: Request, _ error: GatewayError, _ reason: Reason, closeConnection: Bool = false,
                 cors: [(String, String)]? = nil, extraHeaders: [(String, String)] = [],
                 log: inout AccessLogRecord, startNs: UInt64) {
-        var refusal = cors.map { Refusal(error, reason, cors: $0, extraHeaders: extraHeaders, closeConnection: closeConnection) }
-            ?? Decide.refusalBeforeRoute(error, reason, origin: HeaderList(evhttp_request_get_input_headers(req)).first("Origin"),
-                                         config: snapshot.config, closeConnection: closeConnection)
-        refusal.extraHeaders = extraHeaders
+        var refusal = Refusal(error, reason, cors: cors ?? [], extraHeaders: extraHeaders, closeConnection: closeConnection)
+        if cors == nil {
+            let origin = HeaderList(evhttp_request_get_input_headers(req)).first("Origin")
+            refusal.cors = Decide.refusalBeforeRoute(error, reason, origin: origin, config: snapshot.config).cors
+        }
         refuse(req, refusal, log: &log, startNs: startNs)
     }
 
