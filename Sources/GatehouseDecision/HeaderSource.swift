@@ -2,14 +2,15 @@
 /// server's evhttp list in production (no copy), ``HeaderPairs`` in tests, `explain` and
 /// `gatehouse test`. Names are compared ignoring ASCII case (RFC 9110 §5.1).
 ///
-/// The pipeline takes it as a generic (`some HeaderSource`), never as an existential, so that
-/// the server's lookups stay direct calls on the hot path.
+/// The pipeline takes it as a generic (`some HeaderSource`), never as an existential, and names
+/// are `StaticString`s: the server hands a literal's NUL-terminated bytes to evhttp as they are
+/// (a short `String` would have to be copied out to get its terminator, on every lookup).
 public protocol HeaderSource {
     /// The value of the first field named `name`, or nil when there is none.
-    func first(_ name: String) -> String?
+    func first(_ name: StaticString) -> String?
     /// Every value of the field `lowercasedName` joined with `separator` (RFC 9110 §5.3), or
     /// nil when there is none. The name is given in lowercase.
-    func joined(_ lowercasedName: String, separator: String) -> String?
+    func joined(_ lowercasedName: StaticString, separator: StaticString) -> String?
 }
 
 /// Header fields as a plain list of (name, value), in order.
@@ -18,13 +19,13 @@ public struct HeaderPairs: HeaderSource, Sendable {
 
     public init(_ pairs: [(String, String)]) { self.pairs = pairs }
 
-    public func first(_ name: String) -> String? {
-        pairs.first { Self.sameName($0.0, name) }?.1
+    public func first(_ name: StaticString) -> String? {
+        pairs.first { Self.sameName($0.0, name.description) }?.1
     }
 
-    public func joined(_ lowercasedName: String, separator: String) -> String? {
-        let values = pairs.filter { Self.sameName($0.0, lowercasedName) }.map(\.1)
-        return values.isEmpty ? nil : values.joined(separator: separator)
+    public func joined(_ lowercasedName: StaticString, separator: StaticString) -> String? {
+        let values = pairs.filter { Self.sameName($0.0, lowercasedName.description) }.map(\.1)
+        return values.isEmpty ? nil : values.joined(separator: separator.description)
     }
 
     /// Equal ignoring ASCII case only (no Unicode case mapping: `K` (Kelvin) is not `k`).

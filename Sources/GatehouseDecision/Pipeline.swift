@@ -36,8 +36,7 @@ public enum Pipeline {
         case .given(let value): effectiveHost = value
         case .fromRequest: effectiveHost = RequestFacts.host(of: target, headers: headers)
         }
-        let facts = RequestFacts(method: method, target: target, host: effectiveHost, headers: headers,
-                                 sessions: config.sessions)
+        let facts = RequestFacts(method: method, target: target, host: effectiveHost, headers: headers, config: config)
         if let endpoint = Decide.sessionEndpoint(facts, config: config) { return .endpoint(endpoint, facts) }
         return .plan(Decide.plan(facts, config: config, auth: auth), facts)
     }

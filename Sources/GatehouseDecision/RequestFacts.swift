@@ -2,7 +2,7 @@ import GatehouseConfig
 import GatehousePolicy
 
 /// The facts of a request that the decision needs, built once per request at the front-end's
-/// edge by ``init(method:target:host:headers:sessions:)`` and carried, with the snapshot the
+/// edge by ``init(method:target:host:headers:config:)`` and carried, with the snapshot the
 /// request is decided under, through every asynchronous wait (SPEC §3).
 public struct RequestFacts: Sendable {
     public var method: String
@@ -42,20 +42,21 @@ public struct RequestFacts: Sendable {
     }
 
     /// The facts of a request from its method, normalized target, effective host and header
-    /// fields, under `sessions` (the request's own snapshot's). Only what the decision can use
+    /// fields, under `config` (the request's own snapshot's). Only what the decision can use
     /// is read: the preflight headers on `OPTIONS`, the CSRF and upgrade headers when a session
     /// cookie can matter — so that a plain request costs a few lookups and no copies.
     public init(method: String, target: NormalizedTarget, host: String?, headers: some HeaderSource,
-                sessions: SessionSettings?) {
+                config: borrowing GatewayConfig) {
         self.init(method: method, target: target, host: host, authorization: headers.first("Authorization"),
                   accept: headers.first("Accept"), origin: headers.first("Origin"))
         if method == "OPTIONS" {
             accessControlRequestMethod = headers.first("Access-Control-Request-Method")
             accessControlRequestHeaders = headers.joined("access-control-request-headers", separator: ", ")
         }
-        guard let sessions else { return }
+        // Not `if let sessions = config.sessions`: that copies the settings on every request.
+        guard config.sessions != nil else { return }
         if let cookieHeader = headers.joined("cookie", separator: "; ") {
-            sessionCookie = sessions.cookie.value(inCookieHeader: cookieHeader)
+            sessionCookie = config.sessions?.cookie.value(inCookieHeader: cookieHeader)
         }
         if sessionCookie != nil || method == "POST" { secFetchSite = headers.first("Sec-Fetch-Site") }
         if sessionCookie != nil { secWebSocketKey = headers.first("Sec-WebSocket-Key") != nil }

@@ -29,7 +29,8 @@ extension Decide {
     /// The plan at a session endpoint, or nil when `facts.target.path` is none (or sessions
     /// are off).
     public static func sessionEndpoint(_ facts: RequestFacts, config: borrowing GatewayConfig) -> EndpointPlan? {
-        guard let settings = config.sessions, let endpoint = settings.endpoint(at: facts.target.path) else { return nil }
+        // Optional chaining first: `if let` would copy the settings on every request.
+        guard let endpoint = config.sessions?.endpoint(at: facts.target.path), let settings = config.sessions else { return nil }
         let cors = config.cors?.responseHeaders(origin: facts.origin) ?? []
         // Their preflights are answered by the global CORS policy.
         if facts.method == "OPTIONS", let origin = facts.origin, let requested = facts.accessControlRequestMethod {

@@ -14,7 +14,14 @@ struct HeaderList: HeaderSource {
         evhttp_find_header(queue, name).map { String(cString: $0) }
     }
 
-    func first(_ name: String) -> String? { self[name] }
+    /// The literal's own NUL-terminated bytes go to evhttp: no copy of the name.
+    func first(_ name: StaticString) -> String? {
+        evhttp_find_header(queue, UnsafeRawPointer(name.utf8Start).assumingMemoryBound(to: CChar.self)).map { String(cString: $0) }
+    }
+
+    func joined(_ lowercasedName: StaticString, separator: StaticString) -> String? {
+        joined(lowercasedName.description, separator: separator.description)
+    }
 
     /// Every value of the header `lowercasedName`, joined with ", " (RFC 9110 §5.3), or nil when
     /// absent. The name is given in lowercase (a literal): no lowercasing per call.

@@ -59,13 +59,13 @@ extension Worker {
     /// global CORS policy's headers). `bodyLength` is the body read, or the length a head
     /// declares (before the body is read).
     func precheck(_ req: Request, rawTarget: String, bodyLength: Int, snapshot: Snapshot) -> Refusal? {
-        let config = snapshot.config
+        // `snapshot.config` each time, not `let config = …`: a copy of the config retains each field.
         func refusal(_ error: GatewayError, _ reason: Reason, close: Bool = false) -> Refusal {
             Decide.refusalBeforeRoute(error, reason, origin: HeaderList(evhttp_request_get_input_headers(req)).first("Origin"),
-                                      config: config, closeConnection: close)
+                                      config: snapshot.config, closeConnection: close)
         }
-        if req.pointee.headers_size > config.server.maxHeaderBytes { return refusal(.headersTooLarge, .headersTooLarge) }
-        if bodyLength > config.server.maxBodyBytes { return refusal(.payloadTooLarge, .payloadTooLarge) }
+        if req.pointee.headers_size > snapshot.config.server.maxHeaderBytes { return refusal(.headersTooLarge, .headersTooLarge) }
+        if bodyLength > snapshot.config.server.maxBodyBytes { return refusal(.payloadTooLarge, .payloadTooLarge) }
         if RequestHead.problem(HeaderList(evhttp_request_get_input_headers(req)), httpMinor: Int32(req.pointee.minor),
                                absoluteForm: !rawTarget.hasPrefix("/")) != nil {
             return refusal(.badRequest, .malformedRequest, close: true)
@@ -83,13 +83,13 @@ extension Worker {
                                 config: snapshot.config)
     }
 
-    /// The request's facts, built once at this edge (``RequestFacts/init(method:target:host:headers:sessions:)``)
+    /// The request's facts, built once at this edge (``RequestFacts/init(method:target:host:headers:config:)``)
     /// under the request's own snapshot.
     func requestFacts(_ req: Request, target: NormalizedTarget, snapshot: Snapshot) -> RequestFacts {
         let headers = HeaderList(evhttp_request_get_input_headers(req))
         return RequestFacts(method: Worker.methodName(evhttp_request_get_command(req)), target: target,
                             host: RequestFacts.host(of: target, headers: headers), headers: headers,
-                            sessions: snapshot.config.sessions)
+                            config: snapshot.config)
     }
 
     /// Does what the plan says: refuse, redirect, answer a preflight, wait for the session store

@@ -11,8 +11,10 @@ final class RequestFactsTests: XCTestCase {
     static func facts(_ headers: [(String, String)], method: String = "GET", sessions: Bool = true,
                       target: NormalizedTarget = NormalizedTarget(path: "/api/x", query: nil, authority: nil)) -> RequestFacts {
         let source = HeaderPairs(headers)
+        var config = F.config
+        if !sessions { config.sessions = nil }
         return RequestFacts(method: method, target: target, host: RequestFacts.host(of: target, headers: source),
-                            headers: source, sessions: sessions ? F.config.sessions : nil)
+                            headers: source, config: config)
     }
 
     func testNamesMatchIgnoringASCIICaseOnlyAndTheFirstFieldCounts() {
