@@ -17,7 +17,7 @@ extension Worker {
         disarmHeaderTimer(conn)
         // A head decided before its body keeps the snapshot and the facts it was decided with.
         var head: DecidedHead? = nil
-        if let decided = conn.decidedHead {
+        if let decided = conn.decidedHead {  // a reference: the common nil costs one compare
             conn.decidedHead = nil
             if decided.req == req { head = decided }
         }
@@ -25,7 +25,7 @@ extension Worker {
         var log = AccessLogRecord()
         let startNs = Clock.monotonicNs()
         describe(req, into: &log, trustedProxies: snapshot.config.server.trustedProxies)
-        if let early = conn.earlyRefusal {
+        if let early = conn.earlyRefusal {  // a reference, like `decidedHead`
             conn.earlyRefusal = nil
             return answerEarlyRefusal(early, req: req, log: &log, startNs: startNs, connection: conn)
         }
@@ -37,21 +37,19 @@ extension Worker {
         if let head {
             facts = head.facts
         } else {
-            switch normalize(req, rawTarget: log.rawTarget, snapshot: snapshot) {
-            case .success(let target):
-                facts = requestFacts(req, target: target, snapshot: snapshot)
-            case .failure(let refusal):
+            guard let target = PathNormalizer.normalize(target: log.rawTarget, policy: snapshot.config.server.pathPolicy) else {
                 log.path = AccessLogRecord.receivedPath(log.rawTarget)  // what was tried (SPEC §3.2)
-                return refuse(req, refusal, log: &log, startNs: startNs)
+                return refuse(req, pathRefusal(req, rawTarget: log.rawTarget, snapshot: snapshot), log: &log, startNs: startNs)
             }
+            facts = requestFacts(req, target: target, snapshot: snapshot)
         }
         log.path = facts.target.path
-        if let endpoint = Decide.sessionEndpoint(facts, config: snapshot.config) {
+        if let endpoint = Decide.sessionEndpoint(facts, under: snapshot.decision) {
             return carryOut(endpoint, req: req, own: snapshot, facts: facts, log: log, startNs: startNs)
         }
         let auth = AuthContext(verifier: snapshot.verifier, cache: tokenCache, now: Clock.wallMs() / 1000,
                                mayWaitForKeys: true, refreshableIssuers: snapshot.refreshableIssuers)
-        let plan = Decide.plan(facts, config: snapshot.config, auth: auth)
+        let plan = Decide.plan(facts, under: snapshot.decision, auth: auth)
         carryOut(plan, req: req, own: snapshot, facts: facts, log: log, startNs: startNs, connection: conn)
     }
 
@@ -73,14 +71,15 @@ extension Worker {
         return nil
     }
 
-    /// The path policy under `snapshot` (SPEC §4.1); a path normalization cannot take is a 400
-    /// with the global CORS policy's headers.
-    func normalize(_ req: Request, rawTarget: String, snapshot: Snapshot) -> Result<NormalizedTarget, Refusal> {
-        if let target = PathNormalizer.normalize(target: rawTarget, policy: snapshot.config.server.pathPolicy) {
-            return .success(target)  // the hot path: no header lookup
+    /// The 400 of a path the path policy refuses (SPEC §4.1), under `snapshot` (the global
+    /// CORS policy's headers). The edge normalizes with `PathNormalizer` itself, so that the hot
+    /// path carries no refusal around.
+    func pathRefusal(_ req: Request, rawTarget: String, snapshot: Snapshot) -> Refusal {
+        let origin = HeaderList(evhttp_request_get_input_headers(req)).first("Origin")
+        guard case .failure(let refusal) = Decide.normalize(rawTarget, origin: origin, config: snapshot.config) else {
+            return Decide.refusalBeforeRoute(.badRequest, .pathRejected, origin: origin, config: snapshot.config)
         }
-        return Decide.normalize(rawTarget, origin: HeaderList(evhttp_request_get_input_headers(req)).first("Origin"),
-                                config: snapshot.config)
+        return refusal
     }
 
     /// The request's facts, built once at this edge (``RequestFacts/init(method:target:host:headers:config:)``)
@@ -89,7 +88,7 @@ extension Worker {
         let headers = HeaderList(evhttp_request_get_input_headers(req))
         return RequestFacts(method: Worker.methodName(evhttp_request_get_command(req)), target: target,
                             host: RequestFacts.host(of: target, headers: headers), headers: headers,
-                            config: snapshot.config)
+                            under: snapshot.decision)
     }
 
     /// Does what the plan says: refuse, redirect, answer a preflight, wait for the session store

@@ -128,18 +128,16 @@ extension Worker {
         if let refusal = precheck(req, rawTarget: rawTarget, bodyLength: declared, snapshot: snapshot) {
             return EarlyRefusal(refusal: refusal, path: "")
         }
-        let target: NormalizedTarget
-        switch normalize(req, rawTarget: rawTarget, snapshot: snapshot) {
-        case .success(let normalized): target = normalized
-        case .failure(let refusal):
-            return EarlyRefusal(refusal: refusal, path: AccessLogRecord.receivedPath(rawTarget))  // what was tried (SPEC §3.2)
+        guard let target = PathNormalizer.normalize(target: rawTarget, policy: snapshot.config.server.pathPolicy) else {
+            return EarlyRefusal(refusal: pathRefusal(req, rawTarget: rawTarget, snapshot: snapshot),
+                                path: AccessLogRecord.receivedPath(rawTarget))  // what was tried (SPEC §3.2)
         }
         let facts = requestFacts(req, target: target, snapshot: snapshot)
         conn.decidedHead = DecidedHead(req: req, snapshot: snapshot, facts: facts)
-        if Decide.sessionEndpoint(facts, config: snapshot.config) != nil { return nil }
+        if Decide.sessionEndpoint(facts, under: snapshot.decision) != nil { return nil }
         let auth = AuthContext(verifier: snapshot.verifier, cache: tokenCache, now: Clock.wallMs() / 1000)
         // An unknown `kid` may be waited for (a key refresh): that is the evhttp path's to decide.
-        guard case .refuse(let refusal) = Decide.plan(facts, config: snapshot.config, auth: auth),
+        guard case .refuse(let refusal) = Decide.plan(facts, under: snapshot.decision, auth: auth),
               refusal.reason != .unknownKid else { return nil }
         conn.decidedHead = nil
         return EarlyRefusal(refusal: refusal, path: target.path)
@@ -158,26 +156,35 @@ extension Worker {
                             connection conn: ClientConnection) {
         log.path = refusal.path
         var planned = refusal.refusal
-        planned.closeConnection = true
+        planned.closeConnection = true  // after a lingering read: the body was never read
         refusePlanned(req, planned, log: &log, startNs: startNs)
         lingerThenClose(conn)
     }
 }
 
 /// A refusal decided on a request's head, carried out by `handle` once evhttp hands it over.
-struct EarlyRefusal {
-    var refusal: Refusal
+final class EarlyRefusal {
+    let refusal: Refusal
     /// The normalized path, for the log ("" when the path was not reached or was refused).
-    var path: String
+    let path: String
+    init(refusal: Refusal, path: String) {
+        self.refusal = refusal
+        self.path = path
+    }
 }
 
 /// A request head decided before its body and not refused: the snapshot and facts `handle`
 /// decides it on (the facts are built once per request, SPEC §3's snapshot rule holds).
-struct DecidedHead {
+final class DecidedHead {
     /// The request it belongs to (`handle` checks it).
     let req: Request
     let snapshot: Snapshot
     let facts: RequestFacts
+    init(req: Request, snapshot: Snapshot, facts: RequestFacts) {
+        self.req = req
+        self.snapshot = snapshot
+        self.facts = facts
+    }
 }
 
 /// The raw-byte check of ``RawHeadScanner`` over an evbuffer's chains, without copying.

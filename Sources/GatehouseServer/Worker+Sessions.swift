@@ -142,7 +142,7 @@ extension Worker {
     func continueWithSession(_ pending: PendingRequest, wait: SessionWait) {
         guard let runtime = pending.snapshot.sessions else {
             let plan = Decide.plan(afterSession: .success(nil), wait: wait, facts: pending.facts,
-                                   config: pending.snapshot.config, now: 0)
+                                   under: pending.snapshot.decision, now: 0)
             return carryOut(plan, pending)
         }
         let store = sessionStore(runtime)
@@ -157,7 +157,7 @@ extension Worker {
                 store.touch(idHash: wait.idHash, lastSeen: Clock.sessionWriteSeconds()) { _ in }
             }
             let plan = Decide.plan(afterSession: result, wait: wait, facts: pending.facts,
-                                   config: pending.snapshot.config, now: now)
+                                   under: pending.snapshot.decision, now: now)
             carryOut(plan, pending)
             flushClient(pending.connection)
             exitIfDrained()
