@@ -130,8 +130,10 @@ extension Worker {
         }
     }
 
-    /// ``carryOut(_:req:own:facts:log:startNs:connection:)`` for a request that waited.
+    /// ``carryOut(_:req:own:facts:log:startNs:connection:)`` for a request that waited (or the
+    /// carrier of the front-end that made it wait).
     func carryOut(_ plan: Plan, _ pending: PendingRequest) {
+        if let carrier = pending.carrier { return carrier(self, plan, pending) }
         carryOut(plan, req: pending.req, own: pending.snapshot, facts: pending.facts, log: pending.log,
                  startNs: pending.startNs, connection: pending.connection)
     }
