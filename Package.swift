@@ -46,21 +46,29 @@ let package = Package(
         // YAML -> raw structs -> validated domain values with FILE:LINE:COL problems.
         .target(
             name: "GatehouseConfig",
-            dependencies: ["GatehouseCore", "GatehousePolicy", "GatehouseAuth", "GatehouseSessions", "CLibevent",
+            dependencies: ["GatehouseCore", "GatehousePolicy", "GatehouseAuth", "GatehouseSessions",
                            .product(name: "Yams", package: "Yams")]
         ),
+        // The decision pipeline shared by the proxy, forward auth and `explain`: request facts
+        // (behind a header protocol), complete plans, session-endpoint plans. Pure: no libevent.
+        .target(
+            name: "GatehouseDecision",
+            dependencies: ["GatehouseCore", "GatehouseAuth", "GatehouseConfig", "GatehouseSessions", "GatehousePolicy"]
+        ),
+        // The OpenSSL server context of `server.tls` (OpenSSL's headers come with the libevent shim).
+        .target(name: "GatehouseTLS", dependencies: ["CLibevent", "GatehouseConfig"]),
         // evhttp listeners, workers, upstream pools, admin endpoints, log sink.
         .target(
             name: "GatehouseServer",
             dependencies: [
                 "CLibevent", "CEvhttpHook", "CHiredis", "GatehouseCore", "GatehousePolicy", "GatehouseAuth",
-                "GatehouseConfig", "GatehouseSessions",
+                "GatehouseConfig", "GatehouseSessions", "GatehouseDecision", "GatehouseTLS",
             ]
         ),
         .executableTarget(
             name: "gatehouse",
             dependencies: [
-                "GatehouseServer", "GatehouseConfig", "GatehousePolicy", "GatehouseCore", "GatehouseSessions",
+                "GatehouseServer", "GatehouseConfig", "GatehousePolicy", "GatehouseCore", "GatehouseSessions", "GatehouseTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -68,11 +76,14 @@ let package = Package(
         .testTarget(name: "GatehousePolicyTests", dependencies: ["GatehousePolicy"]),
         .testTarget(
             name: "GatehouseConfigTests",
-            dependencies: ["GatehouseConfig"],
+            dependencies: ["GatehouseConfig", "GatehouseTLS"],
             resources: [.copy("Golden")]
         ),
         .testTarget(name: "GatehouseAuthTests", dependencies: ["GatehouseAuth"], exclude: ["Fixtures"]),
         .testTarget(name: "GatehouseSessionsTests", dependencies: ["GatehouseSessions"], exclude: ["Fixtures"]),
-        .testTarget(name: "GatehouseServerTests", dependencies: ["GatehouseServer", "GatehouseSessions", "CLibevent"]),
+        .testTarget(name: "GatehouseServerTests",
+                    dependencies: ["GatehouseServer", "GatehouseSessions", "GatehouseDecision", "GatehouseTLS", "CLibevent"]),
+        .testTarget(name: "GatehouseDecisionTests",
+                    dependencies: ["GatehouseDecision", "GatehouseConfig", "GatehouseSessions", "GatehouseAuth"]),
     ]
 )

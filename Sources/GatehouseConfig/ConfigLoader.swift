@@ -18,14 +18,18 @@ public enum ConfigLoader {
 
     /// `path` as given on the command line: messages show it as written, and relative paths
     /// inside the file resolve against its directory. `cpuCount` resolves `workers: 0`.
-    public static func load(path: String, cpuCount: Int) -> ConfigLoadResult {
-        load(path: path, cpuCount: cpuCount, cwd: ConfigPaths.currentDirectory())
+    /// `tlsCheck` loads `server.tls`'s files (`ServerTLSContext.check` from GatehouseTLS, which
+    /// has OpenSSL; the default only sees that they are readable).
+    public static func load(path: String, cpuCount: Int, tlsCheck: @escaping ServerTLSFiles.Check = ServerTLSFiles.readable)
+        -> ConfigLoadResult {
+        load(path: path, cpuCount: cpuCount, cwd: ConfigPaths.currentDirectory(), tlsCheck: tlsCheck)
     }
 
     /// `cwd` makes relative results absolute (the access log path); `environment` reads
     /// `secret_env` variables. Both injectable for tests.
     static func load(path: String, cpuCount: Int, cwd: String,
-                     environment: @escaping (String) -> String? = processEnvironment) -> ConfigLoadResult {
+                     environment: @escaping (String) -> String? = processEnvironment,
+                     tlsCheck: @escaping ServerTLSFiles.Check = ServerTLSFiles.readable) -> ConfigLoadResult {
         let diagnostics = Diagnostics()
         guard let root = YAMLSource.load(path: path, file: path, diagnostics) else {
             return ConfigLoadResult(config: nil, problems: diagnostics.problems)
@@ -34,7 +38,7 @@ public enum ConfigLoader {
         let top = root.fields(ConfigKeys.topLevel, diagnostics)
 
         let server = SettingsSections.server(top?["server"], configDirectory: directory, cwd: cwd, cpuCount: cpuCount,
-                                             diagnostics)
+                                             tlsCheck: tlsCheck, diagnostics)
         let admin = SettingsSections.admin(top?["admin"], publicListen: server.listen, diagnostics)
         let upstreams = UpstreamsSection(top?["upstreams"], diagnostics)
         let jwt = JWTSection(top?["jwt"], configDirectory: directory, environment: environment, diagnostics)

@@ -1,7 +1,8 @@
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
-import CLibevent  // OpenSSL's headers come with the libevent shim (bufferevent_ssl)
 
 /// SPEC §2 `server.tls`: the files of the public listeners' certificate chain and private key
 /// (PEM), as absolute paths.
@@ -9,18 +10,6 @@ public struct ServerTLSFiles: Sendable, Equatable {
     public var cert: String
     public var key: String
     public init(cert: String, key: String) { self.cert = cert; self.key = key }
-}
-
-/// An OpenSSL server context made from ``ServerTLSFiles``: TLS 1.2 or newer, on TLS 1.2 only
-/// ECDHE key exchange with AEAD ciphers (`GH_TLS12_SERVER_CIPHERS` in the libevent shim; SPEC
-/// §3.2), TLS 1.3 with OpenSSL's suites, no renegotiation. Built once per config load (by `check` too, which only looks at
-/// the result) and immutable afterwards, so that every event loop may make its connections'
-/// `SSL` objects from it (`SSL_new` is safe on a shared, unchanging context).
-public final class ServerTLSContext: @unchecked Sendable {
-    public let context: OpaquePointer
-
-    private init(_ context: OpaquePointer) { self.context = context }
-    deinit { SSL_CTX_free(context) }
 
     /// Which file a problem is in, and what it is.
     public enum Problem: Error, Equatable {
@@ -28,37 +17,17 @@ public final class ServerTLSContext: @unchecked Sendable {
         case key(String)
     }
 
-    public static func load(_ files: ServerTLSFiles) -> Result<ServerTLSContext, Problem> {
-        ERR_clear_error()
-        guard let made = SSL_CTX_new(TLS_server_method()) else { return .failure(.cert("OpenSSL: \(firstError())")) }
-        let tls = ServerTLSContext(made)
-        guard gh_ssl_ctx_server_defaults(made) == 1 else { return .failure(.cert("OpenSSL: \(firstError())")) }
-        if let problem = unreadable(files.cert) { return .failure(.cert(problem)) }
-        guard SSL_CTX_use_certificate_chain_file(made, files.cert) == 1 else {
-            return .failure(.cert("no PEM certificate chain could be read from it (\(firstError()))"))
-        }
-        if let problem = unreadable(files.key) { return .failure(.key(problem)) }
-        let mismatch = "the private key does not belong to the certificate"
-        guard SSL_CTX_use_PrivateKey_file(made, files.key, SSL_FILETYPE_PEM) == 1 else {
-            let reason = firstError()
-            // OpenSSL compares the key with the certificate while loading it.
-            return .failure(.key(reason == "key values mismatch" ? mismatch
-                                 : "no PEM private key could be read from it (\(reason))"))
-        }
-        guard SSL_CTX_check_private_key(made) == 1 else { return .failure(.key(mismatch)) }
-        return .success(tls)
-    }
+    /// Loads the files as `run` will and says what is wrong with them, nil when nothing: the
+    /// loader calls it for `server.tls`, so that `check` reports an unreadable file, a file
+    /// without PEM, or a key that does not belong to the certificate. OpenSSL lives outside this
+    /// target (GatehouseTLS's `ServerTLSContext.check`), so the check is handed in; the
+    /// default only sees whether the files can be read.
+    public typealias Check = @Sendable (ServerTLSFiles) -> Problem?
 
-    private static func unreadable(_ path: String) -> String? {
-        access(path, R_OK) == 0 ? nil : "cannot read \(path): \(String(cString: strerror(errno)))"
-    }
-
-    /// The reason of the first error in OpenSSL's queue (the cause; later ones say where it
-    /// surfaced), and the queue emptied.
-    private static func firstError() -> String {
-        let code = ERR_peek_error()
-        defer { ERR_clear_error() }
-        guard code != 0, let reason = ERR_reason_error_string(code) else { return "unknown error" }
-        return String(cString: reason)
+    /// The check without OpenSSL: both files readable.
+    public static let readable: Check = { files in
+        if access(files.cert, R_OK) != 0 { return .cert("cannot read \(files.cert): \(String(cString: strerror(errno)))") }
+        if access(files.key, R_OK) != 0 { return .key("cannot read \(files.key): \(String(cString: strerror(errno)))") }
+        return nil
     }
 }

@@ -10,7 +10,7 @@ enum SettingsSections {
     static let maxWorkers = 64
 
     static func server(_ node: ConfigNode?, configDirectory: String, cwd: String, cpuCount: Int,
-                       _ diagnostics: Diagnostics) -> ServerSettings {
+                       tlsCheck: ServerTLSFiles.Check = ServerTLSFiles.readable, _ diagnostics: Diagnostics) -> ServerSettings {
         let fields = node?.fields(ConfigKeys.server, diagnostics)
         var settings = ServerSettings(
             listen: defaultListen, workers: min(max(cpuCount, 1), maxWorkers),
@@ -64,7 +64,7 @@ enum SettingsSections {
         }
         if let policy = fields["path_policy"]?.oneOf(PathPolicy.self, diagnostics) { settings.pathPolicy = policy }
         if let node = fields["tls"] {
-            settings.tls = tls(node, configDirectory: configDirectory, cwd: cwd, diagnostics)
+            settings.tls = tls(node, configDirectory: configDirectory, cwd: cwd, tlsCheck: tlsCheck, diagnostics)
         }
         return settings
     }
@@ -72,7 +72,7 @@ enum SettingsSections {
     /// `server.tls: {cert, key}`, both required; the files are loaded here (as `run` will load
     /// them), so that `check` reports an unreadable file, a file without PEM, or a key that does
     /// not belong to the certificate, at the key that names it.
-    private static func tls(_ node: ConfigNode, configDirectory: String, cwd: String,
+    private static func tls(_ node: ConfigNode, configDirectory: String, cwd: String, tlsCheck: ServerTLSFiles.Check,
                             _ diagnostics: Diagnostics) -> ServerTLSFiles? {
         guard let fields = node.fields(ConfigKeys.serverTLS, diagnostics) else { return nil }
         let certNode = fields.required("cert", diagnostics)
@@ -81,12 +81,12 @@ enum SettingsSections {
         else { return nil }
         let files = ServerTLSFiles(cert: ConfigPaths.absolute(cert, relativeTo: configDirectory, cwd: cwd),
                                    key: ConfigPaths.absolute(key, relativeTo: configDirectory, cwd: cwd))
-        switch ServerTLSContext.load(files) {
-        case .success:
+        switch tlsCheck(files) {
+        case nil:
             return files
-        case .failure(.cert(let problem)):
+        case .cert(let problem)?:
             diagnostics.error(certNode, problem)
-        case .failure(.key(let problem)):
+        case .key(let problem)?:
             diagnostics.error(keyNode, problem)
         }
         return nil

@@ -1,9 +1,10 @@
 import GatehouseCore
 import GatehouseConfig
 import GatehousePolicy
+import GatehouseDecision
 
 /// `gatehouse explain`: the decision the running gateway would take for a request, without a
-/// server (SPEC §1, §10). Shares `Decide` with the request path.
+/// server (SPEC §1, §10). Shares the decision pipeline (GatehouseDecision) with the request path.
 public struct Explanation: Sendable {
     public var route: String?
     public var normalizedPath: String?
@@ -14,6 +15,8 @@ public struct Explanation: Sendable {
     public var upstream: String?
     public var subject: String? = nil
     public var note: String? = nil
+    /// The `WWW-Authenticate` challenge of a refusal.
+    public var challenge: String? = nil
 
     /// One JSON object with `route`, `normalized_path`, `decision`, `status`, `reason`.
     public var json: String {
@@ -36,6 +39,7 @@ public struct Explanation: Sendable {
         lines.append("decision:        \(decision.rawValue)" + (status.map { " (\($0))" } ?? ""))
         if let reason { lines.append("reason:          \(reason.rawValue)") }
         if let subject { lines.append("subject:         \(subject)") }
+        if let challenge { lines.append("challenge:       \(challenge)") }
         if let note { lines.append("note:            \(note)") }
         return lines.joined(separator: "\n")
     }
@@ -43,92 +47,84 @@ public struct Explanation: Sendable {
 
 public enum Explainer {
     /// `headers` as given with `--header 'Name: value'` (names case-insensitive). Keys from a
-    /// `jwks_url` are not fetched: only keys from files and secrets are known here.
+    /// `jwks_url` are not fetched: only keys from files and secrets are known here. The facts
+    /// and the plan are the server's own (``RequestFacts``, ``Decide``); this prints the plan.
     public static func explain(config: GatewayConfig, method: String, target: String, headers: [(String, String)],
                                now: Int64 = Clock.wallMs() / 1000) -> Explanation {
-        func header(_ name: String) -> String? { headers.last { $0.0.lowercased() == name.lowercased() }?.1 }
-        guard let normalized = PathNormalizer.normalize(target: target, policy: config.server.pathPolicy) else {
-            return Explanation(route: nil, normalizedPath: nil, decision: .deny, status: 400, reason: .pathRejected)
-        }
-        if let endpoint = config.sessions?.endpoint(at: normalized.path) {
-            return explainEndpoint(endpoint, config: config, method: method.uppercased(), path: normalized.path, header: header)
-        }
-        let facts = RequestFacts(method: method.uppercased(), target: normalized, host: normalized.authority ?? header("Host"),
-                                 authorization: header("Authorization"), accept: header("Accept"), origin: header("Origin"),
-                                 accessControlRequestMethod: header("Access-Control-Request-Method"),
-                                 accessControlRequestHeaders: header("Access-Control-Request-Headers"))
-        var facts2 = facts
-        if let sessions = config.sessions, let cookie = header("Cookie") {
-            facts2.sessionCookie = sessions.cookie.value(inCookieHeader: cookie)
-            facts2.secFetchSite = header("Sec-Fetch-Site")
-        }
         let auth = AuthContext(verifier: config.jwt?.verifier, cache: nil, now: now)
-        func requirement(_ route: Route) -> String {
-            var parts = ["auth \(route.auth.rawValue)"]
-            if let r = config.requirement(for: route) {
-                if !r.rolesAny.isEmpty { parts.append("roles_any \(r.rolesAny)") }
-                if !r.rolesAll.isEmpty { parts.append("roles_all \(r.rolesAll)") }
-                if !r.scopesAll.isEmpty { parts.append("scopes_all \(r.scopesAll)") }
-                for c in r.claims { parts.append("claim \(c.path) = \(c.value)") }
-            }
-            if let issuers = route.issuers { parts.append("issuers \(issuers.sorted())") }
-            return parts.joined(separator: ", ")
+        switch Pipeline.decide(method: method.uppercased(), rawTarget: target, host: .fromRequest,
+                               headers: HeaderPairs(headers), config: config, auth: auth) {
+        case .refused(let refusal):
+            return Explanation(route: nil, normalizedPath: nil, decision: .deny, status: refusal.status, reason: refusal.reason)
+        case let .endpoint(plan, facts):
+            let endpoint = config.sessions?.endpoint(at: facts.target.path) ?? .login
+            return explain(plan, endpoint: endpoint, path: facts.target.path)
+        case let .plan(plan, facts):
+            return explain(plan, path: facts.target.path, config: config)
         }
-        switch Decide.plan(facts2, config: config, auth: auth) {
-        case let .forward(route, identity):
-            var e = Explanation(route: route.name, normalizedPath: normalized.path, decision: .allow, status: nil, reason: nil,
-                                requirement: requirement(route), upstream: route.upstream)
-            e.subject = identity?.subject
+    }
+
+    /// The explanation of a route's plan.
+    static func explain(_ plan: Plan, path: String, config: GatewayConfig) -> Explanation {
+        func on(_ route: Route?, _ decision: Decision, _ status: Int?, _ reason: Reason?) -> Explanation {
+            Explanation(route: route?.name, normalizedPath: path, decision: decision, status: status, reason: reason,
+                        requirement: route.map { requirement($0, config: config) }, upstream: route?.upstream)
+        }
+        switch plan {
+        case .forward(let forward):
+            var e = on(forward.route, .allow, nil, nil)
+            e.subject = forward.identity?.subject
             return e
-        case let .refuse(_, reason, route, status, _, _):
-            return Explanation(route: route?.name, normalizedPath: normalized.path, decision: .deny, status: status,
-                               reason: reason, requirement: route.map(requirement), upstream: route?.upstream)
-        case let .redirect(route, location, _, reason):
-            var e = Explanation(route: route.name, normalizedPath: normalized.path, decision: .deny, status: 302,
-                                reason: .loginRedirect, requirement: requirement(route), upstream: route.upstream)
-            e.note = "credentials: \(reason.rawValue); redirect to \(location)"
+        case .refuse(let refusal):
+            var e = on(refusal.route, .deny, refusal.status, refusal.reason)
+            e.challenge = refusal.challenge
+            return e
+        case .redirect(let redirect):
+            var e = on(redirect.route, .deny, 302, .loginRedirect)
+            e.note = "credentials: \(redirect.credentials.rawValue); redirect to \(redirect.location)"
             return e
         case let .needsKeys(route, _):
             // Not reached: explain never waits for keys (`mayWaitForKeys` is off).
-            return Explanation(route: route.name, normalizedPath: normalized.path, decision: .deny, status: 401,
-                               reason: .unknownKid, requirement: requirement(route), upstream: route.upstream)
-        case let .needsSession(wait):
-            let route = wait.route
-            var e = Explanation(route: route.name, normalizedPath: normalized.path, decision: .deny, status: 401,
-                                reason: .sessionUnknown, requirement: requirement(route), upstream: route.upstream)
+            return on(route, .deny, 401, .unknownKid)
+        case .needsSession(let wait):
+            var e = on(wait.route, .deny, 401, .sessionUnknown)
             e.note = "a session cookie is presented; explain does not read the session store, so the session is unknown here"
             return e
-        case let .preflight(route, headers):
-            if headers != nil {
-                return Explanation(route: route.name, normalizedPath: normalized.path, decision: .preflight, status: 204,
-                                   reason: nil, requirement: requirement(route), upstream: route.upstream)
-            }
-            return Explanation(route: route.name, normalizedPath: normalized.path, decision: .deny, status: 403,
-                               reason: .corsRejected, requirement: requirement(route), upstream: route.upstream)
+        case .preflight(let answer):
+            return on(answer.route, .preflight, 204, nil)
         }
     }
 
     /// The gateway's own login, keepalive and logout endpoints (SPEC §3 step 4): POST only,
-    /// their preflights answered by the global CORS policy.
-    private static func explainEndpoint(_ endpoint: SessionEndpoint, config: GatewayConfig, method: String, path: String,
-                                        header: (String) -> String?) -> Explanation {
+    /// their preflights answered by the global CORS policy, CSRF-checked.
+    static func explain(_ plan: EndpointPlan, endpoint: SessionEndpoint, path: String) -> Explanation {
         var e = Explanation(route: nil, normalizedPath: path, decision: .allow, status: nil, reason: nil)
-        if method == "OPTIONS", let origin = header("Origin"), let requested = header("Access-Control-Request-Method") {
-            if let policy = config.cors,
-               case .allow = policy.preflight(origin: origin, method: requested, requestHeaders: header("Access-Control-Request-Headers")) {
-                e.decision = .preflight
-                e.status = 204
-            } else {
-                e.decision = .deny
-                e.status = 403
-                e.reason = .corsRejected
-            }
-        } else if method != "POST" {
+        switch plan {
+        case .preflight:
+            e.decision = .preflight
+            e.status = 204
+        case .refuse(let refusal):
             e.decision = .deny
-            e.status = 404
-            e.reason = .noRoute
+            e.status = refusal.status
+            e.reason = refusal.reason
+            e.challenge = refusal.challenge
+        case .login, .keepalive, .logout:
+            break
         }
-        e.note = "the gateway's own \(endpoint.rawValue) endpoint" + (method == "POST" ? " (CSRF-checked; answered by the gateway, never forwarded)" : "")
+        let answered = e.decision == .allow ? " (CSRF-checked; answered by the gateway, never forwarded)" : ""
+        e.note = "the gateway's own \(endpoint.rawValue) endpoint" + answered
         return e
+    }
+
+    static func requirement(_ route: Route, config: GatewayConfig) -> String {
+        var parts = ["auth \(route.auth.rawValue)"]
+        if let r = config.requirement(for: route) {
+            if !r.rolesAny.isEmpty { parts.append("roles_any \(r.rolesAny)") }
+            if !r.rolesAll.isEmpty { parts.append("roles_all \(r.rolesAll)") }
+            if !r.scopesAll.isEmpty { parts.append("scopes_all \(r.scopesAll)") }
+            for c in r.claims { parts.append("claim \(c.path) = \(c.value)") }
+        }
+        if let issuers = route.issuers { parts.append("issuers \(issuers.sorted())") }
+        return parts.joined(separator: ", ")
     }
 }

@@ -5,6 +5,7 @@ import GatehouseCore
 import GatehouseAuth
 import GatehouseConfig
 import GatehouseSessions
+import GatehouseTLS
 
 /// What the loops share: thread-safe sinks and the current snapshot for readers off the loops.
 final class SharedState: Sendable {
@@ -83,7 +84,7 @@ public final class Gateway: @unchecked Sendable {
 
     /// Loads the config, opens every listener, serves until SIGTERM/SIGINT; returns the exit code.
     public func run() -> Int32 {
-        let loaded = ConfigLoader.load(path: configPath, cpuCount: cpuCount)
+        let loaded = ConfigLoader.load(path: configPath, cpuCount: cpuCount, tlsCheck: ServerTLSContext.check)
         for problem in loaded.problems { Gateway.say("\(problem)") }
         guard let config = loaded.config else {
             Gateway.say("configuration \(configPath) has \(loaded.errors.count) error\(loaded.errors.count == 1 ? "" : "s"); not starting")
@@ -202,7 +203,7 @@ public final class Gateway: @unchecked Sendable {
         let path = configPath, cpus = cpuCount
         let generation = shared.current.withLock { $0.generation } + 1
         let box = Unmanaged.passRetained(ReloadJob { [self] in
-            let loaded = ConfigLoader.load(path: path, cpuCount: cpus)
+            let loaded = ConfigLoader.load(path: path, cpuCount: cpus, tlsCheck: ServerTLSContext.check)
             let result: Result<Snapshot, SnapshotError>
             if let config = loaded.config {
                 switch Snapshot.make(config: config, generation: generation) {

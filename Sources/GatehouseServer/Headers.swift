@@ -1,15 +1,26 @@
 import CLibevent
 import Glibc
+import GatehouseDecision
 
 /// A thin view of an evhttp header list (`struct evkeyvalq`). Lookups are case-insensitive,
-/// as evhttp's are. Valid only while the request that owns the list is alive.
-struct HeaderList {
+/// as evhttp's are. Valid only while the request that owns the list is alive. The decision
+/// pipeline reads it as a ``HeaderSource``: values are copied out only when looked up.
+struct HeaderList: HeaderSource {
     let queue: UnsafeMutablePointer<evkeyvalq>
 
     init(_ queue: UnsafeMutablePointer<evkeyvalq>) { self.queue = queue }
 
     subscript(name: String) -> String? {
         evhttp_find_header(queue, name).map { String(cString: $0) }
+    }
+
+    /// The literal's own NUL-terminated bytes go to evhttp: no copy of the name.
+    func first(_ name: StaticString) -> String? {
+        evhttp_find_header(queue, UnsafeRawPointer(name.utf8Start).assumingMemoryBound(to: CChar.self)).map { String(cString: $0) }
+    }
+
+    func joined(_ lowercasedName: StaticString, separator: StaticString) -> String? {
+        joined(lowercasedName.description, separator: separator.description)
     }
 
     /// Every value of the header `lowercasedName`, joined with ", " (RFC 9110 §5.3), or nil when

@@ -1,6 +1,7 @@
 import GatehouseCore
 import GatehouseAuth
 import GatehousePolicy
+import GatehouseDecision
 
 /// A request between the steps of its decision: the facts it is decided on, the configuration
 /// snapshot it started under, and what answering it needs. Made when a request is about to
@@ -22,6 +23,9 @@ struct PendingRequest {
     var log: AccessLogRecord
     let startNs: UInt64
     let connection: ClientConnection
+    /// Who carries the plan out after the wait: nil for the proxy (`Worker.carryOut`); another
+    /// front-end (forward auth) sets its own, and the waits stay shared.
+    var carrier: ((Worker, Plan, PendingRequest) -> Void)? = nil
 }
 
 /// The wait of an unknown `kid` for its issuer's keys (SPEC §3.2 Keys, §5.2).

@@ -4,6 +4,7 @@ import GatehouseCore
 import GatehouseAuth
 import GatehouseConfig
 import GatehousePolicy
+import GatehouseDecision
 
 /// One forwarded request: picks a target, sends the request on a pooled connection, streams
 /// the response back with backpressure, and ends with exactly one access-log line.
@@ -24,7 +25,8 @@ final class ProxyExchange {
     private let upstream: UpstreamSettings
     private let target: NormalizedTarget
     private let host: String?
-    private let identity: Identity?
+    /// The identity headers the plan set (SPEC §7.1); empty for an anonymous caller.
+    private let identityHeaders: [(String, String)]
     /// CORS headers for the response (nil: no CORS policy applies, the upstream's pass as they are).
     private let cors: [(String, String)]?
     private var log: AccessLogRecord
@@ -48,15 +50,14 @@ final class ProxyExchange {
     /// Client output above this pauses reading from the upstream (SPEC §7.1: streamed, bounded).
     static let highWater = 256 * 1024
 
-    init(worker: Worker, request: Request, snapshot: Snapshot, route: Route, upstream: UpstreamSettings, target: NormalizedTarget,
-         host: String?, identity: Identity?, cors: [(String, String)]?, log: consuming AccessLogRecord, startNs: UInt64,
-         connection: ClientConnection) {
-        self.identity = identity
-        self.cors = cors
+    init(worker: Worker, request: Request, snapshot: Snapshot, forward: Forward, upstream: UpstreamSettings,
+         target: NormalizedTarget, host: String?, log: consuming AccessLogRecord, startNs: UInt64, connection: ClientConnection) {
+        self.identityHeaders = forward.identityHeaders
+        self.cors = forward.cors
         self.worker = worker
         self.clientRequest = request
         self.snapshot = snapshot
-        self.route = route
+        self.route = forward.route
         self.upstream = upstream
         self.target = target
         self.host = host
@@ -161,7 +162,7 @@ final class ProxyExchange {
         out.header("X-Forwarded-Proto", connection.isTLS ? "https" : "http")
         if let originalHost { out.header("X-Forwarded-Host", originalHost) }
         out.header("X-Request-Id", log.requestID)
-        if let identity { addIdentityHeaders(identity, to: &out) }
+        for (name, value) in identityHeaders { out.header(name, value) }
         let length = evbuffer_get_length(evhttp_request_get_input_buffer(creq))
         if length > 0 || method == EVHTTP_REQ_POST || method == EVHTTP_REQ_PUT || method == EVHTTP_REQ_PATCH {
             out.header("Content-Length", String(length))
@@ -172,51 +173,6 @@ final class ProxyExchange {
 
     /// The request method as sent upstream (only methods evhttp accepted reach here).
     static func methodName(_ method: evhttp_cmd_type) -> StaticString { Worker.methodToken(method) }
-
-    /// SPEC §2 `identity_headers`: subject, roles (comma-separated), method, extra claims.
-    /// Values with control characters are left out rather than sent broken.
-    private func addIdentityHeaders(_ identity: Identity, to output: inout RequestHeadWriter) {
-        let names = snapshot.config.identityHeaders
-        func add(_ name: String, _ value: String) {
-            var value = value
-            if value.withUTF8({ $0.allSatisfy { $0 >= 0x20 && $0 != 0x7F } }) { output.header(name, value) }
-        }
-        if let subject = identity.subject { add(names.subject, subject) }
-        // A role with a comma in it would read as two roles: it is left out of the header. Joined
-        // by hand, byte-wise: `filter` + `contains(",")` (Foundation's string search) + `joined`
-        // cost ~5,000 instructions per request for one role.
-        var roles = ""
-        var first = true
-        for role in identity.roles where !role.utf8.contains(UInt8(ascii: ",")) {
-            if !first { roles += "," }
-            roles += role
-            first = false
-        }
-        add(names.roles, roles)
-        add(names.method, identity.method.rawValue)
-        if let token = identity.token {
-            for (header, claim) in names.claims {
-                if let value = token.claims.value(atPath: claim), let text = ProxyExchange.headerText(value) { add(header, text) }
-            }
-        }
-    }
-
-    /// A claim as a header value: strings as they are, numbers and booleans as JSON writes them,
-    /// arrays of those comma-joined; objects are not sent.
-    static func headerText(_ value: JSONValue) -> String? {
-        switch value {
-        case .string(let s): return s
-        case .number(let n): return n.description
-        case .bool(let b): return b ? "true" : "false"
-        case .array(let items):
-            let parts = items.compactMap { item -> String? in
-                if case .array = item { return nil }
-                return headerText(item)
-            }
-            return parts.joined(separator: ",")
-        default: return nil
-        }
-    }
 
     /// SPEC §7.1: the peer is one of `server.trusted_proxies`.
     static func isTrusted(_ peer: String, _ trusted: [CIDR]) -> Bool {

@@ -2,6 +2,8 @@ import Glibc
 import GatehouseAuth
 import GatehouseConfig
 import GatehousePolicy
+import GatehouseTLS
+import GatehouseDecision
 
 /// An upstream target with its address resolved off the event loops (at load and reload),
 /// so that no loop ever waits on DNS.
@@ -26,6 +28,8 @@ struct ResolvedTarget: Sendable, Hashable {
 /// ``KeyWait/verifier(parked:current:issuer:)``).
 final class Snapshot: Sendable {
     let config: GatewayConfig
+    /// `config` by reference, for the decision pipeline (no copy of the config per call).
+    let decision: DecisionConfig
     let targets: [String: [ResolvedTarget]]
     let generation: Int
     /// The JWT verifier with the keys known now (JWKS refreshes replace it); nil without `jwt`.
@@ -46,6 +50,7 @@ final class Snapshot: Sendable {
          sessions: SessionRuntime? = nil, redisAddress: String? = nil, tls: ServerTLSContext? = nil) {
         self.redisAddress = redisAddress
         self.config = config
+        self.decision = DecisionConfig(config)
         self.targets = targets
         self.generation = generation
         self.verifier = verifier

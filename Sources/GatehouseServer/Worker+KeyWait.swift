@@ -1,5 +1,6 @@
 import CLibevent
 import GatehouseCore
+import GatehouseDecision
 
 /// One request waiting for its issuer's keys on a loop.
 final class KeyWaitEntry {
@@ -135,6 +136,6 @@ extension Worker {
     private func decideAfterKeyWait(_ pending: PendingRequest, issuer: String) {
         let verifier = KeyWait.verifier(parked: pending.snapshot, current: snapshot, issuer: issuer)
         let auth = AuthContext(verifier: verifier, cache: tokenCache, now: Clock.wallMs() / 1000, mayWaitForKeys: false)
-        carryOut(Decide.plan(pending.facts, config: pending.snapshot.config, auth: auth), pending)
+        carryOut(Decide.plan(pending.facts, under: pending.snapshot.decision, auth: auth), pending)
     }
 }

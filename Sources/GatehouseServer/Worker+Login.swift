@@ -3,6 +3,7 @@ import GatehouseCore
 import GatehouseConfig
 import GatehousePolicy
 import GatehouseSessions
+import GatehouseDecision
 
 /// One password login on its way through admission, failure counting and the check (SPEC §5.3,
 /// §3.2 Login admission). Lives on one worker's loop.
@@ -46,7 +47,7 @@ extension Worker {
         log.subject = credentials.username
         guard let ticket = runtime.admission.admit(client: ClientKey.of(log.client)) else {
             // Not an attempt: nothing is counted toward max_failures.
-            return refuse(req, .tooManyRequests, .concurrentLogins, cors: cors + [("Retry-After", "1")],
+            return refuse(req, .tooManyRequests, .concurrentLogins, cors: cors, extraHeaders: [("Retry-After", "1")],
                           log: &log, startNs: startNs)
         }
         let attempt = LoginAttempt(username: credentials.username, client: ticket.client, ticket: ticket)
@@ -59,7 +60,7 @@ extension Worker {
             }
             inFlight -= 1
             ticket.release()
-            refuse(bound.value, .tooManyRequests, .throttled, cors: cors + [("Retry-After", String(max(retryAfter, 1)))],
+            refuse(bound.value, .tooManyRequests, .throttled, cors: cors, extraHeaders: [("Retry-After", String(max(retryAfter, 1)))],
                    log: &log, startNs: startNs)
             exitIfDrained()
         }

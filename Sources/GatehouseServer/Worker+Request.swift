@@ -4,6 +4,7 @@ import GatehouseCore
 import GatehouseConfig
 import GatehouseSessions
 import GatehousePolicy
+import GatehouseDecision
 
 typealias Request = UnsafeMutablePointer<evhttp_request>
 
@@ -11,62 +12,83 @@ typealias Request = UnsafeMutablePointer<evhttp_request>
 /// decision — then forward or refuse.
 extension Worker {
     func handle(_ req: Request) {
-        let snapshot = self.snapshot  // not `let config = …`: a copy of the config retains each of its fields
-        var log = AccessLogRecord()
-        let startNs = Clock.monotonicNs()
-        describe(req, into: &log, trustedProxies: snapshot.config.server.trustedProxies)
         let conn = connection(for: evhttp_request_get_connection(req))
         defer { flushClient(conn) }
         disarmHeaderTimer(conn)
-        if let early = conn.earlyRefusal {
+        // A head decided before its body keeps the snapshot and the facts it was decided with.
+        var head: DecidedHead? = nil
+        if let decided = conn.decidedHead {  // a reference: the common nil costs one compare
+            conn.decidedHead = nil
+            if decided.req == req { head = decided }
+        }
+        let snapshot = head?.snapshot ?? self.snapshot  // a reference: not `let config = …`, whose copy retains each field
+        var log = AccessLogRecord()
+        let startNs = Clock.monotonicNs()
+        describe(req, into: &log, trustedProxies: snapshot.config.server.trustedProxies)
+        if let early = conn.earlyRefusal {  // a reference, like `decidedHead`
             conn.earlyRefusal = nil
             return answerEarlyRefusal(early, req: req, log: &log, startNs: startNs, connection: conn)
         }
         let bodyLength = evbuffer_get_length(evhttp_request_get_input_buffer(req))
-        if let (error, reason, close) = precheck(req, rawTarget: log.rawTarget, bodyLength: bodyLength, snapshot: snapshot) {
-            return refuse(req, error, reason, closeConnection: close, log: &log, startNs: startNs)
+        if let refusal = precheck(req, rawTarget: log.rawTarget, bodyLength: bodyLength, snapshot: snapshot) {
+            return refuse(req, refusal, log: &log, startNs: startNs)
         }
-        guard let target = PathNormalizer.normalize(target: log.rawTarget, policy: snapshot.config.server.pathPolicy) else {
-            log.path = AccessLogRecord.receivedPath(log.rawTarget)  // what was tried (SPEC §3.2)
-            return refuse(req, .badRequest, .pathRejected, log: &log, startNs: startNs)
+        let facts: RequestFacts
+        if let head {
+            facts = head.facts
+        } else {
+            guard let target = PathNormalizer.normalize(target: log.rawTarget, policy: snapshot.config.server.pathPolicy) else {
+                log.path = AccessLogRecord.receivedPath(log.rawTarget)  // what was tried (SPEC §3.2)
+                return refuse(req, pathRefusal(req, rawTarget: log.rawTarget, snapshot: snapshot), log: &log, startNs: startNs)
+            }
+            facts = requestFacts(req, target: target, snapshot: snapshot)
         }
-        log.path = target.path
-        if handleSessionEndpoint(req, path: target.path, log: &log, startNs: startNs) { return }
-        let headers = HeaderList(evhttp_request_get_input_headers(req))
-        let facts = requestFacts(req, target: target, headers: headers, snapshot: snapshot)
+        log.path = facts.target.path
+        if let endpoint = Decide.sessionEndpoint(facts, under: snapshot.decision) {
+            return carryOut(endpoint, req: req, own: snapshot, facts: facts, log: log, startNs: startNs)
+        }
         let auth = AuthContext(verifier: snapshot.verifier, cache: tokenCache, now: Clock.wallMs() / 1000,
                                mayWaitForKeys: true, refreshableIssuers: snapshot.refreshableIssuers)
-        let plan = Decide.plan(facts, config: snapshot.config, auth: auth)
+        let plan = Decide.plan(facts, under: snapshot.decision, auth: auth)
         carryOut(plan, req: req, own: snapshot, facts: facts, log: log, startNs: startNs, connection: conn)
     }
 
-    /// Step 1 of SPEC §3: the limits and framing rules, as (error, reason, close the connection).
-    /// `bodyLength` is the body read, or the length a head declares (before the body is read).
-    func precheck(_ req: Request, rawTarget: String, bodyLength: Int, snapshot: Snapshot) -> (GatewayError, Reason, Bool)? {
-        if req.pointee.headers_size > snapshot.config.server.maxHeaderBytes { return (.headersTooLarge, .headersTooLarge, false) }
-        if bodyLength > snapshot.config.server.maxBodyBytes { return (.payloadTooLarge, .payloadTooLarge, false) }
+    /// Step 1 of SPEC §3: the limits and framing rules, as a refusal under `snapshot` (the
+    /// global CORS policy's headers). `bodyLength` is the body read, or the length a head
+    /// declares (before the body is read).
+    func precheck(_ req: Request, rawTarget: String, bodyLength: Int, snapshot: Snapshot) -> Refusal? {
+        // `snapshot.config` each time, not `let config = …`: a copy of the config retains each field.
+        func refusal(_ error: GatewayError, _ reason: Reason, close: Bool = false) -> Refusal {
+            Decide.refusalBeforeRoute(error, reason, origin: HeaderList(evhttp_request_get_input_headers(req)).first("Origin"),
+                                      config: snapshot.config, closeConnection: close)
+        }
+        if req.pointee.headers_size > snapshot.config.server.maxHeaderBytes { return refusal(.headersTooLarge, .headersTooLarge) }
+        if bodyLength > snapshot.config.server.maxBodyBytes { return refusal(.payloadTooLarge, .payloadTooLarge) }
         if RequestHead.problem(HeaderList(evhttp_request_get_input_headers(req)), httpMinor: Int32(req.pointee.minor),
                                absoluteForm: !rawTarget.hasPrefix("/")) != nil {
-            return (.badRequest, .malformedRequest, true)
+            return refusal(.badRequest, .malformedRequest, close: true)
         }
         return nil
     }
 
-    /// The facts `Decide.plan` needs, from a parsed head.
-    func requestFacts(_ req: Request, target: NormalizedTarget, headers: HeaderList, snapshot: Snapshot) -> RequestFacts {
-        let host = target.authority ?? headers["Host"]
-        let method = Worker.methodName(evhttp_request_get_command(req))
-        // The preflight's headers only on OPTIONS (SPEC §6): every other request skips the scans.
-        let preflight = method == "OPTIONS"
-        var facts = RequestFacts(method: method, target: target, host: host, authorization: headers["Authorization"],
-                                 accept: headers["Accept"], origin: headers["Origin"],
-                                 accessControlRequestMethod: preflight ? headers["Access-Control-Request-Method"] : nil,
-                                 accessControlRequestHeaders: preflight ? headers.joined("access-control-request-headers") : nil)
-        if let sessions = snapshot.config.sessions, let cookieHeader = headers.joined("cookie", separator: "; ") {
-            facts.sessionCookie = sessions.cookie.value(inCookieHeader: cookieHeader)
-            facts.secFetchSite = headers["Sec-Fetch-Site"]
+    /// The 400 of a path the path policy refuses (SPEC §4.1), under `snapshot` (the global
+    /// CORS policy's headers). The edge normalizes with `PathNormalizer` itself, so that the hot
+    /// path carries no refusal around.
+    func pathRefusal(_ req: Request, rawTarget: String, snapshot: Snapshot) -> Refusal {
+        let origin = HeaderList(evhttp_request_get_input_headers(req)).first("Origin")
+        guard case .failure(let refusal) = Decide.normalize(rawTarget, origin: origin, config: snapshot.config) else {
+            return Decide.refusalBeforeRoute(.badRequest, .pathRejected, origin: origin, config: snapshot.config)
         }
-        return facts
+        return refusal
+    }
+
+    /// The request's facts, built once at this edge (``RequestFacts/init(method:target:host:headers:config:)``)
+    /// under the request's own snapshot.
+    func requestFacts(_ req: Request, target: NormalizedTarget, snapshot: Snapshot) -> RequestFacts {
+        let headers = HeaderList(evhttp_request_get_input_headers(req))
+        return RequestFacts(method: Worker.methodName(evhttp_request_get_command(req)), target: target,
+                            host: RequestFacts.host(of: target, headers: headers), headers: headers,
+                            under: snapshot.decision)
     }
 
     /// Does what the plan says: refuse, redirect, answer a preflight, wait for the session store
@@ -77,70 +99,52 @@ extension Worker {
     func carryOut(_ plan: Plan, req: Request, own: Snapshot, facts: RequestFacts, log: consuming AccessLogRecord,
                   startNs: UInt64, connection: ClientConnection) {
         var log = log
-        let origin = facts.origin
         switch plan {
-        case let .refuse(error, reason, route, status, tried, subject):
-            refusePlanned(req, error, reason, route: route, status: status, tried: tried, subject: subject, origin: origin,
-                          snapshot: own, log: &log, startNs: startNs)
-        case let .redirect(route, location, tried, _):
-            log.route = route.name
-            log.upstream = route.upstream
-            log.auth = tried
-            let cors = own.config.corsPolicy(for: route)?.responseHeaders(origin: origin) ?? []
-            redirect(req, to: location, cors: cors, log: &log, startNs: startNs)
-        case let .preflight(route, corsHeaders):
-            log.route = route.name
-            log.upstream = route.upstream
-            guard let corsHeaders else {
-                return refuse(req, .corsRejected, .corsRejected, log: &log, startNs: startNs)
-            }
-            answerPreflight(req, headers: corsHeaders, log: &log, startNs: startNs)
+        case .refuse(let refusal):
+            refusePlanned(req, refusal, log: &log, startNs: startNs)
+        case .redirect(let redirect):
+            log.note(route: redirect.route, auth: redirect.tried)
+            self.redirect(req, redirect, log: &log, startNs: startNs)
+        case .preflight(let answer):
+            log.route = answer.route?.name
+            log.upstream = answer.route?.upstream
+            answerPreflight(req, headers: answer.headers, log: &log, startNs: startNs)
         case let .needsSession(wait):
-            log.route = wait.route.name
-            log.upstream = wait.route.upstream
-            log.auth = .session
+            log.note(route: wait.route, auth: .session)
             continueWithSession(PendingRequest(req: req, snapshot: own, facts: facts, log: log, startNs: startNs,
                                                connection: connection), wait: wait)
         case let .needsKeys(route, issuer):
-            log.route = route.name
-            log.upstream = route.upstream
-            log.auth = .jwt
+            log.note(route: route, auth: .jwt)
             waitForKeys(PendingRequest(req: req, snapshot: own, facts: facts, log: log, startNs: startNs,
                                        connection: connection), issuer: issuer)
-        case let .forward(route, identity):
-            let cors = own.config.corsPolicy(for: route).map { $0.responseHeaders(origin: origin) }
-            guard let upstream = own.config.upstreams[route.upstream] else {
-                return refuse(req, .badGateway, .upstreamError, cors: cors ?? [], log: &log, startNs: startNs)
+        case .forward(let forward):
+            guard let upstream = own.config.upstreams[forward.route.upstream] else {
+                return refuse(req, Refusal(.badGateway, .upstreamError, cors: forward.cors ?? []), log: &log, startNs: startNs)
             }
-            log.route = route.name
-            log.upstream = upstream.name
-            log.auth = identity?.method ?? .none
-            log.subject = identity?.subject
-            let exchange = ProxyExchange(worker: self, request: req, snapshot: own, route: route, upstream: upstream,
-                                         target: facts.target, host: facts.host, identity: identity, cors: cors,
-                                         log: log, startNs: startNs, connection: connection)
+            log.note(route: forward.route, auth: forward.identity?.method ?? .none)
+            log.subject = forward.identity?.subject
+            let exchange = ProxyExchange(worker: self, request: req, snapshot: own, forward: forward, upstream: upstream,
+                                         target: facts.target, host: facts.host, log: log, startNs: startNs,
+                                         connection: connection)
             exchange.start()
         }
     }
 
-    /// ``carryOut(_:req:own:facts:log:startNs:connection:)`` for a request that waited.
+    /// ``carryOut(_:req:own:facts:log:startNs:connection:)`` for a request that waited (or the
+    /// carrier of the front-end that made it wait).
     func carryOut(_ plan: Plan, _ pending: PendingRequest) {
+        if let carrier = pending.carrier { return carrier(self, plan, pending) }
         carryOut(plan, req: pending.req, own: pending.snapshot, facts: pending.facts, log: pending.log,
                  startNs: pending.startNs, connection: pending.connection)
     }
 
-    /// A refusal planned by `Decide`: the route's CORS policy (else the global one) and the log's
-    /// route, auth and subject.
-    func refusePlanned(_ req: Request, _ error: GatewayError, _ reason: Reason, route: Route?, status: Int, tried: AuthMethod,
-                       subject: String?, origin: String?, snapshot: Snapshot, closeConnection: Bool = false,
-                       log: inout AccessLogRecord, startNs: UInt64) {
-        log.route = route?.name
-        log.upstream = route?.upstream
-        log.auth = tried
-        log.subject = subject
-        let cors = route.map { snapshot.config.corsPolicy(for: $0) } ?? snapshot.config.cors
-        refuse(req, error, reason, status: status, bearerPresented: tried == .jwt, closeConnection: closeConnection,
-               cors: cors?.responseHeaders(origin: origin) ?? [], log: &log, startNs: startNs)
+    /// A refusal the pipeline planned: the log's route, auth and subject from it, then the answer.
+    func refusePlanned(_ req: Request, _ refusal: Refusal, log: inout AccessLogRecord, startNs: UInt64) {
+        log.route = refusal.route?.name
+        log.upstream = refusal.route?.upstream
+        log.auth = refusal.tried
+        if let subject = refusal.subject { log.subject = subject }
+        refuse(req, refusal, log: &log, startNs: startNs)
     }
 
     /// 204 with the preflight's CORS headers (SPEC §6); never forwarded.
@@ -155,13 +159,13 @@ extension Worker {
     }
 
     /// 302 to the login page for a browser without valid credentials (SPEC §3.1).
-    private func redirect(_ req: Request, to location: String, cors: [(String, String)], log: inout AccessLogRecord, startNs: UInt64) {
+    private func redirect(_ req: Request, _ redirect: Redirect, log: inout AccessLogRecord, startNs: UInt64) {
         let out = HeaderList(evhttp_request_get_output_headers(req))
-        out.set("Location", location)
+        out.set("Location", redirect.location)
         out.set("Cache-Control", "no-store")
         out.set("X-Request-Id", log.requestID)
         out.set("Content-Length", "0")
-        for (name, value) in cors { out.add(name, value) }
+        for (name, value) in redirect.cors { out.add(name, value) }
         log.status = 302
         log.decision = .deny
         log.reason = .loginRedirect
@@ -221,48 +225,42 @@ extension Worker {
         }
     }
 
-    /// Answers with the uniform error (SPEC §3.1) and writes the access-log line.
-    func refuse(_ req: Request, _ error: GatewayError, _ reason: Reason, status: Int? = nil,
-                bearerPresented: Bool = false, closeConnection: Bool = false, cors: [(String, String)]? = nil,
-                log: inout AccessLogRecord, startNs: UInt64) {
-        let status = status ?? error.status
+    /// Answers with the uniform error (SPEC §3.1) and writes the access-log line: exactly what
+    /// `refusal` says (status, challenge, CORS and other headers, connection close).
+    func refuse(_ req: Request, _ refusal: Refusal, log: inout AccessLogRecord, startNs: UInt64) {
+        let status = refusal.status
         let out = HeaderList(evhttp_request_get_output_headers(req))
         out.set("Content-Type", "application/json")
         out.set("Cache-Control", "no-store")
         out.set("X-Request-Id", log.requestID)
-        if status == 401 {
-            let challenge: String
-            switch (error, bearerPresented) {
-            case (.forbidden, _): challenge = "Bearer realm=\"gatehouse\", error=\"insufficient_scope\""
-            case (_, true): challenge = "Bearer realm=\"gatehouse\", error=\"invalid_token\""
-            default: challenge = "Bearer realm=\"gatehouse\""
-            }
-            out.set("WWW-Authenticate", challenge)
-        } else if error == .forbidden {
-            out.set("WWW-Authenticate", "Bearer realm=\"gatehouse\", error=\"insufficient_scope\"")
-        }
-        if closeConnection || draining { out.set("Connection", "close") }
-        // Refusals before a route is known use the global CORS policy (SPEC §6); a rejected
-        // preflight carries none.
-        let corsHeaders = cors ?? (error == .corsRejected ? [] :
-            snapshot.config.cors?.responseHeaders(origin: HeaderList(evhttp_request_get_input_headers(req))["Origin"]) ?? [])
-        for (name, value) in corsHeaders { out.add(name, value) }
-        let body = error.body(status: status, requestID: log.requestID)
+        if let challenge = refusal.challenge { out.set("WWW-Authenticate", challenge) }
+        if refusal.closeConnection || draining { out.set("Connection", "close") }
+        for (name, value) in refusal.cors { out.add(name, value) }
+        for (name, value) in refusal.extraHeaders { out.add(name, value) }
+        let body = refusal.error.body(status: status, requestID: log.requestID)
         let buffer = evbuffer_new()!
         var bytes = body
         bytes.withUTF8 { _ = evbuffer_add(buffer, $0.baseAddress, $0.count) }
         log.status = status
         log.bytesSent = body.utf8.count
-        switch error {
-        case .badRequest, .payloadTooLarge, .headersTooLarge, .badGateway, .serviceUnavailable, .gatewayTimeout:
-            log.decision = .error
-        default:
-            log.decision = .deny
-        }
-        log.reason = reason
+        log.decision = refusal.decision
+        log.reason = refusal.reason
         evhttp_send_reply(req, Int32(status), Worker.reasonPhrase(status), buffer)
         evbuffer_free(buffer)
         finishLog(&log, startNs: startNs)
+    }
+
+    /// A refusal the server makes itself (an upstream failure, a login step): `cors` as given,
+    /// or — nil, before any route — the global policy's of the loop's current config.
+    func refuse(_ req: Request, _ error: GatewayError, _ reason: Reason, closeConnection: Bool = false,
+                cors: [(String, String)]? = nil, extraHeaders: [(String, String)] = [],
+                log: inout AccessLogRecord, startNs: UInt64) {
+        var refusal = Refusal(error, reason, cors: cors ?? [], extraHeaders: extraHeaders, closeConnection: closeConnection)
+        if cors == nil {
+            let origin = HeaderList(evhttp_request_get_input_headers(req)).first("Origin")
+            refusal.cors = Decide.refusalBeforeRoute(error, reason, origin: origin, config: snapshot.config).cors
+        }
+        refuse(req, refusal, log: &log, startNs: startNs)
     }
 
     /// Writes the access-log line and counts the request.
@@ -292,6 +290,7 @@ extension Worker {
         if let evcon = evhttp_request_get_connection(req), let conn = connections[evcon] {
             disarmHeaderTimer(conn)
             conn.earlyRefusal = nil  // evhttp refused the request itself; its answer is this one
+            conn.decidedHead = nil
         }
         // SPEC §3.2: HTTP/1.1 (or 1.0 to a 1.0 client) even when the request line could not be
         // parsed — evhttp would write the version it did not read (`HTTP/0.0`).
@@ -338,5 +337,14 @@ extension Worker {
         case 504: return "Gateway Timeout"
         default: return "Status"
         }
+    }
+}
+
+extension AccessLogRecord {
+    /// The route, its upstream and the credential kind, as the access log names them.
+    mutating func note(route: Route, auth: AuthMethod) {
+        self.route = route.name
+        upstream = route.upstream
+        self.auth = auth
     }
 }

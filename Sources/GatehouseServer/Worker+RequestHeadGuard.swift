@@ -2,6 +2,7 @@ import CLibevent
 import CEvhttpHook
 import GatehouseCore
 import GatehousePolicy
+import GatehouseDecision
 
 /// The client edge of SPEC §3.2, before evhttp hands a request over (see CEvhttpHook/hook.c
 /// for how the hooks are reached on libevent 2.1):
@@ -14,7 +15,7 @@ import GatehousePolicy
 ///   response and logged with status 408, reason `header_timeout`.
 /// - **The decision before the body.** When a complete head announces a body, the request is
 ///   decided on its head (the same checks and `Decide.plan` as `handle`, under the same
-///   snapshot). A refusal is answered without reading the body: the body's framing headers are
+///   snapshot, on facts built once: `handle` reuses them and that snapshot). A refusal is answered without reading the body: the body's framing headers are
 ///   taken out so that evhttp hands the request over at once (no body read, no `100 Continue`),
 ///   `handle` answers the refusal, and the connection is closed after a lingering read
 ///   (`lingerThenClose`). Anything else goes on as before and `handle` decides again, as the
@@ -107,8 +108,8 @@ extension Worker {
 
     private func decideBeforeBody(_ req: Request, evcon: OpaquePointer) {
         let snapshot = self.snapshot
-        guard let refusal = earlyRefusal(req, snapshot: snapshot) else { return }
         let conn = connection(for: evcon)
+        guard let refusal = earlyRefusal(req, snapshot: snapshot, connection: conn) else { return }
         conn.earlyRefusal = refusal
         // evhttp now finds no body to read and hands the request to `handle` at once.
         let headers = HeaderList(evhttp_request_get_input_headers(req))
@@ -118,27 +119,28 @@ extension Worker {
     }
 
     /// The refusal `handle` would make for this head, when it can be known without the body.
-    private func earlyRefusal(_ req: Request, snapshot: Snapshot) -> EarlyRefusal? {
+    /// Otherwise the head's facts and snapshot are kept for `handle` (the request is decided
+    /// under the snapshot it started with, on facts built once).
+    private func earlyRefusal(_ req: Request, snapshot: Snapshot, connection conn: ClientConnection) -> EarlyRefusal? {
         var rawTarget = ""
         if let uri = evhttp_request_get_uri(req) { rawTarget = String(cString: uri) }
         let declared = HeaderList(evhttp_request_get_input_headers(req))["Content-Length"].map(Worker.declaredLength) ?? 0
-        // Refusals before a route is known carry the global CORS policy's headers (SPEC §6).
-        let origin = HeaderList(evhttp_request_get_input_headers(req))["Origin"]
-        if let (error, reason, _) = precheck(req, rawTarget: rawTarget, bodyLength: declared, snapshot: snapshot) {
-            return EarlyRefusal(plan: .refuse(error, reason, route: nil, status: error.status, tried: .none), origin: origin, path: "")
+        if let refusal = precheck(req, rawTarget: rawTarget, bodyLength: declared, snapshot: snapshot) {
+            return EarlyRefusal(refusal: refusal, path: "")
         }
         guard let target = PathNormalizer.normalize(target: rawTarget, policy: snapshot.config.server.pathPolicy) else {
-            return EarlyRefusal(plan: .refuse(.badRequest, .pathRejected, route: nil, status: 400, tried: .none), origin: origin,
+            return EarlyRefusal(refusal: pathRefusal(req, rawTarget: rawTarget, snapshot: snapshot),
                                 path: AccessLogRecord.receivedPath(rawTarget))  // what was tried (SPEC §3.2)
         }
-        if isSessionEndpoint(target.path, snapshot: snapshot) { return nil }
-        let headers = HeaderList(evhttp_request_get_input_headers(req))
-        let facts = requestFacts(req, target: target, headers: headers, snapshot: snapshot)
+        let facts = requestFacts(req, target: target, snapshot: snapshot)
+        conn.decidedHead = DecidedHead(req: req, snapshot: snapshot, facts: facts)
+        if Decide.sessionEndpoint(facts, under: snapshot.decision) != nil { return nil }
         let auth = AuthContext(verifier: snapshot.verifier, cache: tokenCache, now: Clock.wallMs() / 1000)
-        let plan = Decide.plan(facts, config: snapshot.config, auth: auth)
         // An unknown `kid` may be waited for (a key refresh): that is the evhttp path's to decide.
-        guard case let .refuse(_, reason, _, _, _, _) = plan, reason != .unknownKid else { return nil }
-        return EarlyRefusal(plan: plan, origin: facts.origin, path: target.path)
+        guard case .refuse(let refusal) = Decide.plan(facts, under: snapshot.decision, auth: auth),
+              refusal.reason != .unknownKid else { return nil }
+        conn.decidedHead = nil
+        return EarlyRefusal(refusal: refusal, path: target.path)
     }
 
     /// A `Content-Length` value as a number: too large for an Int counts as the largest one;
@@ -148,30 +150,41 @@ extension Worker {
         return !value.isEmpty && value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) ? Int.max : 0
     }
 
-    private func isSessionEndpoint(_ path: String, snapshot: Snapshot) -> Bool {
-        guard let settings = snapshot.sessions?.settings else { return false }
-        return settings.login?.path == path || settings.keepalivePath == path || settings.logoutPath == path
-    }
-
     /// `handle`'s answer to a request refused before its body: the planned refusal, with the
     /// connection closed after a lingering read.
     func answerEarlyRefusal(_ refusal: EarlyRefusal, req: Request, log: inout AccessLogRecord, startNs: UInt64,
                             connection conn: ClientConnection) {
         log.path = refusal.path
-        if case let .refuse(error, reason, route, status, tried, subject) = refusal.plan {
-            refusePlanned(req, error, reason, route: route, status: status, tried: tried, subject: subject,
-                          origin: refusal.origin, snapshot: snapshot, closeConnection: true, log: &log, startNs: startNs)
-        }
+        var planned = refusal.refusal
+        planned.closeConnection = true  // after a lingering read: the body was never read
+        refusePlanned(req, planned, log: &log, startNs: startNs)
         lingerThenClose(conn)
     }
 }
 
 /// A refusal decided on a request's head, carried out by `handle` once evhttp hands it over.
-struct EarlyRefusal {
-    var plan: Plan
-    var origin: String?
+final class EarlyRefusal {
+    let refusal: Refusal
     /// The normalized path, for the log ("" when the path was not reached or was refused).
-    var path: String
+    let path: String
+    init(refusal: Refusal, path: String) {
+        self.refusal = refusal
+        self.path = path
+    }
+}
+
+/// A request head decided before its body and not refused: the snapshot and facts `handle`
+/// decides it on (the facts are built once per request, SPEC §3's snapshot rule holds).
+final class DecidedHead {
+    /// The request it belongs to (`handle` checks it).
+    let req: Request
+    let snapshot: Snapshot
+    let facts: RequestFacts
+    init(req: Request, snapshot: Snapshot, facts: RequestFacts) {
+        self.req = req
+        self.snapshot = snapshot
+        self.facts = facts
+    }
 }
 
 /// The raw-byte check of ``RawHeadScanner`` over an evbuffer's chains, without copying.

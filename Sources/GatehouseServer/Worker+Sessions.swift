@@ -3,6 +3,7 @@ import GatehouseCore
 import GatehouseConfig
 import GatehousePolicy
 import GatehouseSessions
+import GatehouseDecision
 
 /// A request pointer carried across threads: only ever touched on its worker's loop.
 struct LoopBound<T>: @unchecked Sendable {
@@ -33,123 +34,89 @@ extension Worker {
         fatalError("unreachable: a session store is memory or redis")
     }
 
-    /// Step 4 of SPEC §3: answers the gateway's own endpoints. False when `path` is not one.
-    func handleSessionEndpoint(_ req: Request, path: String, log: inout AccessLogRecord, startNs: UInt64) -> Bool {
-        guard let runtime = snapshot.sessions else { return false }
-        let settings = runtime.settings
-        let isLogin = settings.login.map { $0.path == path } ?? false
-        let isKeepalive = settings.keepalivePath == path
-        let isLogout = settings.logoutPath == path
-        guard isLogin || isKeepalive || isLogout else { return false }
-        let config = snapshot.config
-        let headers = HeaderList(evhttp_request_get_input_headers(req))
-        let origin = headers["Origin"]
-        let cors = config.cors?.responseHeaders(origin: origin) ?? []
+    /// Step 4 of SPEC §3: carries out the plan at one of the gateway's own endpoints
+    /// (``Decide/sessionEndpoint(_:config:)``), under `own`, the request's snapshot.
+    func carryOut(_ plan: EndpointPlan, req: Request, own: Snapshot, facts: RequestFacts, log: AccessLogRecord,
+                  startNs: UInt64) {
+        var log = log
         log.route = nil
-
-        // Their preflights are answered by the global CORS policy.
-        if log.method == "OPTIONS", let origin, let requested = headers["Access-Control-Request-Method"] {
-            if let policy = config.cors,
-               case .allow(let allowed) = policy.preflight(origin: origin, method: requested,
-                                                           requestHeaders: headers.joined("access-control-request-headers")) {
-                answerPreflight(req, headers: allowed, log: &log, startNs: startNs)
-            } else {
-                refuse(req, .corsRejected, .corsRejected, log: &log, startNs: startNs)
-            }
-            return true
+        guard let runtime = own.sessions else {
+            // The config has sessions but the runtime is not there yet: nothing can be answered.
+            return refuse(req, Refusal(.serviceUnavailable, .sessionStoreDown), log: &log, startNs: startNs)
         }
-        guard log.method == "POST" else {
-            refuse(req, .notFound, .noRoute, cors: cors, log: &log, startNs: startNs)
-            return true
-        }
-        log.auth = .session
-        let host = headers["Host"]
-        guard CSRFCheck.allowsUnsafe(secFetchSite: headers["Sec-Fetch-Site"], origin: origin, host: host,
-                                     publicOrigin: config.server.publicOrigin,
-                                     corsAllows: { config.cors?.allows(origin: $0) ?? false }) else {
-            log.auth = .none   // refused before authentication (SPEC §9)
-            refuse(req, .csrfRejected, .csrfRejected, cors: cors, log: &log, startNs: startNs)
-            return true
-        }
-        if isLogin, let login = settings.login {
+        switch plan {
+        case .preflight(let answer):
+            answerPreflight(req, headers: answer.headers, log: &log, startNs: startNs)
+        case .refuse(let refusal):
+            refusePlanned(req, refusal, log: &log, startNs: startNs)
+        case let .login(login, cors):
+            log.auth = .session
             startLogin(req, runtime: runtime, login: login, cors: cors, log: log, startNs: startNs)
-            return true
-        }
-        // keepalive and logout act on the caller's session.
-        let cookie = headers.joined("cookie", separator: "; ").flatMap { settings.cookie.value(inCookieHeader: $0) }
-        guard let cookie, SessionID.isWellFormed(cookie) else {
-            if isLogout { finishLogout(req, runtime: runtime, cors: cors, log: &log, startNs: startNs) } else {
-                refuse(req, .unauthorized, cookie == nil ? .missingCredentials : .sessionUnknown, cors: cors, log: &log, startNs: startNs)
+        case let .keepalive(idHash, cors):
+            log.auth = .session
+            keepalive(req, idHash: idHash, runtime: runtime, cors: cors, log: log, startNs: startNs)
+        case let .logout(idHash, cors):
+            log.auth = .session
+            guard let idHash else {
+                let headers = Decide.logoutHeaders(cors: cors, settings: runtime.settings)
+                return replyEmpty(req, status: 204, headers: headers, log: &log, startNs: startNs)
             }
-            return true
+            logout(req, idHash: idHash, runtime: runtime, cors: cors, log: log, startNs: startNs)
         }
-        let idHash = SessionID.hash(cookie)
+    }
+
+    /// `POST keepalive_path` with a session cookie: look up, then touch (SPEC §5.3).
+    private func keepalive(_ req: Request, idHash: String, runtime: SessionRuntime, cors: [(String, String)],
+                           log: AccessLogRecord, startNs: UInt64) {
+        var log = log
         let store = sessionStore(runtime)
         let bound = LoopBound(value: req)
         inFlight += 1
-        if isLogout {
-            let now = Clock.wallMs() / 1000
-            var log = log
-            store.lookup(idHash: idHash) { [self] found in
-                let until = (try? found.get())??.absoluteExpiry ?? now + settings.absoluteTimeout
-                log.subject = (try? found.get())??.subject
-                store.revoke(idHash: idHash, until: max(until, now + 1)) { [self] result in
-                    inFlight -= 1
-                    if case .failure = result {
-                        refuse(bound.value, .serviceUnavailable, .sessionStoreDown, cors: cors, log: &log, startNs: startNs)
-                    } else {
-                        finishLogout(bound.value, runtime: runtime, cors: cors, log: &log, startNs: startNs)
-                    }
-                    exitIfDrained()
-                }
-            }
-            return true
-        }
-        var log = log
         store.lookup(idHash: idHash) { [self] found in
-            let now = Clock.wallMs() / 1000
-            switch found {
-            case .failure:
+            switch Decide.keepalive(after: found, settings: runtime.settings, now: Clock.wallMs() / 1000, cors: cors) {
+            case .refuse(let refusal):
                 inFlight -= 1
-                refuse(bound.value, .serviceUnavailable, .sessionStoreDown, cors: cors, log: &log, startNs: startNs)
-            case .success(nil):
-                inFlight -= 1
-                refuse(bound.value, .unauthorized, .sessionUnknown, cors: cors, log: &log, startNs: startNs)
-            case .success(let record?):
-                switch record.state(now: now, idleTimeout: settings.idleTimeout) {
-                case .expired:
+                refusePlanned(bound.value, refusal, log: &log, startNs: startNs)
+                exitIfDrained()
+            case .touch(let subject):
+                log.subject = subject
+                store.touch(idHash: idHash, lastSeen: Clock.sessionWriteSeconds()) { [self] result in
                     inFlight -= 1
-                    refuse(bound.value, .unauthorized, .sessionExpired, cors: cors, log: &log, startNs: startNs)
-                case .revoked:
-                    inFlight -= 1
-                    refuse(bound.value, .unauthorized, .sessionRevoked, cors: cors, log: &log, startNs: startNs)
-                case .active:
-                    log.subject = record.subject
-                    // A user no longer in the users file keeps no session (SPEC §3.2).
-                    guard Decide.sessionRoles(of: record.subject, login: settings.login) != nil else {
-                        inFlight -= 1
-                        refuse(bound.value, .unauthorized, .sessionRevoked, cors: cors, log: &log, startNs: startNs)
-                        break
-                    }
-                    store.touch(idHash: idHash, lastSeen: Clock.sessionWriteSeconds()) { [self] result in
-                        inFlight -= 1
-                        if case .failure = result {
-                            refuse(bound.value, .serviceUnavailable, .sessionStoreDown, cors: cors, log: &log, startNs: startNs)
-                        } else {
-                            replyEmpty(bound.value, status: 204, headers: cors, log: &log, startNs: startNs)
-                        }
-                        exitIfDrained()
-                    }
-                    return
+                    answerStoreWrite(bound.value, result, cors: cors, headers: cors, log: &log, startNs: startNs)
                 }
             }
-            exitIfDrained()
         }
-        return true
     }
 
-    private func finishLogout(_ req: Request, runtime: SessionRuntime, cors: [(String, String)], log: inout AccessLogRecord, startNs: UInt64) {
-        replyEmpty(req, status: 204, headers: cors + [("Set-Cookie", runtime.settings.cookie.clearingSetCookie())], log: &log, startNs: startNs)
+    /// `POST logout_path` with a session cookie: look up (for the log's subject and how long
+    /// to keep the revocation), revoke, clear the cookie (SPEC §5.3).
+    private func logout(_ req: Request, idHash: String, runtime: SessionRuntime, cors: [(String, String)],
+                        log: AccessLogRecord, startNs: UInt64) {
+        var log = log
+        let store = sessionStore(runtime)
+        let bound = LoopBound(value: req)
+        let settings = runtime.settings
+        inFlight += 1
+        store.lookup(idHash: idHash) { [self] found in
+            log.subject = (try? found.get())??.subject
+            let until = Decide.revokedUntil(found, settings: settings, now: Clock.wallMs() / 1000)
+            store.revoke(idHash: idHash, until: until) { [self] result in
+                inFlight -= 1
+                answerStoreWrite(bound.value, result, cors: cors, headers: Decide.logoutHeaders(cors: cors, settings: settings),
+                                 log: &log, startNs: startNs)
+            }
+        }
+    }
+
+    /// 204 with `headers` once the store wrote, or the 503 (with `cors`) when it could not.
+    private func answerStoreWrite(_ req: Request, _ result: Result<Void, SessionStoreError>, cors: [(String, String)],
+                                  headers: [(String, String)], log: inout AccessLogRecord, startNs: UInt64) {
+        if let refusal = Decide.afterStoreWrite(result, subject: log.subject, cors: cors) {
+            refusePlanned(req, refusal, log: &log, startNs: startNs)
+        } else {
+            replyEmpty(req, status: 204, headers: headers, log: &log, startNs: startNs)
+        }
+        exitIfDrained()
     }
 
     /// An answer without a body (204), with the request id and `Cache-Control: no-store`.
@@ -174,7 +141,8 @@ extension Worker {
     /// have replaced while the store was asked (SPEC §3).
     func continueWithSession(_ pending: PendingRequest, wait: SessionWait) {
         guard let runtime = pending.snapshot.sessions else {
-            let plan = Decide.plan(afterSession: .success(nil), wait: wait, facts: pending.facts, sessions: nil, now: 0)
+            let plan = Decide.plan(afterSession: .success(nil), wait: wait, facts: pending.facts,
+                                   under: pending.snapshot.decision, now: 0)
             return carryOut(plan, pending)
         }
         let store = sessionStore(runtime)
@@ -189,7 +157,7 @@ extension Worker {
                 store.touch(idHash: wait.idHash, lastSeen: Clock.sessionWriteSeconds()) { _ in }
             }
             let plan = Decide.plan(afterSession: result, wait: wait, facts: pending.facts,
-                                   sessions: pending.snapshot.config.sessions, now: now)
+                                   under: pending.snapshot.decision, now: now)
             carryOut(plan, pending)
             flushClient(pending.connection)
             exitIfDrained()

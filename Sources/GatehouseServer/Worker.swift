@@ -289,6 +289,9 @@ final class ClientConnection {
     var headTimerArmed = false
     /// The request's refusal, decided on its head before its body (Worker+RequestHeadGuard).
     var earlyRefusal: EarlyRefusal?
+    /// The request's facts and snapshot, from its head, when it was decided before its body
+    /// and not refused: `handle` decides on them again (Worker+RequestHeadGuard).
+    var decidedHead: DecidedHead?
     /// The end of a lingering close (Worker+ClientIO), and the bytes discarded meanwhile.
     var lingerTimer: OpaquePointer?
     var lingerBytes = 0

@@ -4,6 +4,7 @@ import GatehouseConfig
 import GatehouseCore
 import GatehouseServer
 import GatehouseSessions
+import GatehouseTLS
 
 /// The command line of SPEC §1.
 @main
@@ -37,7 +38,7 @@ struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Load and validate everything; print every problem.")
     @Option(name: .long, help: "The config file.") var config = "./gatehouse.yaml"
     func run() throws {
-        let result = ConfigLoader.load(path: config, cpuCount: Machine.cpuCount)
+        let result = ConfigLoader.load(path: config, cpuCount: Machine.cpuCount, tlsCheck: ServerTLSContext.check)
         let report = CheckReport.render(result: result, configPath: config)
         if !report.stderr.isEmpty { FileOutput.write(report.stderr, fd: 2) }
         FileOutput.write(report.stdout, fd: 1)
@@ -54,7 +55,7 @@ struct Explain: ParsableCommand {
     @Argument(help: "The request target (path and query).") var path: String
 
     func run() throws {
-        let result = ConfigLoader.load(path: config, cpuCount: Machine.cpuCount)
+        let result = ConfigLoader.load(path: config, cpuCount: Machine.cpuCount, tlsCheck: ServerTLSContext.check)
         guard let loaded = result.config else {
             let report = CheckReport.render(result: result, configPath: config)
             FileOutput.write(report.stderr, fd: 2)

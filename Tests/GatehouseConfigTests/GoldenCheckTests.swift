@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import GatehouseTLS
 @testable import GatehouseConfig
 
 /// `gatehouse check` output for whole config files, compared with `Golden/<case>.expected`
@@ -73,7 +74,7 @@ final class GoldenCheckTests: XCTestCase {
         let path = "\(directory)/big_file.yaml"
         let line = "# " + String(repeating: "x", count: 1021) + "\n"  // 1 KiB
         try String(repeating: line, count: 5 * 1024).write(toFile: path, atomically: false, encoding: .utf8)
-        let result = ConfigLoader.load(path: path, cpuCount: 2)
+        let result = ConfigLoader.load(path: path, cpuCount: 2, tlsCheck: ServerTLSContext.check)
         let report = CheckReport.render(result: result, configPath: path)
         let actual = (report.stderr + report.stdout).replacingOccurrences(of: "\(directory)/", with: "")
         let expected = try String(contentsOfFile: "\(Self.goldenDirectory)/big_file.expected", encoding: .utf8)
@@ -94,7 +95,7 @@ final class GoldenCheckTests: XCTestCase {
     private func assertGolden(_ name: String, file: StaticString = #filePath, line: UInt = #line) {
         let directory = Self.goldenDirectory
         let configPath = "\(directory)/\(name).yaml"
-        let result = ConfigLoader.load(path: configPath, cpuCount: 2)
+        let result = ConfigLoader.load(path: configPath, cpuCount: 2, tlsCheck: ServerTLSContext.check)
         let report = CheckReport.render(result: result, configPath: configPath)
         let actual = (report.stderr + report.stdout).replacingOccurrences(of: "\(directory)/", with: "")
 

@@ -6,6 +6,7 @@ import GatehouseConfig
 import GatehouseCore
 import GatehousePolicy
 import GatehouseSessions
+import GatehouseDecision
 @testable import GatehouseServer
 
 /// The pure decisions around the asynchronous waits (SPEC §3 snapshot rule, §3.2 "Sessions
@@ -59,9 +60,9 @@ final class DecideAfterWaitTests: XCTestCase {
 
     static func outcome(_ plan: Plan) -> Outcome {
         switch plan {
-        case let .forward(route, identity): return .forward(route: route.name, subject: identity?.subject, roles: identity?.roles ?? [])
-        case let .refuse(_, reason, route, status, _, _): return .refuse(status: status, reason: reason, route: route?.name)
-        case let .redirect(_, _, _, reason): return .redirect(reason: reason)
+        case let .forward(f): return .forward(route: f.route.name, subject: f.identity?.subject, roles: f.identity?.roles ?? [])
+        case let .refuse(r): return .refuse(status: r.status, reason: r.reason, route: r.route?.name)
+        case let .redirect(r): return .redirect(reason: r.credentials)
         case let .needsKeys(route, issuer): return .needsKeys(route: route.name, issuer: issuer)
         case let .needsSession(wait): return .needsSession(route: wait.route.name, hasRequirement: wait.requirement != nil)
         case .preflight: return .preflight
@@ -111,7 +112,7 @@ final class DecideAfterWaitTests: XCTestCase {
         ]
         for (name, lookup, wait, sessions, expected) in rows {
             let plan = Decide.plan(afterSession: lookup, wait: wait, facts: Self.facts("/x", accept: "text/html"),
-                                   sessions: sessions, now: Self.now)
+                                   config: Self.config(routes: [], sessions: sessions), now: Self.now)
             XCTAssertEqual(Self.outcome(plan), expected, name)
         }
     }
@@ -147,7 +148,7 @@ final class DecideAfterWaitTests: XCTestCase {
         XCTAssertEqual(wait.requirement?.rolesAny, ["admin"])
         // Whatever config is current when the store answers, the decision is the request's own.
         let after = Decide.plan(afterSession: .success(Self.record("bob")), wait: wait, facts: facts,
-                                sessions: before.sessions, now: Self.now)
+                                config: before, now: Self.now)
         XCTAssertEqual(Self.outcome(after), .refuse(status: 403, reason: .insufficientRole, route: "admin"))
     }
 

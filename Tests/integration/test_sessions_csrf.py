@@ -261,3 +261,48 @@ def test_endpoint_responses_carry_the_global_cors_headers(setup):
     resp, _ = setup.gw.request("POST", "/logout", cookie=cookie, headers=[("Origin", FOREIGN_ORIGIN)])
     assert resp.status == 403
     assert resp.header("Access-Control-Allow-Origin") is None
+
+
+# ---------------------------------------------------------------------------------------------
+# SPEC §12: a cookie-authenticated request carrying Sec-WebSocket-Key (an upgrade handshake)
+# needs an Origin equal to server.public_origin or allowed by the route's CORS policy, on every
+# route and method (GET too): cross-site WebSocket hijacking. Decided in the pipeline.
+
+WS_HEADERS = [("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Sec-WebSocket-Version", "13")]
+
+# (case id, path, extra headers, passes)
+WS_TABLE = [
+    ("foreign-origin", "/api/ws", [("Origin", FOREIGN_ORIGIN)], False),
+    ("foreign-origin-with-upgrade-headers", "/api/ws",
+     [("Origin", FOREIGN_ORIGIN), ("Upgrade", "websocket"), ("Connection", "Upgrade")], False),
+    ("no-origin", "/api/ws", [], False),
+    ("null-origin", "/api/ws", [("Origin", "null")], False),
+    ("same-origin-fetch-site-does-not-replace-origin", "/api/ws", [("Sec-Fetch-Site", "same-origin")], False),
+    ("origin-equals-host-is-not-enough", "/api/ws", [("Origin", HOST_ORIGIN)], False),
+    ("public-origin-suffix-trick", "/api/ws", [("Origin", PUBLIC_ORIGIN + ".evil.net")], False),
+    ("route-cors-origin-on-another-route", "/api/ws", [("Origin", ROUTE_CORS_ORIGIN)], False),
+    ("public-origin", "/api/ws", [("Origin", PUBLIC_ORIGIN)], True),
+    ("global-cors-origin", "/api/ws", [("Origin", CORS_ORIGIN)], True),
+    ("route-cors-origin-on-its-route", "/rc/ws", [("Origin", ROUTE_CORS_ORIGIN)], True),
+]
+
+
+@pytest.mark.parametrize("path,rows,passes", [(r[1], r[2], r[3]) for r in WS_TABLE], ids=[r[0] for r in WS_TABLE])
+def test_cookie_websocket_handshake_needs_an_allowed_origin(setup, path, rows, passes):
+    resp, rid = setup.gw.request("GET", path, cookie=setup.cookie, headers=WS_HEADERS + setup.headers(rows))
+    if passes:
+        assert resp.status == 200, resp
+        rec = upstream_record(setup.echo, rid)
+        assert rec is not None and received(rec, "X-Auth-Subject") == ["alice"]
+    else:
+        record = assert_csrf_refused(setup, resp, rid)
+        assert record["auth"] == "none", record
+
+
+def test_websocket_origin_rule_is_for_cookie_requests_only(setup):
+    """Without the cookie the rule does not apply: the request is refused for its missing
+    credentials (401), not as a cross-site request."""
+    resp, rid = setup.gw.request("GET", "/api/ws", headers=WS_HEADERS + [("Origin", FOREIGN_ORIGIN)])
+    assert_refused(setup.gw, setup.echo, resp, rid, status=401, reason="missing_credentials")
+    resp, rid = setup.gw.request("GET", "/public/ws", headers=WS_HEADERS + [("Origin", FOREIGN_ORIGIN)])
+    assert resp.status == 200, resp

@@ -1,5 +1,5 @@
 import XCTest
-@testable import GatehouseServer
+@testable import GatehouseDecision
 
 /// Taking the token out of `Authorization` (RFC 6750 §2.1), byte by byte.
 final class BearerTokenTests: XCTestCase {

@@ -1,0 +1,145 @@
+import GatehouseCore
+import GatehouseAuth
+import GatehouseConfig
+import GatehousePolicy
+
+/// The parts of a plan that say how it is answered: CORS headers, the challenge, the login
+/// redirect, the identity headers.
+extension Decide {
+    /// A refusal under `config`: the route's CORS policy, else (before a route is known) the
+    /// global one (SPEC §6).
+    static func refusal(_ error: GatewayError, _ reason: Reason, status: Int? = nil, route: Route?, tried: AuthMethod = .none,
+                        subject: String? = nil, _ facts: RequestFacts, _ config: borrowing GatewayConfig) -> Refusal {
+        let policy = route.map { config.corsPolicy(for: $0) } ?? config.cors
+        return Refusal(error, reason, status: status, route: route, tried: tried, subject: subject,
+                       cors: policy?.responseHeaders(origin: facts.origin) ?? [])
+    }
+
+    /// A refusal made before the request's facts exist (the limits of SPEC §3 step 1, the path
+    /// policy): the global CORS policy's headers for `origin`.
+    public static func refusalBeforeRoute(_ error: GatewayError, _ reason: Reason, origin: String?,
+                                          config: borrowing GatewayConfig, closeConnection: Bool = false) -> Refusal {
+        Refusal(error, reason, cors: config.cors?.responseHeaders(origin: origin) ?? [], closeConnection: closeConnection)
+    }
+
+    /// Step 3 of SPEC §3, the path policy (SPEC §4.1): the normalized target, or the 400
+    /// `path_rejected` refusal (global CORS policy).
+    public static func normalize(_ rawTarget: String, origin: String?,
+                                 config: borrowing GatewayConfig) -> Result<NormalizedTarget, Refusal> {
+        guard let target = PathNormalizer.normalize(target: rawTarget, policy: config.server.pathPolicy) else {
+            return .failure(refusalBeforeRoute(.badRequest, .pathRejected, origin: origin, config: config))
+        }
+        return .success(target)
+    }
+
+    static func forward(_ route: Route, _ identity: Identity?, _ facts: RequestFacts,
+                        _ config: borrowing GatewayConfig) -> Plan {
+        let cors = config.corsPolicy(for: route).map { $0.responseHeaders(origin: facts.origin) }
+        let headers = identity.map { IdentityHeaderValues.headers(of: $0, names: config.identityHeaders) } ?? []
+        return .forward(Forward(route: route, identity: identity, cors: cors, identityHeaders: headers))
+    }
+
+    /// 401, or 302 to `login_redirect` for a browser's GET/HEAD (SPEC §3.1).
+    static func unauthenticated(_ route: Route, _ facts: RequestFacts, _ config: borrowing GatewayConfig, reason: Reason,
+                                tried: AuthMethod) -> Plan {
+        if let location = route.loginRedirect, facts.method == "GET" || facts.method == "HEAD",
+           AcceptHeader.prefersHTML(facts.accept) {
+            let cors = config.corsPolicy(for: route)?.responseHeaders(origin: facts.origin) ?? []
+            return .redirect(Redirect(route: route, location: loginLocation(location, target: facts.target), tried: tried,
+                                      credentials: reason, cors: cors))
+        }
+        return .refuse(refusal(.unauthorized, reason, route: route, tried: tried, facts, config))
+    }
+
+    /// `location` plus `return_to=` the normalized path and query, URL-encoded.
+    public static func loginLocation(_ location: String, target: NormalizedTarget) -> String {
+        var back = target.path
+        if let query = target.query { back += "?" + query }
+        let separator = location.contains("?") ? "&" : "?"
+        return location + separator + "return_to=" + URLEncoding.component(back)
+    }
+
+    /// The token of an `Authorization: Bearer …` header (scheme case-insensitive, RFC 6750 §2.1),
+    /// or nil when the header is absent or of another scheme (not a credential of ours). Spaces
+    /// and tabs around the token are dropped. Byte by byte, and a substring of the header: no
+    /// copy, no Unicode case mapping, on every authenticated request.
+    public static func bearerToken(_ authorization: String?) -> Substring? {
+        guard let authorization else { return nil }
+        let utf8 = authorization.utf8
+        var start = utf8.startIndex
+        for letter in "bearer".utf8 {
+            // `| 0x20` maps only `B` and `b` to `b` (and so on): the scheme is ASCII letters.
+            guard start != utf8.endIndex, utf8[start] | 0x20 == letter else { return nil }
+            start = utf8.index(after: start)
+        }
+        guard start == utf8.endIndex || utf8[start] == UInt8(ascii: " ") else { return nil }
+        func isBlank(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        while start != utf8.endIndex, isBlank(utf8[start]) { start = utf8.index(after: start) }
+        var end = utf8.endIndex
+        while end != start, isBlank(utf8[utf8.index(before: end)]) { end = utf8.index(before: end) }
+        return authorization[start..<end]
+    }
+}
+
+/// SPEC §2 `identity_headers`: the values the upstream (or forward auth's front proxy) gets.
+public enum IdentityHeaderValues {
+    /// Subject (when known), roles (comma-separated), method, and the configured claims, in
+    /// that order. Values with control characters are left out rather than sent broken; a role
+    /// with a comma would read as two roles and is left out of the list. With `everyName`,
+    /// every configured name is present, empty when there is no value (forward auth: a front
+    /// proxy copying a header the answer lacks may write its own placeholder, SPEC §11), and
+    /// `identity` may be nil (anonymous: all empty).
+    public static func headers(of identity: Identity?, names: IdentityHeaders, everyName: Bool = false) -> [(String, String)] {
+        var out: [(String, String)] = []
+        out.reserveCapacity(3 + names.claims.count)
+        func add(_ name: String, _ value: String?) {
+            var value = value ?? ""
+            if value.withUTF8({ $0.allSatisfy { $0 >= 0x20 && $0 != 0x7F } }) { out.append((name, value)) } else if everyName {
+                out.append((name, ""))
+            }
+        }
+        guard let identity else {
+            if everyName { for name in [names.subject, names.roles, names.method] + names.claims.map(\.header) { out.append((name, "")) } }
+            return out
+        }
+        if identity.subject != nil || everyName { add(names.subject, identity.subject) }
+        add(names.roles, roleList(identity.roles))
+        add(names.method, identity.method.rawValue)
+        for (header, claim) in names.claims {
+            let value = identity.token?.claims.value(atPath: claim).flatMap(claimText)
+            if value != nil || everyName { add(header, value) }
+        }
+        return out
+    }
+
+    /// Roles comma-joined, those with a comma left out. Joined by hand, byte-wise: `filter` +
+    /// `contains(",")` (Foundation's string search) + `joined` cost ~5,000 instructions per
+    /// request for one role.
+    static func roleList(_ roles: [String]) -> String {
+        var list = ""
+        var first = true
+        for role in roles where !role.utf8.contains(UInt8(ascii: ",")) {
+            if !first { list += "," }
+            list += role
+            first = false
+        }
+        return list
+    }
+
+    /// A claim as a header value: strings as they are, numbers and booleans as JSON writes them,
+    /// arrays of those comma-joined; objects are not sent.
+    public static func claimText(_ value: JSONValue) -> String? {
+        switch value {
+        case .string(let s): return s
+        case .number(let n): return n.description
+        case .bool(let b): return b ? "true" : "false"
+        case .array(let items):
+            let parts = items.compactMap { item -> String? in
+                if case .array = item { return nil }
+                return claimText(item)
+            }
+            return parts.joined(separator: ",")
+        default: return nil
+        }
+    }
+}
