@@ -1,6 +1,8 @@
 #ifndef GATEHOUSE_CEVHTTPHOOK_H
 #define GATEHOUSE_CEVHTTPHOOK_H
 
+#include <stdarg.h>
+
 struct evhttp_request;
 struct evbuffer;
 
@@ -30,5 +32,10 @@ enum {
 typedef void (*gh_head_event_fn)(struct evhttp_request *req, int event, void *ctx);
 
 void gh_install_head_event_hook(gh_head_event_fn fn, void *ctx);
+
+/* fastformat.c: the formatter behind the interposed evbuffer_add_printf, for unit tests.
+   Appends what evbuffer_add_printf(buf, fmt, ...) would and returns its result, or -2 when
+   fmt is not one of the formats it writes itself (libevent's vprintf then does). */
+int gh_format_for_test(struct evbuffer *buf, const char *fmt, va_list ap);
 
 #endif
