@@ -14,6 +14,11 @@
  * - evutil_date_rfc1123 with tm == NULL (the current time, as evhttp asks): the text is
  *   formatted once per second and thread, by libevent's own function, and copied from then on.
  *
+ * - evutil_ascii_strcasecmp (every evhttp_find_header compares each header name with it, a
+ *   function call per character in libevent): the same result with the folding inlined.
+ * - sscanf with evhttp's version format "HTTP/%d.%d%c" (every request line): the version
+ *   "HTTP/" digit "." digit and nothing more is read directly; anything else goes to glibc.
+ *
  * gh_format_for_test exposes the formatter so that unit tests compare it with vprintf for
  * every kind of argument.
  */
@@ -178,4 +183,46 @@ int evutil_date_rfc1123(char *date, const size_t datelen, const struct tm *tm) {
         date[n] = '\0';
     }
     return date_length;
+}
+
+/* libevent's evutil_ascii_strcasecmp: ASCII letters folded to lower case, the result -1, 0 or 1
+   from comparing the folded bytes as (signed) char. */
+static inline char fold(char c) {
+    return (c >= 'A' && c <= 'Z') ? (char)(c + ('a' - 'A')) : c;
+}
+
+__attribute__((visibility("default")))
+int evutil_ascii_strcasecmp(const char *s1, const char *s2) {
+    for (;;) {
+        char c1 = fold(*s1++), c2 = fold(*s2++);
+        if (c1 < c2) return -1;
+        if (c1 > c2) return 1;
+        if (c1 == 0) return 0;
+    }
+}
+
+int __isoc99_vsscanf(const char *s, const char *format, va_list ap);
+
+static const char VERSION_FORMAT[] = "HTTP/%d.%d%c";
+
+__attribute__((visibility("default")))
+int __isoc99_sscanf(const char *s, const char *format, ...) {
+    va_list ap;
+    va_start(ap, format);
+    int result;
+    if (strcmp(format, VERSION_FORMAT) == 0 && strncmp(s, "HTTP/", 5) == 0
+        && s[5] >= '0' && s[5] <= '9' && s[6] == '.' && s[7] >= '0' && s[7] <= '9' && s[8] == '\0') {
+        int *major = va_arg(ap, int *), *minor = va_arg(ap, int *);
+        *major = s[5] - '0';
+        *minor = s[7] - '0';
+        result = 2;
+    } else {
+        result = __isoc99_vsscanf(s, format, ap);
+    }
+    va_end(ap);
+    return result;
+}
+
+int gh_scan_for_test(const char *s, const char *format, int *major, int *minor, char *ch) {
+    return __isoc99_sscanf(s, format, major, minor, ch);
 }

@@ -1,4 +1,5 @@
 import CLibevent
+import CEvhttpHook
 import Glibc
 import Synchronization
 import GatehouseCore
@@ -70,6 +71,14 @@ public final class Gateway: @unchecked Sendable {
     private var keyManager: KeyManager!
     /// Password checks for logins, off the loops; made when sessions are first configured.
     private var passwordPool: PasswordCheckPool?
+
+    /// Gives libevent gatehouse's per-thread allocator (Sources/CEvhttpHook/allocator.c), unless
+    /// `GATEHOUSE_EVENT_ALLOCATOR=libc` keeps glibc's (to compare, or to rule it out). Only
+    /// before any other libevent call of the process: `run` calls it first thing.
+    public static func installEventAllocator() {
+        if let choice = getenv("GATEHOUSE_EVENT_ALLOCATOR"), String(cString: choice) == "libc" { return }
+        gh_install_event_allocator()
+    }
 
     public init(configPath: String, cpuCount: Int) {
         self.configPath = configPath

@@ -96,4 +96,62 @@ final class FastFormatTests: XCTestCase {
         XCTAssertEqual(length, 29, "the full length, as snprintf returns it")
         XCTAssertEqual(String(cString: short).count, 7, "cut and terminated")
     }
+
+    /// libevent's definition: ASCII letters folded, folded bytes compared as signed char.
+    private func referenceCompare(_ a: [UInt8], _ b: [UInt8]) -> Int32 {
+        func fold(_ c: UInt8) -> Int8 { Int8(bitPattern: (c >= 65 && c <= 90) ? c + 32 : c) }
+        var i = 0
+        while true {
+            let c1 = fold(i < a.count ? a[i] : 0), c2 = fold(i < b.count ? b[i] : 0)
+            if c1 < c2 { return -1 }
+            if c1 > c2 { return 1 }
+            if c1 == 0 { return 0 }
+            i += 1
+        }
+    }
+
+    func testCaseInsensitiveComparisonMatchesLibeventForEveryBytePair() {
+        var checked = 0
+        for x in 1...255 {
+            for y in 1...255 {
+                for (a, b) in [([UInt8(x)], [UInt8(y)]), ([65, UInt8(x), 66], [97, UInt8(y), 98]),
+                               ([UInt8(x), 67], [UInt8(y)])] {
+                    let got = (a + [0]).withUnsafeBufferPointer { pa in
+                        (b + [0]).withUnsafeBufferPointer { pb in
+                            evutil_ascii_strcasecmp(UnsafeRawPointer(pa.baseAddress!).assumingMemoryBound(to: CChar.self),
+                                                    UnsafeRawPointer(pb.baseAddress!).assumingMemoryBound(to: CChar.self))
+                        }
+                    }
+                    if got != referenceCompare(a, b) { XCTFail("\(a) vs \(b): \(got)"); return }
+                    checked += 1
+                }
+            }
+        }
+        XCTAssertEqual(checked, 255 * 255 * 3)
+        XCTAssertEqual(evutil_ascii_strcasecmp("Content-Length", "content-length"), 0)
+        XCTAssertEqual(evutil_ascii_strcasecmp("", ""), 0)
+        XCTAssertEqual(evutil_ascii_strcasecmp("Date", "Dat"), 1)
+    }
+
+    func testTheVersionScanMatchesGlibcOnEveryForm() {
+        let inputs = ["HTTP/1.1", "HTTP/1.0", "HTTP/0.9", "HTTP/9.9", "HTTP/2", "HTTP/2.0", "HTTP/1.1 ", "HTTP/11.1",
+                      "HTTP/1.12", "HTTP/ 1.1", "HTTP/+1.1", "HTTP/-1.1", "HTTP/1.1x", "HTTP/1.", "HTTP/", "", "http/1.1",
+                      "HTTP/1.1\r", "HTTP/1.1\t", "HTTP/99999999999.1", "HTTP/1.+1", "HTTPS/1.1", "HTTP/1 .1"]
+        for input in inputs {
+            var major: Int32 = -7, minor: Int32 = -7, ch: CChar = 0
+            let fast = gh_scan_for_test(input, "HTTP/%d.%d%c", &major, &minor, &ch)
+            var refMajor: Int32 = -7, refMinor: Int32 = -7, refCh: CChar = 0
+            let reference = withUnsafeMutablePointer(to: &refMajor) { a in
+                withUnsafeMutablePointer(to: &refMinor) { b in
+                    withUnsafeMutablePointer(to: &refCh) { c in
+                        withVaList([a, b, c]) { vsscanf(input, "HTTP/%d.%d%c", $0) }
+                    }
+                }
+            }
+            XCTAssertEqual(fast, reference, input)
+            if reference >= 1 { XCTAssertEqual(major, refMajor, input) }
+            if reference >= 2 { XCTAssertEqual(minor, refMinor, input) }
+            if reference >= 3 { XCTAssertEqual(ch, refCh, input) }
+        }
+    }
 }
