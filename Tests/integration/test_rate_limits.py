@@ -146,7 +146,7 @@ def test_the_burst_passes_then_429_with_retry_after_cors_and_the_log_reason(gate
     record = gw.wait_log_record("rl-burst")
     assert (record["status"], record["decision"], record["reason"]) == (429, "deny", "rate_limited")
     assert record["route"] == "api" and record["subject"] == "alice" and record["auth"] == "jwt"
-    assert echo.request_count() == 3, "a refused request never reaches the upstream"
+    assert echo.request_count == 3, "a refused request never reaches the upstream"
     wait_until(lambda: metric(gw, 'gatehouse_rate_limited_total{route="api"}') == 1, 3, message="the route's metric")
 
 
@@ -268,8 +268,8 @@ def test_redis_stopped_lets_requests_pass_counted_then_limits_again(gateways, ec
     redis.stop()
     assert statuses(gw, "/api/x", 8, bearer("down")) == [200] * 8, "a store that does not answer lets requests pass"
     assert metric(gw, "gatehouse_rate_limit_store_errors_total") >= 8
-    logged = gw.stderr().count("rate limits (worker")
-    assert 1 <= logged <= 2, "logged at most once per 10 s (the message, not each request)"
+    logged = gw.stderr().count("the store did not answer")
+    assert logged == 1, "logged at most once per 10 s (the message, not each request)"
     redis.start()  # empty: nothing persisted
     # Each worker reconnects by itself within its backoff (at most 2 s); then the limit holds.
     def limited_again():
