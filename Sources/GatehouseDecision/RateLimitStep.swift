@@ -87,9 +87,9 @@ public enum RateLimitAnswer: Sendable, Equatable {
 
 extension Decide {
     /// The key of an allowed request on a route with `limit` (SPEC §13).
-    static func rateLimitCheck(_ forward: Forward, limit: RateLimit, _ facts: RequestFacts) -> RateLimitCheck {
-        RateLimitCheck(forward: forward, limit: limit, key: rateLimitKey(limit.key, route: forward.route.name,
-                                                                         identity: forward.identity, client: facts.client))
+    static func rateLimitCheck(_ forward: consuming Forward, limit: RateLimit, _ facts: RequestFacts) -> RateLimitCheck {
+        let key = rateLimitKey(limit.key, route: forward.route.name, identity: forward.identity, client: facts.client)
+        return RateLimitCheck(forward: forward, limit: limit, key: key)
     }
 
     /// `subject`: issuer and subject, the client address when anonymous (or when the token has

@@ -1,6 +1,10 @@
 /// A route's `rate_limit` (SPEC §2 `routes[].rate_limit`, §13): `burst` requests at once per
 /// key, refilled at `count` per `unit`, as a token bucket (GCRA, see ``GCRA``).
-public struct RateLimit: Sendable, Equatable {
+///
+/// A class, immutable: a ``Route`` is copied several times per request, and a reference adds
+/// one retain to each copy where the values would add a wider copy (measured with
+/// deploy/bench/ratelimit.sh).
+public final class RateLimit: Sendable, Equatable {
     /// The unit of `rate` (`N/s`, `N/m`, `N/h`).
     public enum Unit: String, Sendable, CaseIterable {
         case second = "s", minute = "m", hour = "h"
@@ -65,6 +69,10 @@ public struct RateLimit: Sendable, Equatable {
 
     /// `20/s, burst 40, key subject`.
     public var description: String { "\(rateText), burst \(burst), key \(key.text)" }
+
+    public static func == (lhs: RateLimit, rhs: RateLimit) -> Bool {
+        lhs.count == rhs.count && lhs.unit == rhs.unit && lhs.burst == rhs.burst && lhs.key == rhs.key
+    }
 }
 
 /// The generic cell rate algorithm (GCRA, ITU-T I.371; the "virtual scheduling" form): a

@@ -18,6 +18,11 @@ extension Worker {
                                                           connection: connection))
         }
         let answer = memoryAdmit(check, own: own)
+        // Admitted (the common case): straight to the forward, no second plan.
+        if answer == .allowed {
+            return startForward(check.forward, req: req, own: own, facts: facts, log: log, startNs: startNs,
+                                connection: connection)
+        }
         let plan = Decide.plan(afterRateLimit: answer, check: check, facts: facts, under: own.decision)
         if case .refuse = plan { shared.rateLimits.refused(route: check.forward.route.name) }
         carryOut(plan, req: req, own: own, facts: facts, log: log, startNs: startNs, connection: connection)

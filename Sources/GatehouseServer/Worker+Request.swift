@@ -122,16 +122,23 @@ extension Worker {
         case .needsRateLimit(let check):
             carryRateLimit(check, req: req, own: own, facts: facts, log: log, startNs: startNs, connection: connection)
         case .forward(let forward):
-            guard let upstream = own.config.upstreams[forward.route.upstream] else {
-                return refuse(req, Refusal(.badGateway, .upstreamError, cors: forward.cors ?? []), log: &log, startNs: startNs)
-            }
-            log.note(route: forward.route, auth: forward.identity?.method ?? .none)
-            log.subject = forward.identity?.subject
-            let exchange = ProxyExchange(worker: self, request: req, snapshot: own, forward: forward, upstream: upstream,
-                                         target: facts.target, host: facts.host, log: log, startNs: startNs,
-                                         connection: connection)
-            exchange.start()
+            startForward(forward, req: req, own: own, facts: facts, log: log, startNs: startNs, connection: connection)
         }
+    }
+
+    /// Forwards an allowed request to its route's upstream (SPEC §7), under `own`.
+    func startForward(_ forward: Forward, req: Request, own: Snapshot, facts: RequestFacts, log: consuming AccessLogRecord,
+                      startNs: UInt64, connection: ClientConnection) {
+        var log = log
+        guard let upstream = own.config.upstreams[forward.route.upstream] else {
+            return refuse(req, Refusal(.badGateway, .upstreamError, cors: forward.cors ?? []), log: &log, startNs: startNs)
+        }
+        log.note(route: forward.route, auth: forward.identity?.method ?? .none)
+        log.subject = forward.identity?.subject
+        let exchange = ProxyExchange(worker: self, request: req, snapshot: own, forward: forward, upstream: upstream,
+                                     target: facts.target, host: facts.host, log: log, startNs: startNs,
+                                     connection: connection)
+        exchange.start()
     }
 
     /// ``carryOut(_:req:own:facts:log:startNs:connection:)`` for a request that waited (or the
