@@ -22,7 +22,7 @@ import pytest
 
 import support
 from conftest import build_config
-from session_support import RedisServer
+from session_support import RedisServer, session_gateways  # noqa: F401 (a fixture)
 from support import LOOPBACK, GatewayProcess, free_port, wait_until
 
 ISSUER = "https://issuer.test"
@@ -328,3 +328,59 @@ def test_explain_shows_the_limit_that_applies(run_cli, tmp_path):
     out = run_cli("explain", "--json", "--config", "gw.yaml", "GET", "/api/x")
     doc = json.loads(out.stdout)
     assert doc["rate_limit"]["rate"] == "20/s" and doc["rate_limit"]["burst"] == 40 and doc["status"] == 401
+
+
+# ---------------------------------------------------------------------------------------------
+# Session callers: the store lookup first, then the limit (memory, and Redis for both)
+
+@pytest.mark.parametrize("shared", [False, True], ids=["memory", "redis"])
+def test_session_callers_are_keyed_by_their_subject_after_the_session_lookup(session_gateways, echo, tmp_path, shared):
+    from session_support import sessions_section
+    routes = [route("api", "/api/**", {"rate": "1/h", "burst": 2, "key": "subject"})]
+    redis_server = None
+    extra = {}
+    store = "memory"
+    if shared:
+        redis_server = RedisServer(tmp_path / "redis-sessions")
+        redis_server.start()
+        store = redis_server.url
+        extra = {"rate_limits": {"store": redis_server.url}}
+    try:
+        gw = session_gateways.start(upstream_url=echo.url, sessions=sessions_section(store=store), routes=routes,
+                                    extra=extra)
+        alice, bob = gw.login_cookie("alice"), gw.login_cookie("bob")
+        got = [gw.request("GET", "/api/x", cookie=alice)[0].status for _ in range(3)]
+        assert got == [200, 200, 429], got
+        resp, rid = gw.request("GET", "/api/x", cookie=alice)
+        assert resp.status == 429 and resp.header("Retry-After"), resp
+        record = gw.wait_log_record(rid)
+        assert (record["reason"], record["auth"], record["subject"]) == ("rate_limited", "session", "alice"), record
+        assert [gw.request("GET", "/api/x", cookie=bob)[0].status for _ in range(3)] == [200, 200, 429]
+        if shared:
+            assert len([k for k in redis_server.keys() if k.startswith("gatehouse:ratelimit:api:")]) == 2
+    finally:
+        if redis_server:
+            redis_server.stop()
+
+
+def test_a_reload_from_the_memory_store_to_redis_moves_the_buckets_there(gateways, echo, redis):
+    routes = [route("api", "/api/**", {"rate": "1/h", "burst": 2, "key": "subject"})]
+    gw = gateways.start(echo=echo, routes=routes)
+    assert statuses(gw, "/api/x", 3, bearer("mover")) == [200, 200, 429]
+    before = metric(gw, "gatehouse_config_reloads_total")
+    gw.reload(gateways.config(gw, echo=echo, routes=routes, store=redis.url))
+    wait_until(lambda: metric(gw, "gatehouse_config_reloads_total") > before, 5, message="the reload")
+    # A fresh bucket in Redis (the memory one stays behind), then the limit.
+    assert statuses(gw, "/api/x", 3, bearer("mover")) == [200, 200, 429]
+    assert [k for k in redis.keys() if k.startswith("gatehouse:ratelimit:api:")], redis.keys()
+
+
+def test_a_huge_api_key_from_a_trusted_proxy_is_one_bounded_bucket(gateways, echo, redis):
+    limit = {"rate": "1/h", "burst": 1, "key": "header:X-Api-Key"}
+    gw = gateways.start(echo=echo, trusted=["127.0.0.1/32"], store=redis.url,
+                        routes=[route("partner", "/p/**", limit, auth="none")])
+    huge = "k" * 8000
+    assert statuses(gw, "/p/x", 2, {"X-Api-Key": huge}) == [200, 429]
+    assert statuses(gw, "/p/x", 1, {"X-Api-Key": huge + "2"}) == [200]
+    keys = [k for k in redis.keys() if k.startswith("gatehouse:ratelimit:")]
+    assert len(keys) == 2 and all(len(k) < 100 for k in keys), keys
