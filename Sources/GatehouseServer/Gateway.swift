@@ -16,6 +16,8 @@ final class SharedState: Sendable {
     /// limit is derived from it.
     let openFileLimit: Int
     let current: Mutex<Snapshot>
+    /// Rate limits' memory table and counters (SPEC §13).
+    let rateLimits = RateLimitRuntime()
     /// Issuers whose keys loops wait for (an unknown `kid`); the main loop takes them when woken.
     private let keysWanted = Mutex<Set<String>>([])
     private let mainWake = Atomic<UInt>(0)
