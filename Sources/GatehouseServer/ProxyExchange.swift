@@ -146,9 +146,8 @@ final class ProxyExchange {
                 }
                 return
             }
-            if filter.removes(name, trustedPeer: trustedPeer) { return }
-            if strip && HeaderRules.nameEquals(name, "authorization") { return }
-            if named.contains(name) { return }
+            if UpstreamHeaders.drops(name, filter: filter, trustedPeer: trustedPeer, stripAuthorization: strip,
+                                     named: named) { return }
             out.header(name, value)
         }
         let originalHost = host
