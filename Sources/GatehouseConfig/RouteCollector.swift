@@ -63,10 +63,13 @@ final class RouteCollector {
             }
         }
         let access = self.access(fields, item, auth: auth)
+        var mode = RouteMode.enforce
+        if let value = fields["mode"]?.oneOf(RouteMode.self, diagnostics) { mode = value }
         guard let name, let match, let upstream else { return nil }
-        let route = Route(name: name, match: match, upstream: upstream, auth: auth, stripAuthorization: strip,
+        var route = Route(name: name, match: match, upstream: upstream, auth: auth, stripAuthorization: strip,
                           denyStatus: denyStatus, location: item.location, issuers: access.issuers,
                           loginRedirect: access.loginRedirect, cors: access.cors)
+        route.mode = mode
         return (route, access.requirement)
     }
 

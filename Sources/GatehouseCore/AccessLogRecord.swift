@@ -28,6 +28,9 @@ public struct AccessLogRecord: Sendable {
     public var reason: Reason? = nil
     public var userAgent: String? = nil
     public var referer: String? = nil
+    /// A refusal on a route in shadow mode, forwarded anyway (SPEC §15.2): `decision` and
+    /// `reason` are what would have happened. Written only when true.
+    public var shadow: Bool = false
 
     public init() {}
 
@@ -187,6 +190,7 @@ extension AccessLogRecord {
         out.append(contentsOf: #","decision":""#.utf8); out.append(contentsOf: decision.rawValue.utf8)
         out.append(contentsOf: #"","reason":"#.utf8)
         if let reason { out.append(0x22); out.append(contentsOf: reason.rawValue.utf8); out.append(0x22) } else { out.append(contentsOf: "null".utf8) }
+        if shadow { out.append(contentsOf: #","shadow":true"#.utf8) }
         out.append(contentsOf: #","user_agent":"#.utf8); JSONBytes.optional(userAgent.map { Self.cut($0) }, to: &out)
         out.append(contentsOf: "}\n".utf8)
     }

@@ -34,9 +34,14 @@ extension Decide {
 
     static func forward(_ route: Route, _ identity: Identity?, _ facts: RequestFacts,
                         _ config: borrowing GatewayConfig) -> Plan {
+        .forward(forwarding(route, identity, facts, config))
+    }
+
+    static func forwarding(_ route: Route, _ identity: Identity?, _ facts: RequestFacts,
+                           _ config: borrowing GatewayConfig) -> Forward {
         let cors = config.corsPolicy(for: route).map { $0.responseHeaders(origin: facts.origin) }
         let headers = identity.map { IdentityHeaderValues.headers(of: $0, names: config.identityHeaders) } ?? []
-        return .forward(Forward(route: route, identity: identity, cors: cors, identityHeaders: headers))
+        return Forward(route: route, identity: identity, cors: cors, identityHeaders: headers)
     }
 
     /// 401, or 302 to `login_redirect` for a browser's GET/HEAD (SPEC §3.1).

@@ -18,6 +18,12 @@ final class Metrics: Sendable {
         var authFailures: [Reason: Int] = [:]
         var upstreamLatency: [String: Histogram] = [:]
         var openConnections = 0
+        var shadowRefusals: [ShadowKey: Int] = [:]
+    }
+
+    struct ShadowKey: Hashable {
+        var route: String
+        var reason: Reason
     }
 
     struct Histogram {
@@ -53,12 +59,18 @@ final class Metrics: Sendable {
         workers[worker].state.withLock { m in
             let key = RequestKey(route: log.route ?? "", statusClass: log.status / 100, decision: log.decision)
             m.requests[key, default: 0] += 1
-            if log.decision == .deny, let reason = log.reason { m.authFailures[reason, default: 0] += 1 }
+            // A shadow route's refusal was not carried out: counted in gatehouse_shadow_refusals_total.
+            if log.decision == .deny, !log.shadow, let reason = log.reason { m.authFailures[reason, default: 0] += 1 }
             if log.reason == .sessionStoreDown { sessionStoreErrors.add(1, ordering: .relaxed) }
             if let ms = log.upstreamMs, let upstream = log.upstream {
                 m.upstreamLatency[upstream, default: Histogram()].observe(ms / 1000)
             }
         }
+    }
+
+    /// A refusal that a route in shadow mode did not carry out (SPEC §15.2).
+    func shadowRefused(worker: Int, route: String, reason: Reason) {
+        workers[worker].state.withLock { $0.shadowRefusals[ShadowKey(route: route, reason: reason), default: 0] += 1 }
     }
 
     func connectionOpened(worker: Int) { workers[worker].state.withLock { $0.openConnections += 1 } }
@@ -70,8 +82,10 @@ final class Metrics: Sendable {
         var failures: [Reason: Int] = [:]
         var latency: [String: Histogram] = [:]
         var open = 0
+        var shadow: [ShadowKey: Int] = [:]
         for w in workers {
             w.state.withLock { m in
+                shadow.merge(m.shadowRefusals, uniquingKeysWith: +)
                 requests.merge(m.requests, uniquingKeysWith: +)
                 failures.merge(m.authFailures, uniquingKeysWith: +)
                 for (name, h) in m.upstreamLatency {
@@ -102,6 +116,10 @@ final class Metrics: Sendable {
             out += "gatehouse_upstream_latency_seconds_bucket{upstream=\"\(label(name))\",le=\"+Inf\"} \(h.count)\n"
             out += "gatehouse_upstream_latency_seconds_sum{upstream=\"\(label(name))\"} \(h.sum)\n"
             out += "gatehouse_upstream_latency_seconds_count{upstream=\"\(label(name))\"} \(h.count)\n"
+        }
+        out += "# HELP gatehouse_shadow_refusals_total Refusals a route in shadow mode logged but did not carry out, by route and reason.\n# TYPE gatehouse_shadow_refusals_total counter\n"
+        for (key, n) in shadow.sorted(by: { ($0.key.route, $0.key.reason.rawValue) < ($1.key.route, $1.key.reason.rawValue) }) {
+            out += "gatehouse_shadow_refusals_total{route=\"\(label(key.route))\",reason=\"\(key.reason.rawValue)\"} \(n)\n"
         }
         out += "# HELP gatehouse_open_connections Client connections open now.\n# TYPE gatehouse_open_connections gauge\ngatehouse_open_connections \(open)\n"
         out += "# HELP gatehouse_config_reloads_total Successful config reloads.\n# TYPE gatehouse_config_reloads_total counter\ngatehouse_config_reloads_total \(reloads.load(ordering: .relaxed))\n"

@@ -88,8 +88,10 @@ public enum PolicyTester {
             let requestID = HeaderPairs(headers).first("X-Request-Id").flatMap { RequestID.isAcceptable($0) ? $0 : nil }
             let upstream = UpstreamHeaders.list(headers, forward: forward, config: config, peer: testCase.client,
                                                 host: facts.host, requestID: requestID)
-            return PolicyTestObservation(status: 200, route: forward.route.name, reason: nil,
-                                         decision: Decision.allow.rawValue, upstreamHeaders: upstream)
+            // A shadow route forwards its refusals: the reason is the one logged (SPEC §15.2).
+            let decision = forward.shadow.map { "\($0.decision.rawValue), shadow" } ?? Decision.allow.rawValue
+            return PolicyTestObservation(status: 200, route: forward.route.name, reason: forward.shadow?.reason,
+                                         decision: decision, upstreamHeaders: upstream)
         case .refuse(let refusal):
             return PolicyTestObservation(status: refusal.status, route: refusal.route?.name, reason: refusal.reason,
                                          decision: refusal.decision.rawValue)

@@ -59,6 +59,11 @@ enum PipelineFixture {
           - { name: partner, match: { path: "/partner/**" }, upstream: api,
               cors: { allow_origins: ["\(partnerOrigin)"], allow_credentials: true } }
           - { name: nocors, match: { path: "/nocors/**" }, upstream: api, cors: false }
+          - { name: shadow, match: { path: "/shadow/**" }, upstream: api, mode: shadow, require: { roles_any: [admin] },
+              cors: { allow_origins: ["\(partnerOrigin)"], allow_credentials: true } }
+          - { name: shadow-app, match: { path: "/shadow-app/**" }, upstream: api, mode: shadow,
+              login_redirect: "/auth/login.html" }
+          - { name: enforced, match: { path: "/enforced/**" }, upstream: api, mode: enforce, require: { roles_any: [admin] } }
           - { name: api, match: { path: "/api/**" }, upstream: api }
         """
 
