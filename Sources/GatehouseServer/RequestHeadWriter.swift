@@ -1,4 +1,5 @@
 import Glibc
+import GatehouseCore
 import GatehousePolicy
 
 /// Bytes of an upstream request head (request line and header lines), appended without
@@ -24,6 +25,14 @@ struct RequestHeadWriter {
     mutating func append(_ text: String) {
         var text = text
         text.withUTF8 { bytes.append(contentsOf: $0) }
+    }
+
+    /// `traceparent: 00-…` CRLF (SPEC §15.3): the value is made of hex digits and `-` only.
+    mutating func traceparent(_ trace: TraceContext) {
+        append("traceparent: ")
+        trace.appendHeaderValue(to: &bytes)
+        bytes.append(13)
+        bytes.append(10)
     }
 
     /// `name: value` CRLF, from evhttp's NUL-terminated header strings.

@@ -1,4 +1,5 @@
 import GatehouseConfig
+import GatehouseCore
 import GatehouseDecision
 import GatehousePolicy
 
@@ -53,6 +54,10 @@ enum UpstreamHeaders {
         out.append(("X-Forwarded-Proto", tls ? "https" : "http"))
         if let host { out.append(("X-Forwarded-Host", host)) }
         if let requestID { out.append(("X-Request-Id", requestID)) }
+        // A valid incoming trace is kept (SPEC §15.3); a new one would be random: left out.
+        if let incoming = HeaderPairs(headers).first("traceparent"), let trace = TraceContext.parse(incoming) {
+            out.append(("traceparent", trace.header))
+        }
         out += forward.identityHeaders
         return out
     }

@@ -193,6 +193,7 @@ extension Worker {
         } else {
             log.requestID = ids.next()
         }
+        log.trace = headers.raw("traceparent").flatMap(TraceContext.parse(cString:)) ?? ids.trace()
         log.client = peerAddress(of: req)
         if !trustedProxies.isEmpty {
             log.client = ForwardedFor.clientAddress(peer: log.client, incoming: headers.joined("x-forwarded-for"),
@@ -313,6 +314,7 @@ extension Worker {
         let startNs = Clock.monotonicNs()
         log.startMs = Clock.wallMs()
         log.requestID = ids.next()
+        log.trace = ids.trace()  // the head was not parsed: its traceparent is not read
         log.client = peerAddress(of: req)
         log.method = Worker.methodName(evhttp_request_get_command(req))
         log.rawTarget = "-"

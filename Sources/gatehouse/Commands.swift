@@ -18,7 +18,7 @@ struct GatehouseCommand: ParsableCommand {
 }
 
 enum GatehouseVersion {
-    static let current = "gatehouse 0.1.0"
+    static let current = "gatehouse \(BuildInfo.version)"
 }
 
 enum Machine {
