@@ -28,11 +28,18 @@ struct RequestHeadWriter {
     }
 
     /// `traceparent: 00-…` CRLF (SPEC §15.3): the value is made of hex digits and `-` only.
+    /// The line is made in place and appended at once.
     mutating func traceparent(_ trace: TraceContext) {
-        append("traceparent: ")
-        trace.appendHeaderValue(to: &bytes)
-        bytes.append(13)
-        bytes.append(10)
+        let name: StaticString = "traceparent: "
+        let count = name.utf8CodeUnitCount + TraceContext.length + 2
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: count) { buffer in
+            let line = buffer.baseAddress!
+            line.update(from: name.utf8Start, count: name.utf8CodeUnitCount)
+            trace.write(headerValueAt: line + name.utf8CodeUnitCount)
+            line[count - 2] = 13
+            line[count - 1] = 10
+            bytes.append(contentsOf: UnsafeBufferPointer(buffer))
+        }
     }
 
     /// `name: value` CRLF, from evhttp's NUL-terminated header strings.

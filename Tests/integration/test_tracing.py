@@ -64,11 +64,14 @@ def test_an_invalid_traceparent_is_replaced_by_a_new_valid_one(gw, echo, value):
     assert log["trace_id"] == m.group(1)
 
 
-def test_two_traceparent_headers_are_not_one_trace(gw, echo):
-    record, log = forwarded(gw, echo, [("traceparent", VALID), ("traceparent", VALID)])
+def test_with_two_traceparent_fields_the_upstream_still_gets_one(gw, echo):
+    other = "00-11111111111111111111111111111111-2222222222222222-00"
+    record, log = forwarded(gw, echo, [("traceparent", VALID), ("Traceparent", other)])
+    assert pairs_all(record["headers"], "traceparent") == [VALID]
+    assert log["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    record, log = forwarded(gw, echo, [("traceparent", "bogus"), ("traceparent", VALID)])
     sent = pairs_all(record["headers"], "traceparent")
-    assert len(sent) == 1, sent
-    assert TRACEPARENT.match(sent[0])
+    assert len(sent) == 1 and sent[0] != VALID and TRACEPARENT.match(sent[0])
 
 
 def test_without_a_traceparent_each_request_gets_its_own_trace(gw, echo):
