@@ -134,9 +134,17 @@ public struct TraceContext: Sendable, Equatable {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// `digits` lowercase hex digits of the low bits of `value`, most significant first.
+    /// `digits` (16 or 2) lowercase hex digits of the low bits of `value`, most significant
+    /// first. Sixteen digits are made eight at a time in a 64-bit word (nibbles spread one per
+    /// byte, then `0`–`9`/`a`–`f` added without a branch): ~25 instructions instead of ~100.
     @inline(__always)
     static func hex(_ value: UInt64, digits: Int, at out: UnsafeMutablePointer<UInt8>) {
+        if digits == 16 {
+            let raw = UnsafeMutableRawPointer(out)
+            raw.storeBytes(of: hexWord(UInt32(truncatingIfNeeded: value >> 32)).littleEndian, as: UInt64.self)
+            (raw + 8).storeBytes(of: hexWord(UInt32(truncatingIfNeeded: value)).littleEndian, as: UInt64.self)
+            return
+        }
         var v = value
         var index = digits - 1
         while index >= 0 {
@@ -145,5 +153,17 @@ public struct TraceContext: Sendable, Equatable {
             v >>= 4
             index -= 1
         }
+    }
+
+    /// The 8 hex digits of `value` as ASCII bytes, the most significant digit in the lowest byte.
+    @inline(__always)
+    static func hexWord(_ value: UInt32) -> UInt64 {
+        var x = UInt64(value)
+        x = (x | x << 16) & 0x0000_FFFF_0000_FFFF
+        x = (x | x << 8) & 0x00FF_00FF_00FF_00FF
+        x = (x | x << 4) & 0x0F0F_0F0F_0F0F_0F0F   // byte i = nibble i, counted from the least significant
+        x = x.byteSwapped                            // byte i = nibble i, counted from the most significant
+        let letters = ((x &+ 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101  // 1 where the nibble > 9
+        return x &+ 0x3030_3030_3030_3030 &+ letters &* 39  // 39 = "a" - "0" - 10
     }
 }

@@ -61,6 +61,22 @@ final class TraceContextTests: XCTestCase {
         XCTAssertEqual(a.flags, 1)
     }
 
+    func testHexDigitsAreWrittenForEveryNibbleAtEveryPlace() {
+        for nibble in 0..<16 as Range<UInt64> {
+            for place in 0..<16 as Range<UInt64> {
+                let value = nibble << (4 * place) | (place == 0 ? 0 : 0xA)
+                let trace = TraceContext(traceHigh: value, traceLow: ~value, parent: value | 1, flags: UInt8(nibble * 17))
+                let expected = "00-" + hex(value) + hex(~value) + "-" + hex(value | 1) + "-"
+                    + String(format2: UInt8(nibble * 17))
+                XCTAssertEqual(trace.header, expected)
+            }
+        }
+        func hex(_ v: UInt64) -> String {
+            let digits = String(v, radix: 16)
+            return String(repeating: "0", count: 16 - digits.count) + digits
+        }
+    }
+
     func testTheLogLineCarriesTheTraceID() {
         var record = AccessLogRecord()
         XCTAssertTrue(record.json(timestamp: "2026-01-01T00:00:00.000Z").contains(#""trace_id":null"#))
@@ -70,5 +86,12 @@ final class TraceContextTests: XCTestCase {
         XCTAssertFalse(line.contains("shadow"))
         record.shadow = true
         XCTAssertTrue(record.json(timestamp: "2026-01-01T00:00:00.000Z").contains(#","shadow":true,"#))
+    }
+}
+
+private extension String {
+    init(format2 byte: UInt8) {
+        let digits = String(byte, radix: 16)
+        self = digits.count == 1 ? "0" + digits : digits
     }
 }
