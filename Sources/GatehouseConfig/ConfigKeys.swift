@@ -20,7 +20,7 @@ enum ConfigKeys {
                        "max_age"]
     static let identityHeaders = ["subject", "roles", "method", "claims"]
     static let route = ["name", "match", "upstream", "auth", "require", "deny_status", "issuers", "strip_authorization",
-                        "login_redirect", "cors", "rate_limit"]
+                        "login_redirect", "cors", "rate_limit", "mode"]
     static let routeMatch = ["path", "methods", "host"]
     static let require = ["roles_any", "roles_all", "scopes_all", "claims"]
     static let accessLog = ["path", "format"]

@@ -54,6 +54,25 @@ public struct Forward: Sendable {
     /// The identity headers the upstream gets (SPEC §7.1, §2 `identity_headers`), in order;
     /// empty for an anonymous caller. See ``IdentityHeaderValues`` for forward auth's variant.
     public var identityHeaders: [(String, String)]
+    /// On a route in shadow mode (SPEC §15.2): the refusal that was not carried out (logged
+    /// with `shadow: true` and counted); nil when the request was allowed.
+    public var shadow: ShadowVerdict? = nil
+}
+
+/// What a route in shadow mode would have answered (SPEC §15.2).
+public struct ShadowVerdict: Sendable, Equatable {
+    public var decision: Decision
+    public var reason: Reason
+    public var status: Int
+    /// The credential kind that was presented (logged as `auth` when it did not authenticate).
+    public var tried: AuthMethod
+
+    public init(decision: Decision, reason: Reason, status: Int, tried: AuthMethod) {
+        self.decision = decision
+        self.reason = reason
+        self.status = status
+        self.tried = tried
+    }
 }
 
 /// A refusal with everything its answer needs (an `Error` so that steps may return it in a
@@ -77,6 +96,9 @@ public struct Refusal: Error, Sendable {
     public var extraHeaders: [(String, String)]
     /// The connection is closed after the answer (the request's framing cannot be trusted).
     public var closeConnection: Bool
+    /// The caller, when authenticated but refused by the route's `require` (a shadow route
+    /// forwards them with their identity headers, SPEC §15.2).
+    public var identity: Identity? = nil
 
     public init(_ error: GatewayError, _ reason: Reason, status: Int? = nil, route: Route? = nil, tried: AuthMethod = .none,
                 subject: String? = nil, cors: [(String, String)] = [], extraHeaders: [(String, String)] = [],

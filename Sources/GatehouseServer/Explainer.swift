@@ -87,6 +87,10 @@ public enum Explainer {
         case .forward(let forward):
             var e = on(forward.route, .allow, nil, nil)
             e.subject = forward.identity?.subject
+            if let shadow = forward.shadow {
+                e.note = "mode: shadow: forwarded, logged as \(shadow.decision.rawValue) \(shadow.reason.rawValue) "
+                    + "(\(shadow.status) when enforced)"
+            }
             return e
         case .refuse(let refusal):
             var e = on(refusal.route, .deny, refusal.status, refusal.reason)

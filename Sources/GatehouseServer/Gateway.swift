@@ -114,6 +114,7 @@ public final class Gateway: @unchecked Sendable {
             return 1
         }
         let metrics = Metrics(workerCount: config.server.workers)
+        metrics.lastReloadSuccessMs.store(Clock.wallMs(), ordering: .relaxed)
         keyManager = KeyManager(base: mainBase, metrics: metrics)
         snapshot = snapshot.with(verifier: keyManager.configure(config.jwt)).with(sessions: sessionRuntime(config, previous: nil))
         let openFiles = ConnectionLimit.raiseOpenFileLimit()
@@ -296,6 +297,7 @@ public final class Gateway: @unchecked Sendable {
             admin?.adopt(next.config)
             for worker in workers { worker.post { $0.adopt(next) } }
             shared.metrics.reloads.add(1, ordering: .relaxed)
+            shared.metrics.lastReloadSuccessMs.store(Clock.wallMs(), ordering: .relaxed)
             Gateway.say("configuration reloaded (generation \(next.generation))")
         }
     }

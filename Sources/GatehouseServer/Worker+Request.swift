@@ -135,10 +135,21 @@ extension Worker {
         }
         log.note(route: forward.route, auth: forward.identity?.method ?? .none)
         log.subject = forward.identity?.subject
+        if let shadow = forward.shadow { noteShadow(shadow, route: forward.route, identity: forward.identity, log: &log) }
         let exchange = ProxyExchange(worker: self, request: req, snapshot: own, forward: forward, upstream: upstream,
                                      target: facts.target, host: facts.host, log: log, startNs: startNs,
                                      connection: connection)
         exchange.start()
+    }
+
+    /// A refusal a shadow route did not carry out (SPEC §15.2): logged as the decision it would
+    /// have been, with `shadow: true`, and counted.
+    func noteShadow(_ shadow: ShadowVerdict, route: Route, identity: Identity?, log: inout AccessLogRecord) {
+        log.decision = shadow.decision
+        log.reason = shadow.reason
+        log.shadow = true
+        if identity == nil { log.auth = shadow.tried }
+        shared.metrics.shadowRefused(worker: index, route: route.name, reason: shadow.reason)
     }
 
     /// ``carryOut(_:req:own:facts:log:startNs:connection:)`` for a request that waited (or the
@@ -194,6 +205,7 @@ extension Worker {
         } else {
             log.requestID = ids.next()
         }
+        log.trace = headers.raw("traceparent").flatMap(TraceContext.parse(cString:)) ?? ids.trace()
         log.client = peerAddress(of: req)
         if !trustedProxies.isEmpty {
             log.client = ForwardedFor.clientAddress(peer: log.client, incoming: headers.joined("x-forwarded-for"),
@@ -314,6 +326,7 @@ extension Worker {
         let startNs = Clock.monotonicNs()
         log.startMs = Clock.wallMs()
         log.requestID = ids.next()
+        log.trace = ids.trace()  // the head was not parsed: its traceparent is not read
         log.client = peerAddress(of: req)
         log.method = Worker.methodName(evhttp_request_get_command(req))
         log.rawTarget = "-"

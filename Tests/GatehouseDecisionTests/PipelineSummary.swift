@@ -47,6 +47,9 @@ struct Summary: Equatable, CustomStringConvertible {
         switch plan {
         case .forward(let f):
             self.init(kind: "forward", route: f.route.name, headers: (f.cors ?? []) + f.identityHeaders)
+            if let shadow = f.shadow {
+                self.headers["x-shadow"] = "\(shadow.decision.rawValue) \(shadow.reason.rawValue) \(shadow.status) \(shadow.tried.rawValue)"
+            }
         case .refuse(let r):
             self.init(r)
         case .redirect(let r):
