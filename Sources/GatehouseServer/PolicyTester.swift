@@ -70,15 +70,23 @@ public enum PolicyTester {
     }
 
     /// The waits of a plan answered in process: the session store knows exactly the case's
-    /// user (logged in now); keys never need a refresh (`mayWaitForKeys` is off).
+    /// user (logged in now); keys never need a refresh (`mayWaitForKeys` is off); a case is one
+    /// request, the first of its rate-limit bucket, so it is admitted (`burst` is at least 1).
     static func settle(_ plan: Plan, testCase: PolicyTestCase, facts: RequestFacts, config: GatewayConfig, now: Int64) -> Plan {
-        guard case .needsSession(let wait) = plan else { return plan }
-        var record: SessionRecord?
-        if let user = testCase.sessionUser, let sessions = config.sessions {
-            record = SessionRecord(idHash: wait.idHash, subject: user, roles: sessions.login?.roles(of: user) ?? [],
-                                   now: now, absoluteTimeout: sessions.absoluteTimeout)
+        switch plan {
+        case .needsSession(let wait):
+            var record: SessionRecord?
+            if let user = testCase.sessionUser, let sessions = config.sessions {
+                record = SessionRecord(idHash: wait.idHash, subject: user, roles: sessions.login?.roles(of: user) ?? [],
+                                       now: now, absoluteTimeout: sessions.absoluteTimeout)
+            }
+            let after = Decide.plan(afterSession: .success(record), wait: wait, facts: facts, config: config, now: now)
+            return settle(after, testCase: testCase, facts: facts, config: config, now: now)
+        case .needsRateLimit(let check):
+            return Decide.plan(afterRateLimit: .allowed, check: check, facts: facts, config: config)
+        default:
+            return plan
         }
-        return Decide.plan(afterSession: .success(record), wait: wait, facts: facts, config: config, now: now)
     }
 
     static func observation(of plan: Plan, testCase: PolicyTestCase, headers: [(String, String)], facts: RequestFacts,
@@ -105,6 +113,9 @@ public enum PolicyTester {
             return PolicyTestObservation(status: 401, route: route.name, reason: .unknownKid, decision: Decision.deny.rawValue)
         case .needsSession(let wait):
             return PolicyTestObservation(status: 401, route: wait.route.name, reason: .sessionUnknown, decision: Decision.deny.rawValue)
+        case .needsRateLimit(let check):
+            // Not reached: settled as admitted.
+            return observation(of: .forward(check.forward), testCase: testCase, headers: headers, facts: facts, config: config)
         }
     }
 }
