@@ -12,6 +12,8 @@ final class JWTIssuerReader {
     struct Entry {
         var config: JWTIssuerConfig
         var jwksURL: String?
+        /// `discovery: true`: the configured `issuer`, whose discovery document names the keys.
+        var discoveryIssuer: String?
     }
 
     /// Every `name` written, valid or not, in file order.
@@ -41,14 +43,34 @@ final class JWTIssuerReader {
         let audiences = fields["audiences"]?.stringList(of: "audience", diagnostics)?.map(\.value)
         let algorithms = fields.required("algorithms", diagnostics).map(algorithmList) ?? []
 
-        let keys = keySources(fields, item, algorithms: algorithms)
+        let discovery = discoveryIssuer(fields, iss: iss)
+        // `discovery: true`, even when invalid (reported above): a key source for the checks below.
+        let discoveryNode = fields["discovery"].flatMap { $0.node.scalar?.string.lowercased() == "true" ? $0 : nil }
+        let keys = keySources(fields, item, algorithms: algorithms, discovery: discoveryNode)
         guard diagnostics.errorCount == errorsBefore, let name else { return nil }
         var jwks = keys.secret.map { [JWK(hmacSecret: $0)] } ?? []
         jwks += keys.file?.keys ?? []
         let config = JWTIssuerConfig(name: name, issuer: iss, audiences: audiences,
                                      algorithms: Set(algorithms.map(\.algorithm)),
                                      keys: JWKSet(keys: jwks, warnings: keys.file?.warnings ?? []))
-        return Entry(config: config, jwksURL: keys.url)
+        return Entry(config: config, jwksURL: keys.url, discoveryIssuer: discovery?.issuer)
+    }
+
+    /// `discovery: true` (SPEC §14.1): needs `issuer`, an http(s) URL (the document is fetched
+    /// from it and must name it exactly). Returns the issuer and the `discovery` node.
+    private func discoveryIssuer(_ fields: Fields, iss: String?) -> (issuer: String, node: ConfigNode)? {
+        guard let node = fields["discovery"], let on = node.bool(diagnostics), on else { return nil }
+        guard let iss else {
+            if fields["issuer"] == nil {
+                diagnostics.error(node, "discovery needs issuer: the document is fetched from {issuer}/.well-known/openid-configuration")
+            }
+            return nil
+        }
+        if case .failure(let error) = AddressSyntax.fetchURL(iss) {
+            diagnostics.error(node, "discovery needs an issuer that is an http:// or https:// URL: \(error.message)")
+            return nil
+        }
+        return (iss, node)
     }
 
     // MARK: - Fields
@@ -112,7 +134,8 @@ final class JWTIssuerReader {
     /// Reads `secret_file` / `secret_env`, `jwks_file` and `jwks_url`, and checks that every
     /// algorithm has a possible key and that every key source is of use.
     private func keySources(_ fields: Fields, _ item: ConfigNode,
-                            algorithms: [(algorithm: JWSAlgorithm, node: ConfigNode)])
+                            algorithms: [(algorithm: JWSAlgorithm, node: ConfigNode)],
+                            discovery: ConfigNode?)
         -> (secret: [UInt8]?, file: JWKSet?, url: String?) {
         let sources = KeySources(configDirectory: configDirectory, environment: environment, diagnostics)
         var secretNode = fields["secret_file"]
@@ -127,11 +150,21 @@ final class JWTIssuerReader {
         }
         let fileNode = fields["jwks_file"]
         let file = fileNode.flatMap(sources.jwksFile)
-        let urlNode = fields["jwks_url"]
+        var urlNode = fields["jwks_url"]
         let url = urlNode.flatMap(sources.jwksURL)
         if let secretNode, let urlNode {
             diagnostics.error(urlNode, "cannot be combined with \(secretNode.path): "
                                   + "a fetched key set replaces the issuer's whole key set, the HMAC secret included")
+        }
+        if let discovery {
+            if let urlNode {
+                diagnostics.error(urlNode, "cannot be combined with discovery: true, which takes the key set's URL "
+                                      + "from the discovery document's jwks_uri; keep one")
+            } else if let secretNode {
+                diagnostics.error(discovery, "cannot be combined with \(secretNode.path): "
+                                      + "a fetched key set replaces the issuer's whole key set, the HMAC secret included")
+            }
+            urlNode = urlNode ?? discovery   // a fetched key set, for the checks below
         }
 
         for (algorithm, node) in algorithms {

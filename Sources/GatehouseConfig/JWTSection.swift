@@ -47,6 +47,10 @@ struct JWTSection {
                 if let entry {
                     issuers.append(entry.config)
                     if let url = entry.jwksURL { remote.append(RemoteJWKS(issuer: entry.config.name, url: url)) }
+                    if let iss = entry.discoveryIssuer {
+                        remote.append(RemoteJWKS(issuer: entry.config.name, url: ProviderMetadata.discoveryURL(issuer: iss),
+                                                 discoveryIssuer: iss))
+                    }
                 }
             }
             declaredNames = reader.declaredNames

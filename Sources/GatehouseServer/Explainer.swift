@@ -17,6 +17,8 @@ public struct Explanation: Sendable {
     public var note: String? = nil
     /// The `WWW-Authenticate` challenge of a refusal.
     public var challenge: String? = nil
+    /// Where each issuer's keys come from (files and secrets, a `jwks_url`, discovery).
+    public var keySources: [String] = []
 
     /// One JSON object with `route`, `normalized_path`, `decision`, `status`, `reason`.
     public var json: String {
@@ -41,6 +43,7 @@ public struct Explanation: Sendable {
         if let subject { lines.append("subject:         \(subject)") }
         if let challenge { lines.append("challenge:       \(challenge)") }
         if let note { lines.append("note:            \(note)") }
+        for source in keySources { lines.append("keys:            \(source)") }
         return lines.joined(separator: "\n")
     }
 }
@@ -51,6 +54,29 @@ public enum Explainer {
     /// and the plan are the server's own (``RequestFacts``, ``Decide``); this prints the plan.
     public static func explain(config: GatewayConfig, method: String, target: String, headers: [(String, String)],
                                now: Int64 = Clock.wallMs() / 1000) -> Explanation {
+        var explanation = decide(config: config, method: method, target: target, headers: headers, now: now)
+        explanation.keySources = keySources(config.jwt)
+        return explanation
+    }
+
+    /// One line per issuer: where its keys come from (SPEC §5.2, §14.1).
+    static func keySources(_ jwt: JWTSettings?) -> [String] {
+        guard let jwt else { return [] }
+        return jwt.verifier.issuers.map { issuer in
+            var parts: [String] = []
+            if !issuer.keys.isEmpty { parts.append("\(issuer.keys.keys.count) key(s) from secret_file/secret_env/jwks_file") }
+            for remote in jwt.remoteJWKS where remote.issuer == issuer.name {
+                parts.append(remote.discoveryIssuer == nil
+                    ? "jwks_url \(remote.url) (fetched at run time, not by explain)"
+                    : "discovery \(remote.url), then its jwks_uri (fetched at run time, not by explain; "
+                        + "the document's issuer must be \"\(remote.discoveryIssuer!)\")")
+            }
+            return "issuer \(issuer.name): " + (parts.isEmpty ? "no keys" : parts.joined(separator: "; "))
+        }
+    }
+
+    private static func decide(config: GatewayConfig, method: String, target: String, headers: [(String, String)],
+                               now: Int64) -> Explanation {
         let auth = AuthContext(verifier: config.jwt?.verifier, cache: nil, now: now)
         switch Pipeline.decide(method: method.uppercased(), rawTarget: target, host: .fromRequest,
                                headers: HeaderPairs(headers), config: config, auth: auth) {

@@ -43,6 +43,8 @@ final class Metrics: Sendable {
     let reloadFailures = Atomic<Int>(0)
     let jwksRefreshes = Atomic<Int>(0)
     let jwksFailures = Atomic<Int>(0)
+    /// Discovery documents refused (another `issuer`, malformed; SPEC §14.1).
+    let discoveryRefusals = Atomic<Int>(0)
     let sessionStoreErrors = Atomic<Int>(0)
 
     init(workerCount: Int) {
@@ -108,6 +110,7 @@ final class Metrics: Sendable {
         out += "# HELP gatehouse_config_reload_failures_total Rejected config reloads.\n# TYPE gatehouse_config_reload_failures_total counter\ngatehouse_config_reload_failures_total \(reloadFailures.load(ordering: .relaxed))\n"
         out += "# HELP gatehouse_jwks_refreshes_total Successful JWKS fetches.\n# TYPE gatehouse_jwks_refreshes_total counter\ngatehouse_jwks_refreshes_total \(jwksRefreshes.load(ordering: .relaxed))\n"
         out += "# HELP gatehouse_jwks_refresh_failures_total Failed JWKS fetches.\n# TYPE gatehouse_jwks_refresh_failures_total counter\ngatehouse_jwks_refresh_failures_total \(jwksFailures.load(ordering: .relaxed))\n"
+        out += "# HELP gatehouse_oidc_discovery_refused_total Discovery documents refused (issuer mismatch or malformed).\n# TYPE gatehouse_oidc_discovery_refused_total counter\ngatehouse_oidc_discovery_refused_total \(discoveryRefusals.load(ordering: .relaxed))\n"
         out += "# HELP gatehouse_session_store_errors_total Session store operations that failed (down, timeout).\n# TYPE gatehouse_session_store_errors_total counter\ngatehouse_session_store_errors_total \(sessionStoreErrors.load(ordering: .relaxed))\n"
         out += "# HELP gatehouse_access_log_dropped_total Access-log lines dropped because the writer fell behind.\n# TYPE gatehouse_access_log_dropped_total counter\ngatehouse_access_log_dropped_total \(droppedLogLines)\n"
         return out

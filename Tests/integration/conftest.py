@@ -200,14 +200,15 @@ def oidc_template(tmp_path_factory):
 @pytest.fixture
 def oidc_providers(oidc_template, tmp_path, request):
     """Starts OIDC providers, each with its own copy of the database; all stopped at teardown.
-    start(name="idp", id_token_expire=600, token_expire=3600) -> a started OIDCProvider."""
+    start(name="idp", start=True, id_token_expire=600, token_expire=3600) -> an OIDCProvider,
+    started unless start=False."""
     import oidc_support
     started: list = []
 
-    def start(name: str | None = None, **kw):
+    def start(name: str | None = None, start: bool = True, **kw):
         provider = oidc_support.OIDCProvider(tmp_path, oidc_template, name=name or f"idp{len(started)}", **kw)
         started.append(provider)
-        return provider.start()
+        return provider.start() if start else provider
 
     yield start
     failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed

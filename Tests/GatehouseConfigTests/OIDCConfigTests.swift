@@ -1,0 +1,119 @@
+import Foundation
+import GatehouseAuth
+import XCTest
+@testable import GatehouseConfig
+
+/// `jwt.issuers[].discovery` (SPEC §14.1): what the loader makes of it and every way it is refused.
+final class OIDCConfigTests: ConfigFileTestCase {
+    private let tail = """
+        upstreams:
+          api: { targets: ["http://127.0.0.1:9000"] }
+        routes:
+          - { name: all, match: { path: "/**" }, upstream: api }
+
+        """
+
+    private func load(_ issuer: String) throws -> ConfigLoadResult {
+        try write("hs.key", String(repeating: "k", count: 40))
+        let path = try write("gatehouse.yaml", "jwt:\n  issuers:\n" + issuer + tail)
+        return ConfigLoader.load(path: path, cpuCount: 1, cwd: "/", environment: { _ in nil })
+    }
+
+    private func messages(_ issuer: String) throws -> [String] {
+        try load(issuer).errors.map(\.message)
+    }
+
+    func testDiscoveryMakesARemoteSourceAtTheWellKnownURL() throws {
+        let result = try load("""
+                - name: sso
+                  issuer: "https://sso.example.com/realms/main/"
+                  algorithms: [RS256]
+                  discovery: true
+
+            """)
+        XCTAssertEqual(result.errors.map(\.message), [])
+        let remote = try XCTUnwrap(result.config?.jwt?.remoteJWKS)
+        XCTAssertEqual(remote, [RemoteJWKS(issuer: "sso", url: "https://sso.example.com/realms/main/.well-known/openid-configuration",
+                                           discoveryIssuer: "https://sso.example.com/realms/main/")])
+    }
+
+    func testDiscoveryFalseIsNoSource() throws {
+        let result = try load("""
+                - name: sso
+                  issuer: "https://sso.example.com"
+                  algorithms: [RS256]
+                  discovery: false
+                  jwks_url: "https://sso.example.com/jwks"
+
+            """)
+        XCTAssertEqual(result.errors.map(\.message), [])
+        XCTAssertEqual(result.config?.jwt?.remoteJWKS.map(\.discoveryIssuer), [nil])
+    }
+
+    func testDiscoveryNeedsAnIssuer() throws {
+        let errors = try messages("""
+                - name: sso
+                  algorithms: [RS256]
+                  discovery: true
+
+            """)
+        XCTAssertTrue(errors.contains { $0.contains("discovery needs issuer") }, "\(errors)")
+    }
+
+    func testDiscoveryNeedsAnHTTPIssuer() throws {
+        for bad in ["urn:example:issuer", "https://user@sso.example.com", "ftp://sso.example.com", "https://"] {
+            let errors = try messages("""
+                    - name: sso
+                      issuer: "\(bad)"
+                      algorithms: [RS256]
+                      discovery: true
+
+                """)
+            XCTAssertTrue(errors.contains { $0.contains("discovery needs an issuer that is an http:// or https:// URL") },
+                          "\(bad): \(errors)")
+        }
+    }
+
+    func testDiscoveryConflictsWithJWKSURLAndWithASecret() throws {
+        let withURL = try messages("""
+                - name: sso
+                  issuer: "https://sso.example.com"
+                  algorithms: [RS256]
+                  discovery: true
+                  jwks_url: "https://sso.example.com/jwks"
+
+            """)
+        XCTAssertTrue(withURL.contains { $0.contains("cannot be combined with discovery: true") }, "\(withURL)")
+        let withSecret = try messages("""
+                - name: sso
+                  issuer: "https://sso.example.com"
+                  algorithms: [RS256, HS256]
+                  discovery: true
+                  secret_file: hs.key
+
+            """)
+        XCTAssertTrue(withSecret.contains { $0.contains("replaces the issuer's whole key set") }, "\(withSecret)")
+    }
+
+    func testDiscoveryMustBeABoolean() throws {
+        let errors = try messages("""
+                - name: sso
+                  issuer: "https://sso.example.com"
+                  algorithms: [RS256]
+                  discovery: "yes please"
+
+            """)
+        XCTAssertFalse(errors.isEmpty)
+    }
+
+    func testDiscoveryCountsAsAKeySourceForAsymmetricAlgorithms() throws {
+        let errors = try messages("""
+                - name: sso
+                  issuer: "https://sso.example.com"
+                  algorithms: [RS256, ES256, EdDSA]
+                  discovery: true
+
+            """)
+        XCTAssertEqual(errors, [])
+    }
+}
