@@ -11,7 +11,8 @@ enum ConfigKeys {
     static let upstream = ["targets", "connect_timeout", "timeout", "max_idle_per_worker", "preserve_host"]
     static let jwt = ["roles_claim", "leeway", "issuers"]
     static let jwtIssuer = ["name", "issuer", "audiences", "algorithms", "secret_file", "secret_env", "jwks_file",
-                            "jwks_url", "discovery"]
+                            "jwks_url", "discovery", "introspection"]
+    static let introspection = ["client_id", "client_secret_file", "cache"]
     static let sessions = ["cookie", "idle_timeout", "absolute_timeout", "store", "login", "keepalive_path",
                            "logout_path"]
     static let sessionCookie = ["name", "secure", "same_site", "domain", "path"]

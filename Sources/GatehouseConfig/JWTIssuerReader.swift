@@ -14,6 +14,9 @@ final class JWTIssuerReader {
         var jwksURL: String?
         /// `discovery: true`: the configured `issuer`, whose discovery document names the keys.
         var discoveryIssuer: String?
+        /// `introspection` (SPEC §14.3) and where it was written.
+        var introspection: IntrospectionSettings?
+        var introspectionNode: ConfigNode?
     }
 
     /// Every `name` written, valid or not, in file order.
@@ -47,13 +50,44 @@ final class JWTIssuerReader {
         // `discovery: true`, even when invalid (reported above): a key source for the checks below.
         let discoveryNode = fields["discovery"].flatMap { $0.node.scalar?.string.lowercased() == "true" ? $0 : nil }
         let keys = keySources(fields, item, algorithms: algorithms, discovery: discoveryNode)
+        let introspectionNode = fields["introspection"]
+        let introspection = introspectionNode.flatMap { introspectionSettings($0, issuerName: name, discovery: discovery != nil) }
         guard diagnostics.errorCount == errorsBefore, let name else { return nil }
         var jwks = keys.secret.map { [JWK(hmacSecret: $0)] } ?? []
         jwks += keys.file?.keys ?? []
         let config = JWTIssuerConfig(name: name, issuer: iss, audiences: audiences,
                                      algorithms: Set(algorithms.map(\.algorithm)),
                                      keys: JWKSet(keys: jwks, warnings: keys.file?.warnings ?? []))
-        return Entry(config: config, jwksURL: keys.url, discoveryIssuer: discovery?.issuer)
+        return Entry(config: config, jwksURL: keys.url, discoveryIssuer: discovery?.issuer, introspection: introspection,
+                     introspectionNode: introspectionNode)
+    }
+
+    /// `introspection: {client_id, client_secret_file, cache}` (SPEC §14.3). The endpoint comes
+    /// from the discovery document, so `discovery: true` is required.
+    private func introspectionSettings(_ node: ConfigNode, issuerName: String?, discovery: Bool) -> IntrospectionSettings? {
+        guard let fields = node.fields(ConfigKeys.introspection, diagnostics) else { return nil }
+        if !discovery {
+            diagnostics.error(node, "introspection needs discovery: true: the introspection_endpoint comes from the discovery document")
+        }
+        let clientID = fields.required("client_id", diagnostics).flatMap { idNode -> String? in
+            guard let text = idNode.string(diagnostics) else { return nil }
+            guard !text.isEmpty, text.utf8.count <= 256, text.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F }) else {
+                diagnostics.error(idNode, "expected a client id of 1 to 256 characters without control characters")
+                return nil
+            }
+            return text
+        }
+        let sources = KeySources(configDirectory: configDirectory, environment: environment, diagnostics)
+        let secret = fields.required("client_secret_file", diagnostics).flatMap(sources.secretFile)
+        var cache: Int64 = 60
+        if let cacheNode = fields["cache"], let seconds = cacheNode.seconds(allowZero: true, diagnostics) {
+            cache = seconds
+            if seconds > 3600 {
+                diagnostics.warning(cacheNode, "a revoked token stays accepted for up to \(cacheNode.described); minutes are usual")
+            }
+        }
+        guard let issuerName, let clientID, let secret else { return nil }
+        return IntrospectionSettings(issuerName: issuerName, clientID: clientID, clientSecret: secret, cacheSeconds: cache)
     }
 
     /// `discovery: true` (SPEC §14.1): needs `issuer`, an http(s) URL (the document is fetched

@@ -12,10 +12,13 @@ public struct JWTSettings: Sendable {
     /// `jwks_file` and `jwks_url`, the file's keys serve until the first fetch succeeds. That is
     /// why the loader refuses an HMAC secret next to `jwks_url`: the first fetch would drop it.
     public var remoteJWKS: [RemoteJWKS]
+    /// The one issuer with `introspection` (SPEC §14.3), or nil.
+    public var introspection: IntrospectionSettings?
 
-    public init(verifier: JWTVerifier, remoteJWKS: [RemoteJWKS] = []) {
+    public init(verifier: JWTVerifier, remoteJWKS: [RemoteJWKS] = [], introspection: IntrospectionSettings? = nil) {
         self.verifier = verifier
         self.remoteJWKS = remoteJWKS
+        self.introspection = introspection
     }
 }
 

@@ -46,6 +46,13 @@ public enum Reason: String, Sendable, CaseIterable {
     // login admission (kept last: adding a case does not renumber the others)
     /// A login refused because its client already has 2 password checks running (SPEC §3.2).
     case concurrentLogins = "concurrent_logins"
+    // introspection (SPEC §14.3)
+    /// The provider answered `active: false` for an opaque token (or it expired, or is not for us).
+    case tokenInactive = "token_inactive"
+    /// The introspection endpoint did not answer (or answered garbage): 503 for that token.
+    case introspectionUnavailable = "introspection_unavailable"
+    /// The client already has 8 introspection calls in flight: 503.
+    case introspectionBusy = "introspection_busy"
 }
 
 /// The outcome class of a request, as logged (`decision`) and counted.
@@ -56,6 +63,8 @@ public enum Decision: String, Sendable, CaseIterable {
 /// How the caller was authenticated, as logged (`auth`) and sent in `X-Auth-Method`.
 public enum AuthMethod: String, Sendable {
     case none, jwt, session
+    /// An opaque Bearer token checked at the provider's introspection endpoint (SPEC §14.3).
+    case introspection
 }
 
 /// Reasons travel as the failure of `Result`s (JWT verification, session lookups).

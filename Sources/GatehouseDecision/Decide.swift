@@ -14,14 +14,17 @@ public struct AuthContext {
     public var mayWaitForKeys: Bool
     /// Issuer names whose keys come from a URL (`jwt.issuers[].jwks_url`).
     public var refreshableIssuers: Set<String>
+    /// This loop's introspection answers (SPEC §14.3); nil: every opaque token is asked for.
+    public var introspectionCache: IntrospectionCache?
 
     public init(verifier: JWTVerifier?, cache: VerifiedTokenCache?, now: Int64, mayWaitForKeys: Bool = false,
-                refreshableIssuers: Set<String> = []) {
+                refreshableIssuers: Set<String> = [], introspectionCache: IntrospectionCache? = nil) {
         self.verifier = verifier
         self.cache = cache
         self.now = now
         self.mayWaitForKeys = mayWaitForKeys
         self.refreshableIssuers = refreshableIssuers
+        self.introspectionCache = introspectionCache
     }
 }
 
@@ -89,6 +92,9 @@ public enum Decide {
 
     private static func bearerPlan(_ token: Substring, route: Route, requirement: Requirement?, _ facts: RequestFacts,
                                    _ config: borrowing GatewayConfig, _ auth: AuthContext) -> Plan {
+        if let introspection = config.jwt?.introspection, !isCompactJWS(token) {
+            return introspectionPlan(token, introspection, route: route, requirement: requirement, facts, config, auth)
+        }
         // `issuer`: the issuer the token was checked against (nil when refused before the issuer gate).
         let (result, issuer): (Result<VerifiedToken, Reason>, String?)
         if let verifier = auth.verifier {

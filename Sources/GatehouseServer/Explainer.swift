@@ -112,6 +112,10 @@ public enum Explainer {
         case let .needsKeys(route, _):
             // Not reached: explain never waits for keys (`mayWaitForKeys` is off).
             return on(route, .deny, 401, .unknownKid)
+        case .needsIntrospection(let wait):
+            var e = on(wait.route, .deny, 401, .tokenInactive)
+            e.note = "an opaque token: explain does not call the introspection endpoint, so the token is not known here"
+            return e
         case .needsSession(let wait):
             var e = on(wait.route, .deny, 401, .sessionUnknown)
             e.note = "a session cookie is presented; explain does not read the session store, so the session is unknown here"

@@ -60,6 +60,8 @@ struct Summary: Equatable, CustomStringConvertible {
         case let .needsKeys(route, issuer):
             self.init(kind: "needsKeys", route: route.name)
             self.headers["x-issuer"] = issuer
+        case .needsIntrospection(let wait):
+            self.init(kind: "needsIntrospection", route: wait.route.name)
         }
     }
 
