@@ -10,6 +10,11 @@ public final class IntrospectionCache {
         public let answer: IntrospectionAnswer
         /// Whole seconds (wall clock) after which the entry is not used.
         public let until: Int64
+
+        public init(answer: IntrospectionAnswer, until: Int64) {
+            self.answer = answer
+            self.until = until
+        }
     }
 
     /// How long an inactive answer is kept (SPEC §14.3).

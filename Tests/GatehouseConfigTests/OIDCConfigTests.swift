@@ -116,4 +116,63 @@ final class OIDCConfigTests: ConfigFileTestCase {
             """)
         XCTAssertEqual(errors, [])
     }
+
+    // MARK: - introspection
+
+    private func introspecting(_ name: String, discovery: Bool = true, body: String = "{ client_id: gatehouse, client_secret_file: hs.key }") -> String {
+        """
+                - name: \(name)
+                  issuer: "https://\(name).example.com"
+                  algorithms: [RS256]
+                  discovery: \(discovery)
+                  introspection: \(body)
+
+            """
+    }
+
+    func testIntrospectionSettingsAreRead() throws {
+        let result = try load(introspecting("sso", body: "{ client_id: \"gate house\", client_secret_file: hs.key, cache: 5m }"))
+        XCTAssertEqual(result.errors.map(\.message), [])
+        let settings = try XCTUnwrap(result.config?.jwt?.introspection)
+        XCTAssertEqual(settings.issuerName, "sso")
+        XCTAssertEqual(settings.clientID, "gate house")
+        XCTAssertEqual(settings.clientSecret, Array(String(repeating: "k", count: 40).utf8))
+        XCTAssertEqual(settings.cacheSeconds, 300)
+        // RFC 6749 §2.3.1: form-encoded, then Basic
+        XCTAssertEqual(settings.authorization, "Basic " + Data("gate+house:\(String(repeating: "k", count: 40))".utf8).base64EncodedString())
+    }
+
+    func testIntrospectionDefaultsToOneMinuteOfCache() throws {
+        XCTAssertEqual(try load(introspecting("sso")).config?.jwt?.introspection?.cacheSeconds, 60)
+    }
+
+    func testAtMostOneIssuerHasIntrospection() throws {
+        let errors = try messages(introspecting("a") + introspecting("b"))
+        XCTAssertTrue(errors.contains { $0.contains("only one issuer may have introspection") }, "\(errors)")
+    }
+
+    func testIntrospectionNeedsDiscoveryAndItsKeys() throws {
+        let noDiscovery = try messages("""
+                - name: sso
+                  issuer: "https://sso.example.com"
+                  algorithms: [RS256]
+                  jwks_url: "https://sso.example.com/jwks"
+                  introspection: { client_id: gatehouse, client_secret_file: hs.key }
+
+            """)
+        XCTAssertTrue(noDiscovery.contains { $0.contains("introspection needs discovery: true") }, "\(noDiscovery)")
+        let missing = try messages(introspecting("sso", body: "{ cache: 10s }"))
+        XCTAssertTrue(missing.contains { $0.contains("client_id") }, "\(missing)")
+        XCTAssertTrue(missing.contains { $0.contains("client_secret_file") }, "\(missing)")
+        let unknown = try messages(introspecting("sso", body: "{ client_id: g, client_secret_file: hs.key, client_secret: x }"))
+        XCTAssertFalse(unknown.isEmpty)
+        let absentFile = try messages(introspecting("sso", body: "{ client_id: g, client_secret_file: nope.secret }"))
+        XCTAssertTrue(absentFile.contains { $0.contains("nope.secret") }, "\(absentFile)")
+        let control = try messages(introspecting("sso", body: "{ client_id: \"a\\u0001b\", client_secret_file: hs.key }"))
+        XCTAssertTrue(control.contains { $0.contains("client id") }, "\(control)")
+        let empty = try messages(introspecting("sso", body: "{ client_id: \"\", client_secret_file: hs.key }"))
+        XCTAssertTrue(empty.contains { $0.contains("client id") }, "\(empty)")
+        let negative = try messages(introspecting("sso", body: "{ client_id: g, client_secret_file: hs.key, cache: -5s }"))
+        XCTAssertFalse(negative.isEmpty)
+    }
 }

@@ -265,6 +265,8 @@ final class PipelineTableTests: XCTestCase {
         .malformedRequest, .headersTooLarge, .payloadTooLarge, .headerTimeout, .invalidCredentials, .throttled,
         .concurrentLogins, .upstreamTimeout, .upstreamConnectFailed, .upstreamError, .upstreamDown, .clientClosed,
         .wrongIssuer,
+        // after an introspection call (SPEC §14.3): IntrospectionDecisionTests
+        .tokenInactive, .introspectionUnavailable, .introspectionBusy,
     ]
 
     func testEveryPipelineReasonIsReached() {
