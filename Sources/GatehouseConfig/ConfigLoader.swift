@@ -84,6 +84,7 @@ public enum ConfigLoader {
         }
 
         sessions.warnAboutShadowedRoutes(table, diagnostics)
+        sessions.oidc?.crossCheck(jwt: jwt.settings, jwtPresent: jwt.isPresent, publicOrigin: server.publicOrigin, diagnostics)
 
         guard !diagnostics.hasErrors else { return ConfigLoadResult(config: nil, problems: diagnostics.problems) }
         let config = GatewayConfig(path: path, server: server, admin: admin, upstreams: upstreams.settings,

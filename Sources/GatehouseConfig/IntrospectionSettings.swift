@@ -18,9 +18,11 @@ public struct IntrospectionSettings: Sendable, Equatable {
 
     /// The `Authorization` header value: `Basic base64(urlencode(id) ":" urlencode(secret))`
     /// (RFC 6749 §2.3.1 form-encodes both before Basic encoding).
-    public var authorization: String {
-        let pair = Self.formEncode(Array(clientID.utf8)) + [UInt8(ascii: ":")] + Self.formEncode(clientSecret)
-        return "Basic " + Self.base64(pair)
+    public var authorization: String { Self.basicAuthorization(clientID: clientID, secret: clientSecret) }
+
+    /// HTTP Basic client authentication of OAuth 2.0 (RFC 6749 §2.3.1): both parts form-encoded.
+    public static func basicAuthorization(clientID: String, secret: [UInt8]) -> String {
+        "Basic " + base64(formEncode(Array(clientID.utf8)) + [UInt8(ascii: ":")] + formEncode(secret))
     }
 
     /// `application/x-www-form-urlencoded` bytes of `bytes` (unreserved kept, space as `+`).

@@ -53,6 +53,15 @@ public enum Reason: String, Sendable, CaseIterable {
     case introspectionUnavailable = "introspection_unavailable"
     /// The client already has 8 introspection calls in flight: 503.
     case introspectionBusy = "introspection_busy"
+    // OIDC browser login (SPEC §14.2)
+    /// The callback's `state` has no valid, unexpired attempt cookie of this browser.
+    case oidcStateInvalid = "oidc_state_invalid"
+    /// The provider refused the code (replayed, expired, wrong verifier) or sent an error back.
+    case oidcCodeRefused = "oidc_code_refused"
+    /// The ID token failed a check (signature, `iss`, `aud` = client_id, `nonce`, `exp`, `sub`).
+    case oidcIDTokenInvalid = "oidc_id_token_invalid"
+    /// The provider's endpoints are not known yet or its token endpoint did not answer: 503.
+    case oidcProviderUnavailable = "oidc_provider_unavailable"
 }
 
 /// The outcome class of a request, as logged (`decision`) and counted.

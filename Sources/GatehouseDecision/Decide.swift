@@ -148,7 +148,8 @@ public enum Decide {
         case .revoked: return unauthenticated(route, facts, config, reason: .sessionRevoked, tried: .session)
         case .active: break
         }
-        guard let roles = sessionRoles(of: record.subject, login: sessions.login) else {
+        // OIDC sessions keep their ID token's roles (SPEC §3.2); password sessions follow the users file.
+        guard let roles = record.oidc ? record.roles : sessionRoles(of: record.subject, login: sessions.login) else {
             return unauthenticated(route, facts, config, reason: .sessionRevoked, tried: .session)
         }
         if let requirement = wait.requirement, let failed = requirement.evaluate(sessionRoles: roles) {

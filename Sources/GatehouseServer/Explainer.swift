@@ -140,6 +140,9 @@ public enum Explainer {
             e.challenge = refusal.challenge
         case .login, .keepalive, .logout:
             break
+        case .oidcLogin, .oidcCallback:
+            e.note = "the gateway's own \(endpoint.rawValue) endpoint (GET; answered by the gateway, never forwarded)"
+            return e
         }
         let answered = e.decision == .allow ? " (CSRF-checked; answered by the gateway, never forwarded)" : ""
         e.note = "the gateway's own \(endpoint.rawValue) endpoint" + answered

@@ -37,6 +37,10 @@ final class SharedState: Sendable {
         if let event = OpaquePointer(bitPattern: mainWake.load(ordering: .acquiring)) { event_active(event, 0, 0) }
     }
 
+    /// The accepted discovery documents by issuer name (SPEC §14.1), for the OIDC login's
+    /// endpoints; written by the main loop's ``KeyManager``, read by the loops at login time.
+    let providerMetadata = Mutex<[String: ProviderMetadata]>([:])
+
     /// Introspection questions of the loops (SPEC §14.3), taken by the main loop when woken.
     private let introspectionAsks = Mutex<[IntrospectionAsk]>([])
 
@@ -126,6 +130,9 @@ public final class Gateway: @unchecked Sendable {
         let openFiles = ConnectionLimit.raiseOpenFileLimit()
         shared = SharedState(log: sink, metrics: metrics, snapshot: snapshot, openFileLimit: openFiles)
         keyManager.publish = { [unowned self] verifier in self.publishVerifier(verifier) }
+        keyManager.metadataAccepted = { [unowned self] issuer, metadata in
+            self.shared.providerMetadata.withLock { $0[issuer] = metadata }
+        }
         introspector = Introspector(base: mainBase, metrics: metrics)
         introspector.endpoint = { [unowned self] issuer in self.keyManager.metadata(issuer)?.introspectionEndpoint }
         introspector.answer = { [unowned self] worker, key, result in

@@ -35,6 +35,8 @@ final class KeyManager {
     private var sources: [String: Source] = [:]
     private(set) var verifier: JWTVerifier?
     var publish: (JWTVerifier?) -> Void = { _ in }
+    /// Called with an issuer's name and its newly accepted discovery document.
+    var metadataAccepted: (String, ProviderMetadata) -> Void = { _, _ in }
     /// Called with an issuer's name when the loops waiting for its keys may decide.
     var settled: (String) -> Void = { _ in }
     /// Issuers whose current fetch loops wait for.
@@ -137,6 +139,7 @@ final class KeyManager {
                         + (metadata.introspectionEndpoint.map { ", introspection_endpoint \($0)" } ?? ""))
         }
         sources[issuer]?.metadata = metadata
+        metadataAccepted(issuer, metadata)
         fetcher.get(metadata.jwksURI) { [weak self] result in self?.fetched(issuer, url: url, result) }
     }
 

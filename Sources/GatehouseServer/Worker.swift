@@ -34,6 +34,8 @@ final class Worker: @unchecked Sendable {
     /// (see Worker+Introspection.swift).
     let introspectionCache = IntrospectionCache()
     var introspectionWaits: [IntrospectionKey: [(PendingRequest, IntrospectionWait)]] = [:]
+    /// This loop's HTTP client for OIDC code exchanges (made at the first callback).
+    var oidcFetcher: HTTPFetcher?
     /// This loop's Redis connection for sessions, and the settings it was made for.
     var redisStore: RedisSessionStore?
     var redisSetting: SessionStoreSetting?

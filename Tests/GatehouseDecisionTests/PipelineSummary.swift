@@ -72,6 +72,8 @@ struct Summary: Equatable, CustomStringConvertible {
         case .login(_, let cors): self.init(kind: "login", headers: cors)
         case .keepalive(_, let cors): self.init(kind: "keepalive", headers: cors)
         case .logout(let idHash, let cors): self.init(kind: idHash == nil ? "logout-now" : "logout", headers: cors)
+        case .oidcLogin: self.init(kind: "oidcLogin")
+        case .oidcCallback: self.init(kind: "oidcCallback")
         }
     }
 }

@@ -267,6 +267,8 @@ final class PipelineTableTests: XCTestCase {
         .wrongIssuer,
         // after an introspection call (SPEC §14.3): IntrospectionDecisionTests
         .tokenInactive, .introspectionUnavailable, .introspectionBusy,
+        // the OIDC login's steps after its endpoint plan (SPEC §14.2): OIDCLoginTests
+        .oidcStateInvalid, .oidcCodeRefused, .oidcIDTokenInvalid, .oidcProviderUnavailable,
     ]
 
     func testEveryPipelineReasonIsReached() {
