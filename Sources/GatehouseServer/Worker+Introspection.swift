@@ -1,5 +1,6 @@
 import GatehouseCore
 import GatehouseAuth
+import GatehousePolicy
 import GatehouseDecision
 
 /// Opaque Bearer tokens on a worker's loop (SPEC §14.3): a request whose token this loop's
@@ -26,7 +27,7 @@ extension Worker {
         introspectionWaits[wait.key, default: []].append((pending, stored))
         inFlight += 1
         if first {
-            shared.introspect(IntrospectionAsk(key: wait.key, token: wait.token, client: pending.log.client, worker: index,
+            shared.introspect(IntrospectionAsk(key: wait.key, token: wait.token, client: ClientKey.of(pending.log.client), worker: index,
                                                settings: settings))
         }
     }

@@ -89,7 +89,8 @@ public struct OIDCLoginState: Sendable, Equatable {
     }
 }
 
-/// Base64url without padding, decoded (RFC 4648 §5); nil on any other character.
+/// Base64url without padding, decoded (RFC 4648 §5); nil on any other character or a
+/// non-canonical last character (RFC 4648 §3.5).
 enum Base64URL {
     static func decode(_ text: Substring) -> [UInt8]? {
         var out: [UInt8] = []
@@ -111,6 +112,8 @@ enum Base64URL {
                 out.append(UInt8((buffer >> UInt32(bits)) & 0xFF))
             }
         }
-        return bits >= 6 ? nil : out
+        // Canonical only: the bits left over must be zero, so one value has one spelling.
+        guard bits < 6, buffer & ((1 << UInt32(bits)) - 1) == 0 else { return nil }
+        return out
     }
 }
