@@ -131,7 +131,7 @@ public final class Gateway: @unchecked Sendable {
         shared = SharedState(log: sink, metrics: metrics, snapshot: snapshot, openFileLimit: openFiles)
         keyManager.publish = { [unowned self] verifier in self.publishVerifier(verifier) }
         keyManager.metadataAccepted = { [unowned self] issuer, metadata in
-            self.shared.providerMetadata.withLock { $0[issuer] = metadata }
+            self.shared.providerMetadata.withLock { $0[issuer] = metadata }   // nil removes
         }
         introspector = Introspector(base: mainBase, metrics: metrics)
         introspector.endpoint = { [unowned self] issuer in self.keyManager.metadata(issuer)?.introspectionEndpoint }

@@ -35,8 +35,9 @@ final class KeyManager {
     private var sources: [String: Source] = [:]
     private(set) var verifier: JWTVerifier?
     var publish: (JWTVerifier?) -> Void = { _ in }
-    /// Called with an issuer's name and its newly accepted discovery document.
-    var metadataAccepted: (String, ProviderMetadata) -> Void = { _, _ in }
+    /// Called with an issuer's name and its newly accepted discovery document, or nil when a
+    /// reload dropped or replaced the issuer's source (its old document must not serve on).
+    var metadataAccepted: (String, ProviderMetadata?) -> Void = { _, _ in }
     /// Called with an issuer's name when the loops waiting for its keys may decide.
     var settled: (String) -> Void = { _ in }
     /// Issuers whose current fetch loops wait for.
@@ -55,16 +56,22 @@ final class KeyManager {
         var next: [String: Source] = [:]
         var verifier = jwt?.verifier
         for remote in jwt?.remoteJWKS ?? [] {
-            if var old = sources.removeValue(forKey: remote.issuer), old.url == remote.url,
-               old.discoveryIssuer == remote.discoveryIssuer {
+            let previous = sources.removeValue(forKey: remote.issuer)
+            if var old = previous, old.url == remote.url, old.discoveryIssuer == remote.discoveryIssuer {
                 if let keys = old.keys { verifier = verifier?.replacingKeys(keys, forIssuer: remote.issuer) }
                 old.lastOnDemandNs = 0
                 next[remote.issuer] = old
             } else {
+                // A replaced source: its timer and its discovery document go with it.
+                if let timer = previous?.timer { event_free(timer) }
+                if previous?.metadata != nil { metadataAccepted(remote.issuer, nil) }
                 next[remote.issuer] = Source(url: remote.url, discoveryIssuer: remote.discoveryIssuer)
             }
         }
-        for (_, old) in sources { if let timer = old.timer { event_free(timer) } }
+        for (issuer, old) in sources {
+            if let timer = old.timer { event_free(timer) }
+            if old.metadata != nil { metadataAccepted(issuer, nil) }
+        }
         sources = next
         self.verifier = verifier
         for (issuer, source) in sources where source.keys == nil && !source.fetching { fetch(issuer) }

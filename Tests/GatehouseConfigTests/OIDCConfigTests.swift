@@ -175,4 +175,64 @@ final class OIDCConfigTests: ConfigFileTestCase {
         let negative = try messages(introspecting("sso", body: "{ client_id: g, client_secret_file: hs.key, cache: -5s }"))
         XCTAssertFalse(negative.isEmpty)
     }
+
+    // MARK: - sessions.oidc
+
+    private func loadSessions(_ oidc: String, audiences: String = "[my-api]", publicOrigin: String? = "https://gw.example.com") throws -> ConfigLoadResult {
+        try write("web.secret", "s3cret\n")
+        let server = publicOrigin.map { "server: { public_origin: \"\($0)\" }\n" } ?? ""
+        let path = try write("gatehouse.yaml", server + """
+            jwt:
+              issuers:
+                - { name: sso, issuer: "https://sso.example.com", audiences: \(audiences), algorithms: [RS256], discovery: true }
+            sessions:
+              cookie: { secure: false }
+              oidc: \(oidc)
+
+            """ + tail)
+        return ConfigLoader.load(path: path, cpuCount: 1, cwd: "/", environment: { _ in nil })
+    }
+
+    func testSessionsOIDCIsReadWithItsDefaults() throws {
+        let result = try loadSessions("{ issuer: sso, client_id: web, client_secret_file: web.secret }")
+        XCTAssertEqual(result.errors.map(\.message), [])
+        XCTAssertFalse(result.problems.contains { $0.message.contains("no login block") }, "\(result.problems)")
+        let oidc = try XCTUnwrap(result.config?.sessions?.oidc)
+        XCTAssertEqual(oidc.issuerName, "sso")
+        XCTAssertEqual(oidc.clientSecret, Array("s3cret".utf8))
+        XCTAssertEqual(oidc.loginPath, "/oidc/login")
+        XCTAssertEqual(oidc.callbackPath, "/oidc/callback")
+        XCTAssertEqual(oidc.scopes, ["openid", "profile", "email"])
+        XCTAssertNil(oidc.rolesClaim)
+        XCTAssertEqual(result.config?.sessions?.endpoint(at: "/oidc/callback"), .oidcCallback)
+    }
+
+    func testSessionsOIDCHostileValues() throws {
+        let cases: [(String, String)] = [
+            ("{ issuer: sso, client_id: web, client_secret_file: web.secret, scopes: [profile] }", "must include openid"),
+            ("{ issuer: sso, client_id: web, client_secret_file: web.secret, scopes: [openid, \"a b\"] }", "a scope is printable"),
+            ("{ issuer: sso, client_id: \"w b\", client_secret_file: web.secret }", "client id"),
+            ("{ issuer: sso, client_id: web, client_secret_file: web.secret, login_path: /logout }", "each gateway endpoint needs its own path"),
+            ("{ issuer: sso, client_id: web, client_secret_file: web.secret, callback_path: \"/a/../b\" }", "normalized path"),
+            ("{ issuer: sso, client_id: web, client_secret_file: web.secret, roles_claim: \"a..b\" }", "roles_claim"),
+            ("{ issuer: sso, client_id: web }", "client_secret_file"),
+            ("{ issuer: sso, client_id: web, client_secret_file: web.secret, extra: 1 }", "unknown key"),
+        ]
+        for (oidc, expected) in cases {
+            let errors = try loadSessions(oidc).errors.map(\.message)
+            XCTAssertTrue(errors.contains { $0.contains(expected) }, "\(oidc): \(errors)")
+        }
+    }
+
+    func testSessionsOIDCCrossChecks() throws {
+        let ok = "{ issuer: sso, client_id: web, client_secret_file: web.secret }"
+        let withClient = try loadSessions(ok, audiences: "[web, my-api]").errors.map(\.message)
+        XCTAssertTrue(withClient.contains { $0.contains("would pass as API tokens") }, "\(withClient)")
+        let noAudiences = try loadSessions(ok, audiences: "null").errors.map(\.message)
+        XCTAssertTrue(noAudiences.contains { $0.contains("must list audiences") }, "\(noAudiences)")
+        let noOrigin = try loadSessions(ok, publicOrigin: nil).errors.map(\.message)
+        XCTAssertTrue(noOrigin.contains { $0.contains("needs server.public_origin") }, "\(noOrigin)")
+        let unknown = try loadSessions("{ issuer: nope, client_id: web, client_secret_file: web.secret }").errors.map(\.message)
+        XCTAssertTrue(unknown.contains { $0.contains("unknown issuer \"nope\"; jwt.issuers has: sso") }, "\(unknown)")
+    }
 }

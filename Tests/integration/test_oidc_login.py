@@ -222,3 +222,78 @@ def test_check_refuses_an_issuer_whose_audiences_hold_the_login_client(run_cli, 
     path.write_text(yaml_dump(config) + "\n")
     done = run_cli("check", "--config", str(path))
     assert "needs server.public_origin" in done.stderr and 'unknown issuer "nope"' in done.stderr, done.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# The same login in a real browser: headless Chromium driven through chromedriver's W3C
+# WebDriver HTTP API (plain requests; no Selenium). Installed by install_browser.sh.
+
+ELEMENT = "element-6066-11e4-a52e-4f735466cecf"
+
+
+class WebDriver:
+    def __init__(self, workdir):
+        import shutil
+        import subprocess
+        chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+        if not chromium or not driver:
+            pytest.skip("chromium/chromedriver not installed (Tests/integration/install_browser.sh)")
+        self.port = support.free_port()
+        self.proc = subprocess.Popen([driver, f"--port={self.port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
+        self.base = f"http://127.0.0.1:{self.port}"
+        support.wait_until(lambda: support.port_accepts(self.port), 15, message="chromedriver")
+        caps = {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     f"--user-data-dir={workdir}/chromium-profile"]}}}}
+        answer = requests.post(f"{self.base}/session", json=caps, timeout=60).json()["value"]
+        self.session = f"{self.base}/session/{answer['sessionId']}"
+
+    def call(self, method: str, path: str, body=None):
+        r = requests.request(method, self.session + path, json=body, timeout=60)
+        value = r.json()["value"]
+        assert r.status_code == 200, value
+        return value
+
+    def element(self, css: str) -> str:
+        return self.call("POST", "/element", {"using": "css selector", "value": css})[ELEMENT]
+
+    def quit(self):
+        try:
+            requests.delete(self.session, timeout=10)
+        except Exception:
+            pass
+        import os
+        import signal
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=10)
+
+
+def test_the_whole_login_in_headless_chromium(login_gateway, oidc_provider, upstream, tmp_path):
+    gw = login_gateway()
+    browser = WebDriver(tmp_path)
+    try:
+        browser.call("POST", "/url", {"url": gw.url("/app/page?from=chromium")})
+        assert "/accounts/login/" in browser.call("GET", "/url"), "sent to the provider's login page"
+        browser.call("POST", f"/element/{browser.element('#id_username')}/value", {"text": "alice"})
+        browser.call("POST", f"/element/{browser.element('#id_password')}/value", {"text": "wonderland"})
+        browser.call("POST", f"/element/{browser.element('#submit')}/click", {})
+        wait_for(lambda: browser.call("GET", "/url") == gw.url("/app/page?from=chromium"), 20,
+                 "back on the protected page")
+        source = browser.call("GET", "/source")
+        assert "alice" in source and "X-Auth-Method" in source, source[:2000]
+        cookies = {c["name"]: c for c in browser.call("GET", "/cookie")}
+        assert cookies["gh_session"]["httpOnly"] is True
+        assert not any(name.startswith("gatehouse_oidc_") for name in cookies), "the attempt cookie was cleared"
+        script = ("const done = arguments[0];"
+                  "fetch('/logout', {method: 'POST'})"
+                  ".then(r => fetch('/app/page', {redirect: 'manual', headers: {'Accept': 'text/html'}})"
+                  ".then(p => done(r.status + ' ' + p.type)))"
+                  ".catch(e => done('error ' + e));")
+        assert browser.call("POST", "/execute/async", {"script": script, "args": []}) == "204 opaqueredirect"
+    finally:
+        browser.quit()
