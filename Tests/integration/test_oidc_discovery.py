@@ -154,3 +154,19 @@ def test_check_and_explain_describe_discovery(run_cli, tmp_path, yaml_dump):
     assert "discovery needs issuer" in done.stderr
     assert "cannot be combined with discovery: true" in done.stderr
     assert "has 3 errors" in done.stdout or "has 2 errors" in done.stdout, done.stdout + done.stderr
+
+
+def test_an_oversized_discovery_document_is_refused(oidc_provider, gateways, upstream):
+    # SPEC §3.2 Key fetches: the discovery fetch has the JWKS fetch's 1 MiB body cap
+    document = oidc_provider.discovery()
+    doctored = DoctoredDiscovery(document)
+    try:
+        document["issuer"] = doctored.base
+        document["padding"] = "x" * (2 << 20)
+        gw = start_gateway(gateways, upstream, doctored.base, wait_ready=False)
+        wait_for(lambda: "response body over 1 MiB" in gw.stderr(), 15, "the refusal logged")
+        assert gw.admin_get("/readyz").status == 503
+        del document["padding"]   # the next retry (backoff) gets a proper document and the keys
+        wait_for(gw.ready, 20, "/readyz 200 after the retry (the document's jwks_uri is the provider's)")
+    finally:
+        doctored.stop()
