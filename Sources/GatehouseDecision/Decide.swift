@@ -92,9 +92,6 @@ public enum Decide {
 
     private static func bearerPlan(_ token: Substring, route: Route, requirement: Requirement?, _ facts: RequestFacts,
                                    _ config: borrowing GatewayConfig, _ auth: AuthContext) -> Plan {
-        if let introspection = config.jwt?.introspection, !isCompactJWS(token) {
-            return introspectionPlan(token, introspection, route: route, requirement: requirement, facts, config, auth)
-        }
         // `issuer`: the issuer the token was checked against (nil when refused before the issuer gate).
         let (result, issuer): (Result<VerifiedToken, Reason>, String?)
         if let verifier = auth.verifier {
@@ -105,6 +102,11 @@ public enum Decide {
             }
         } else {
             (result, issuer) = (.failure(token.utf8.count > JWTVerifier.maxTokenBytes ? .tokenTooLarge : .unknownIssuer), nil)
+        }
+        // An opaque token (not a compact JWS) fails the JWT check at its shape, before any
+        // work; only then is introspection considered, so JWTs pay nothing for it (SPEC §14.3).
+        if case .failure(.malformedToken) = result, let introspection = config.jwt?.introspection, !isCompactJWS(token) {
+            return introspectionPlan(token, introspection, route: route, requirement: requirement, facts, config, auth)
         }
         if case .failure(.unknownKid) = result, auth.mayWaitForKeys, let issuer, auth.refreshableIssuers.contains(issuer) {
             return .needsKeys(route, issuer: issuer)
