@@ -6,9 +6,9 @@ import GatehouseCore
 public struct IntrospectionKey: Hashable, Sendable {
     let a: UInt64, b: UInt64, c: UInt64, d: UInt64
 
-    public init(token: some StringProtocol) {
+    public init(token: Substring) {
         var hasher = SHA256()
-        var text = String(token)
+        var text = token   // a view of the request's header value: no copy of the bytes
         text.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
         var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
         hasher.finalize().withUnsafeBytes { raw in
@@ -17,6 +17,8 @@ public struct IntrospectionKey: Hashable, Sendable {
         }
         (a, b, c, d) = words
     }
+
+    public init(token: String) { self.init(token: token[...]) }
 }
 
 /// Why an introspection answer was refused as a whole (it is then a failure: 503, not cached).
