@@ -128,6 +128,8 @@ public struct Route: Sendable {
     public var loginRedirect: String?
     /// The CORS policy of this route.
     public var cors: RouteCORS
+    /// `rate_limit` (SPEC §13); nil when the route has none.
+    public var rateLimit: RateLimit? = nil
 
     public init(name: String, match: RouteMatch, upstream: String, auth: AuthRequirement = .required,
                 stripAuthorization: Bool = false, denyStatus: Int = 403, location: SourceLocation,

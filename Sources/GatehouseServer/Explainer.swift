@@ -17,6 +17,9 @@ public struct Explanation: Sendable {
     public var note: String? = nil
     /// The `WWW-Authenticate` challenge of a refusal.
     public var challenge: String? = nil
+    /// The route's `rate_limit` and the key this request counts under (SPEC §13).
+    public var rateLimit: RateLimit? = nil
+    public var rateLimitKey: String? = nil
     /// Where each issuer's keys come from (files and secrets, a `jwks_url`, discovery).
     public var keySources: [String] = []
 
@@ -27,8 +30,15 @@ public struct Explanation: Sendable {
         s += ",\"normalized_path\":"
         JSONText.appendOptional(normalizedPath, to: &s)
         s += ",\"decision\":\"\(decision.rawValue)\",\"status\":\(status.map(String.init) ?? "null")"
-        s += ",\"reason\":\(reason.map { "\"\($0.rawValue)\"" } ?? "null")}"
-        return s
+        s += ",\"reason\":\(reason.map { "\"\($0.rawValue)\"" } ?? "null")"
+        if let rateLimit {
+            s += ",\"rate_limit\":{\"rate\":\"\(rateLimit.rateText)\",\"burst\":\(rateLimit.burst),\"key\":"
+            JSONText.appendOptional(rateLimit.key.text, to: &s)
+            s += ",\"bucket\":"
+            JSONText.appendOptional(rateLimitKey, to: &s)
+            s += "}"
+        }
+        return s + "}"
     }
 
     /// The readable report.
@@ -42,6 +52,8 @@ public struct Explanation: Sendable {
         if let reason { lines.append("reason:          \(reason.rawValue)") }
         if let subject { lines.append("subject:         \(subject)") }
         if let challenge { lines.append("challenge:       \(challenge)") }
+        if let rateLimit { lines.append("rate limit:      \(rateLimit.description)") }
+        if let rateLimitKey { lines.append("counted as:      \(rateLimitKey) (explain does not consult the store)") }
         if let note { lines.append("note:            \(note)") }
         for source in keySources { lines.append("keys:            \(source)") }
         return lines.joined(separator: "\n")
@@ -94,7 +106,8 @@ public enum Explainer {
     static func explain(_ plan: Plan, path: String, config: GatewayConfig) -> Explanation {
         func on(_ route: Route?, _ decision: Decision, _ status: Int?, _ reason: Reason?) -> Explanation {
             Explanation(route: route?.name, normalizedPath: path, decision: decision, status: status, reason: reason,
-                        requirement: route.map { requirement($0, config: config) }, upstream: route?.upstream)
+                        requirement: route.map { requirement($0, config: config) }, upstream: route?.upstream,
+                        rateLimit: route?.rateLimit)
         }
         switch plan {
         case .forward(let forward):
@@ -122,6 +135,10 @@ public enum Explainer {
             return e
         case .preflight(let answer):
             return on(answer.route, .preflight, 204, nil)
+        case .needsRateLimit(let check):
+            var e = explain(.forward(check.forward), path: path, config: config)
+            e.rateLimitKey = check.key.description
+            return e
         }
     }
 

@@ -1,4 +1,5 @@
 import CLibevent
+import CEvhttpHook
 import Glibc
 import Synchronization
 import GatehouseCore
@@ -15,6 +16,8 @@ final class SharedState: Sendable {
     /// limit is derived from it.
     let openFileLimit: Int
     let current: Mutex<Snapshot>
+    /// Rate limits' memory table and counters (SPEC §13).
+    let rateLimits = RateLimitRuntime()
     /// Issuers whose keys loops wait for (an unknown `kid`); the main loop takes them when woken.
     private let keysWanted = Mutex<Set<String>>([])
     private let mainWake = Atomic<UInt>(0)
@@ -92,6 +95,14 @@ public final class Gateway: @unchecked Sendable {
     private var introspector: Introspector!
     /// Password checks for logins, off the loops; made when sessions are first configured.
     private var passwordPool: PasswordCheckPool?
+
+    /// Gives libevent gatehouse's per-thread allocator (Sources/CEvhttpHook/allocator.c), unless
+    /// `GATEHOUSE_EVENT_ALLOCATOR=libc` keeps glibc's (to compare, or to rule it out). Only
+    /// before any other libevent call of the process: `run` calls it first thing.
+    public static func installEventAllocator() {
+        if let choice = getenv("GATEHOUSE_EVENT_ALLOCATOR"), String(cString: choice) == "libc" { return }
+        gh_install_event_allocator()
+    }
 
     public init(configPath: String, cpuCount: Int) {
         self.configPath = configPath

@@ -57,6 +57,7 @@ final class DecideAfterWaitTests: XCTestCase {
         case needsSession(route: String, hasRequirement: Bool)
         case needsIntrospection(route: String)
         case preflight
+        case needsRateLimit(route: String)
     }
 
     static func outcome(_ plan: Plan) -> Outcome {
@@ -68,6 +69,7 @@ final class DecideAfterWaitTests: XCTestCase {
         case let .needsSession(wait): return .needsSession(route: wait.route.name, hasRequirement: wait.requirement != nil)
         case let .needsIntrospection(wait): return .needsIntrospection(route: wait.route.name)
         case .preflight: return .preflight
+        case let .needsRateLimit(check): return .needsRateLimit(route: check.forward.route.name)
         }
     }
 
