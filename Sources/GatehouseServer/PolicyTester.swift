@@ -113,6 +113,11 @@ public enum PolicyTester {
             return PolicyTestObservation(status: 401, route: route.name, reason: .unknownKid, decision: Decision.deny.rawValue)
         case .needsSession(let wait):
             return PolicyTestObservation(status: 401, route: wait.route.name, reason: .sessionUnknown, decision: Decision.deny.rawValue)
+        case .needsIntrospection(let wait):
+            // An opaque token: the provider is not asked in a policy test (as in `explain`), so
+            // the token is not known here.
+            return PolicyTestObservation(status: 401, route: wait.route.name, reason: .tokenInactive,
+                                         decision: Decision.deny.rawValue)
         case .needsRateLimit(let check):
             // Not reached: settled as admitted.
             return observation(of: .forward(check.forward), testCase: testCase, headers: headers, facts: facts, config: config)
