@@ -28,6 +28,8 @@ public struct AccessLogRecord: Sendable {
     public var reason: Reason? = nil
     public var userAgent: String? = nil
     public var referer: String? = nil
+    /// A forward-auth decision (SPEC §11): logged as `forward_auth: true`, absent otherwise.
+    public var forwardAuth: Bool = false
 
     public init() {}
 
@@ -188,6 +190,7 @@ extension AccessLogRecord {
         out.append(contentsOf: #"","reason":"#.utf8)
         if let reason { out.append(0x22); out.append(contentsOf: reason.rawValue.utf8); out.append(0x22) } else { out.append(contentsOf: "null".utf8) }
         out.append(contentsOf: #","user_agent":"#.utf8); JSONBytes.optional(userAgent.map { Self.cut($0) }, to: &out)
+        if forwardAuth { out.append(contentsOf: #","forward_auth":true"#.utf8) }
         out.append(contentsOf: "}\n".utf8)
     }
 }

@@ -46,6 +46,12 @@ public enum Reason: String, Sendable, CaseIterable {
     // login admission (kept last: adding a case does not renumber the others)
     /// A login refused because its client already has 2 password checks running (SPEC §3.2).
     case concurrentLogins = "concurrent_logins"
+    // forward auth (SPEC §11)
+    /// A decision request whose description of the original request (the headers of
+    /// `forward_auth.style`) is missing, repeated or malformed: 403.
+    case forwardAuthIncomplete = "forward_auth_incomplete"
+    /// A decision request from a peer outside `forward_auth.allow_from`: 404.
+    case forwardAuthPeer = "forward_auth_peer"
 }
 
 /// The outcome class of a request, as logged (`decision`) and counted.
