@@ -44,47 +44,58 @@ extension Worker {
         let auth = AuthContext(verifier: snapshot.verifier, cache: tokenCache, now: Clock.wallMs() / 1000,
                                mayWaitForKeys: true, refreshableIssuers: snapshot.refreshableIssuers)
         let plan = Decide.plan(facts, under: snapshot.decision, auth: auth)
-        let pending = PendingRequest(req: req, snapshot: snapshot, facts: facts, log: log, startNs: startNs,
-                                     connection: connection, carrier: { worker, plan, pending in
-                                         worker.carryOutForwardAuth(plan, pending)
-                                     })
-        carryOutForwardAuth(plan, pending)
+        switch plan {
+        case .needsSession, .needsKeys:
+            // Only a request that waits is copied into a PendingRequest (as the proxy does).
+            carryOutForwardAuth(plan, PendingRequest(req: req, snapshot: snapshot, facts: facts, log: log, startNs: startNs,
+                                                     connection: connection, carrier: { worker, plan, pending in
+                                                         worker.carryOutForwardAuth(plan, pending)
+                                                     }))
+        default:
+            answerForwardAuth(plan, req: req, snapshot: snapshot, log: &log, startNs: startNs)
+        }
     }
 
-    /// Carries a forward-auth plan out: the waits are the proxy's (the session store, a key
-    /// refresh; they come back here through ``PendingRequest/carrier``), the answer is
-    /// forward auth's own. Everything under `pending.snapshot`.
+    /// Carries a forward-auth plan out after (or into) a wait: the waits are the proxy's (the
+    /// session store, a key refresh; they come back here through ``PendingRequest/carrier``),
+    /// the answer is forward auth's own. Everything under `pending.snapshot`.
     func carryOutForwardAuth(_ plan: Plan, _ pending: PendingRequest) {
         var pending = pending
         switch plan {
         case .needsSession(let wait):
             pending.log.note(route: wait.route, auth: .session)
-            return continueWithSession(pending, wait: wait)
+            continueWithSession(pending, wait: wait)
         case .needsKeys(let route, let issuer):
             pending.log.note(route: route, auth: .jwt)
-            return waitForKeys(pending, issuer: issuer)
+            waitForKeys(pending, issuer: issuer)
         default:
-            break
+            answerForwardAuth(plan, req: pending.req, snapshot: pending.snapshot, log: &pending.log,
+                              startNs: pending.startNs)
         }
-        var log = pending.log
+    }
+
+    /// Answers a plan that needs no (more) waiting, under `snapshot`, the request's own.
+    private func answerForwardAuth(_ plan: Plan, req: Request, snapshot: Snapshot, log: inout AccessLogRecord,
+                                   startNs: UInt64) {
         log.upstream = nil  // nothing is forwarded
-        guard let answer = ForwardAuthAnswer(plan, identityHeaders: pending.snapshot.config.identityHeaders) else {
-            return refuse(pending.req, Refusal(.serviceUnavailable, .upstreamError), log: &log, startNs: pending.startNs)
+        guard let answer = ForwardAuthAnswer(plan, identityHeaders: snapshot.config.identityHeaders) else {
+            // A wait after a wait: the pipeline never plans one (a request waits at most once).
+            return refuse(req, Refusal(.serviceUnavailable, .upstreamError), log: &log, startNs: startNs)
         }
         switch answer {
         case let .allow(route, identity, headers):
             log.route = route.name
             log.auth = identity?.method ?? .none
             log.subject = identity?.subject
-            answerAllowed(pending.req, headers: headers, decision: .allow, log: &log, startNs: pending.startNs)
+            answerAllowed(req, headers: headers, decision: .allow, log: &log, startNs: startNs)
         case let .preflight(route, headers):
             log.route = route?.name
-            answerAllowed(pending.req, headers: headers, decision: .preflight, log: &log, startNs: pending.startNs)
+            answerAllowed(req, headers: headers, decision: .preflight, log: &log, startNs: startNs)
         case .refuse(let refusal):
             log.route = refusal.route?.name
             log.auth = refusal.tried
             if let subject = refusal.subject { log.subject = subject }
-            refuse(pending.req, refusal, log: &log, startNs: pending.startNs)
+            refuse(req, refusal, log: &log, startNs: startNs)
         }
     }
 
