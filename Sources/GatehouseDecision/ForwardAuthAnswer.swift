@@ -23,8 +23,12 @@ public enum ForwardAuthAnswer: Sendable {
     public init?(_ plan: Plan, identityHeaders names: IdentityHeaders) {
         switch plan {
         case .forward(let forward):
-            let identity = IdentityHeaderValues.headers(of: forward.identity, names: names, everyName: true)
-            self = .allow(route: forward.route, identity: forward.identity, headers: identity + (forward.cors ?? []))
+            // The plan's identity headers already name every header unless one had no value
+            // (the common token has them all): only then are they made again, with the empty ones.
+            var headers = forward.identityHeaders.count == 3 + names.claims.count ? forward.identityHeaders
+                : IdentityHeaderValues.headers(of: forward.identity, names: names, everyName: true)
+            if let cors = forward.cors, !cors.isEmpty { headers.append(contentsOf: cors) }
+            self = .allow(route: forward.route, identity: forward.identity, headers: headers)
         case .preflight(let answer):
             self = .preflight(route: answer.route, headers: answer.headers)
         case .refuse(let refusal):

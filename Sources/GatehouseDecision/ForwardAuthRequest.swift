@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import GatehouseCore
 import GatehouseConfig
 import GatehousePolicy
@@ -32,13 +35,19 @@ public enum ForwardAuthRequest {
     /// `forwarded`/`original` match the path alone (a query is ignored: Caddy 2.6 appends the
     /// original one), `envoy` the path as a prefix followed by `/`, `?` or nothing.
     public static func isEndpoint(_ rawTarget: String, settings: ForwardAuthSettings) -> Bool {
-        let target = rawTarget.utf8, path = settings.path.utf8
-        guard target.count >= path.count, target.starts(with: path) else { return false }
-        let rest = target.dropFirst(path.count)
-        guard let next = rest.first else { return true }
-        switch settings.style {
-        case .forwarded, .original: return next == UInt8(ascii: "?")
-        case .envoy: return next == UInt8(ascii: "?") || next == UInt8(ascii: "/")
+        // Runs on every request when forward auth is on: the first byte after the prefix
+        // decides most of them (a public path differs at once), then a byte compare.
+        var target = rawTarget, path = settings.path
+        return target.withUTF8 { t in
+            path.withUTF8 { p in
+                guard t.count >= p.count, memcmp(t.baseAddress!, p.baseAddress!, p.count) == 0 else { return false }
+                guard t.count > p.count else { return true }
+                switch (settings.style, t[p.count]) {
+                case (_, UInt8(ascii: "?")): return true
+                case (.envoy, UInt8(ascii: "/")): return true
+                default: return false
+                }
+            }
         }
     }
 
@@ -78,12 +87,8 @@ public enum ForwardAuthRequest {
         return DescribedRequest(method: method, target: target, host: host)
     }
 
-    /// The value of a header present exactly once (repeats are joined with a newline, which no
-    /// accepted header value holds: the raw head check refuses control bytes).
     private static func single(_ headers: some HeaderSource, _ lowercasedName: StaticString) -> String? {
-        guard let value = headers.joined(lowercasedName, separator: "\n"),
-              !value.utf8.contains(UInt8(ascii: "\n")) else { return nil }
-        return value
+        headers.single(lowercasedName)
     }
 
     /// An RFC 9110 §9.1 method: a token.
@@ -103,7 +108,13 @@ public enum ForwardAuthRequest {
     static func isHost(_ value: String) -> Bool {
         let utf8 = value.utf8
         return !utf8.isEmpty && utf8.count <= 255 && utf8.allSatisfy { byte in
-            byte > 0x20 && byte < 0x7F && !"/?#@\\\"".utf8.contains(byte)
+            switch byte {
+            case 0...0x20, 0x7F...0xFF, UInt8(ascii: "/"), UInt8(ascii: "?"), UInt8(ascii: "#"), UInt8(ascii: "@"),
+                 UInt8(ascii: "\\"), UInt8(ascii: "\""):
+                return false
+            default:
+                return true
+            }
         }
     }
 
@@ -116,8 +127,12 @@ public enum ForwardAuthRequest {
         switch byte {
         case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
             return true
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
+             UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
+             UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            return true
         default:
-            return "!#$%&'*+-.^_`|~".utf8.contains(byte)
+            return false
         }
     }
 }

@@ -104,8 +104,10 @@ extension Worker {
                                startNs: UInt64) {
         let out = HeaderList(evhttp_request_get_output_headers(req))
         for (name, value) in headers { out.add(name, value) }
-        out.set("Cache-Control", "no-store")
-        out.set("X-Request-Id", log.requestID)
+        // The answer's own headers: none of these names is among `headers` (identity headers
+        // cannot be named so, CORS headers are not), so no search for an old value.
+        out.add("Cache-Control", "no-store")
+        out.add("X-Request-Id", log.requestID)
         if draining { out.set("Connection", "close") }
         log.status = 200
         log.decision = decision
