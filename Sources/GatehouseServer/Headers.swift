@@ -43,7 +43,9 @@ struct HeaderList: HeaderSource {
         var found: UnsafeMutablePointer<CChar>? = nil
         var entry = gh_headers_first(queue)
         while let kv = entry {
-            if evutil_ascii_strcasecmp(kv.pointee.key, wanted) == 0 {
+            // The first byte, folded, rules most names out without a call (names are ASCII
+            // letters, digits and token characters; `| 0x20` folds only letters into `wanted`'s).
+            if kv.pointee.key[0] | 0x20 == wanted[0], evutil_ascii_strcasecmp(kv.pointee.key, wanted) == 0 {
                 if found != nil { return nil }
                 found = kv.pointee.value
             }
