@@ -52,7 +52,7 @@ extension Worker {
                                                          worker.carryOutForwardAuth(plan, pending)
                                                      }))
         default:
-            answerForwardAuth(plan, req: req, snapshot: snapshot, log: &log, startNs: startNs)
+            answerForwardAuth(plan, req: req, own: snapshot, log: &log, startNs: startNs)
         }
     }
 
@@ -69,16 +69,16 @@ extension Worker {
             pending.log.note(route: route, auth: .jwt)
             waitForKeys(pending, issuer: issuer)
         default:
-            answerForwardAuth(plan, req: pending.req, snapshot: pending.snapshot, log: &pending.log,
-                              startNs: pending.startNs)
+            answerForwardAuth(plan, req: pending.req, own: pending.snapshot, log: &pending.log, startNs: pending.startNs)
         }
     }
 
-    /// Answers a plan that needs no (more) waiting, under `snapshot`, the request's own.
-    private func answerForwardAuth(_ plan: Plan, req: Request, snapshot: Snapshot, log: inout AccessLogRecord,
+    /// Answers a plan that needs no (more) waiting, under `own`, the request's own snapshot
+    /// (never the loop's current one: this also runs after a wait).
+    private func answerForwardAuth(_ plan: Plan, req: Request, own: Snapshot, log: inout AccessLogRecord,
                                    startNs: UInt64) {
         log.upstream = nil  // nothing is forwarded
-        guard let answer = ForwardAuthAnswer(plan, identityHeaders: snapshot.config.identityHeaders) else {
+        guard let answer = ForwardAuthAnswer(plan, identityHeaders: own.config.identityHeaders) else {
             // A wait after a wait: the pipeline never plans one (a request waits at most once).
             return refuse(req, Refusal(.serviceUnavailable, .upstreamError), log: &log, startNs: startNs)
         }

@@ -117,7 +117,8 @@ def test_a_missing_or_repeated_description_header_is_403(fwd):
         resp = raw_request(fwd.port, "GET", FWD_PATH, headers)
         assert_refused(fwd, resp, f"miss-{name}", 403, "forbidden", "forward_auth_incomplete")
         # A client's copy that the proxy appended to instead of replacing: two values.
-        headers = [("X-Request-Id", f"twice-{name}")] + full + [(name, "/admin/x" if "ur" in name.lower() else "x")]
+        # (in another letter case: names compare without case)
+        headers = [("X-Request-Id", f"twice-{name}")] + full + [(name.lower(), "/admin/x" if "ur" in name.lower() else "x")]
         resp = raw_request(fwd.port, "GET", FWD_PATH, headers)
         assert_refused(fwd, resp, f"twice-{name}", 403, "forbidden", "forward_auth_incomplete")
 
