@@ -123,3 +123,15 @@ def test_a_cors_preflight_and_the_websocket_origin_rule(stack):
     resp, rid = proxy.request("GET", "/api/live", handshake + [("Origin", PUBLIC_ORIGIN)])
     assert resp.status == 200, resp
     assert decision(gw, rid)["subject"] == "alice"
+
+
+def test_a_request_body_goes_to_the_app(stack):
+    gw, proxy, echo = stack
+    body = b'{"name": "widget"}' * 100
+    resp, rid = proxy.request("POST", "/api/items", [("Authorization", f"Bearer {token()}"),
+                                                    ("Content-Type", "application/json")], body=body)
+    assert resp.status == 200, resp
+    record = upstream_record(echo, rid)
+    assert record["method"] == "POST" and record["body_length"] == len(body)
+    line = decision(gw, rid)
+    assert (line["method"], line["path"], line["status"]) == ("POST", "/api/items", 200), line

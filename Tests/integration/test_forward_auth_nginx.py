@@ -149,3 +149,15 @@ def test_the_decision_endpoint_is_not_reachable_through_nginx(stack):
     gw, proxy, echo = stack
     resp, _ = proxy.request("GET", "/_gatehouse/auth", [("X-Original-URI", "/admin/x"), ("X-Original-Method", "GET")])
     assert resp.status == 404
+
+
+def test_a_request_body_goes_to_the_app_not_to_the_decision(stack):
+    gw, proxy, echo = stack
+    body = b'{"name": "widget"}' * 100
+    resp, rid = proxy.request("POST", "/api/items", [("Authorization", f"Bearer {token()}"),
+                                                    ("Content-Type", "application/json")], body=body)
+    assert resp.status == 200, resp
+    record = upstream_record(echo, rid)
+    assert record["method"] == "POST" and record["body_length"] == len(body)
+    line = decision(gw, rid)
+    assert (line["method"], line["path"], line["status"]) == ("POST", "/api/items", 200), line
