@@ -29,6 +29,7 @@ def assert_allowed(gw: ForwardAuthGateway, response, request_id: str, **expected
     assert response.body == b""
     assert response.header("X-Request-Id") == request_id
     assert response.header("Cache-Control") == "no-store"
+    assert len(response.header_all("Date")) == 1 and response.header("Date").endswith(" GMT"), response.headers
     found = identity(response)
     for name in IDENTITY:
         assert len(found[name]) == 1, (name, response.headers)
