@@ -2,7 +2,7 @@
 /// an "unknown key" message lists the valid ones.
 enum ConfigKeys {
     static let topLevel = ["server", "admin", "upstreams", "jwt", "sessions", "forward_auth", "cors", "identity_headers",
-                           "routes", "policy_files", "access_log"]
+                           "routes", "policy_files", "access_log", "rate_limits"]
     static let server = ["listen", "workers", "max_header_bytes", "max_body_bytes", "read_timeout",
                          "shutdown_grace", "trusted_proxies", "public_origin", "path_policy", "tls", "header_timeout",
                          "max_connections"]
@@ -11,9 +11,12 @@ enum ConfigKeys {
     static let upstream = ["targets", "connect_timeout", "timeout", "max_idle_per_worker", "preserve_host"]
     static let jwt = ["roles_claim", "leeway", "issuers"]
     static let jwtIssuer = ["name", "issuer", "audiences", "algorithms", "secret_file", "secret_env", "jwks_file",
-                            "jwks_url"]
+                            "jwks_url", "discovery", "introspection"]
+    static let introspection = ["client_id", "client_secret_file", "cache"]
     static let sessions = ["cookie", "idle_timeout", "absolute_timeout", "store", "login", "keepalive_path",
-                           "logout_path"]
+                           "logout_path", "oidc"]
+    static let sessionsOIDC = ["issuer", "client_id", "client_secret_file", "login_path", "callback_path", "scopes",
+                               "roles_claim"]
     static let sessionCookie = ["name", "secure", "same_site", "domain", "path"]
     static let login = ["path", "users_file", "roles", "max_failures", "failure_window"]
     static let forwardAuth = ["path", "style", "allow_from"]
@@ -21,7 +24,7 @@ enum ConfigKeys {
                        "max_age"]
     static let identityHeaders = ["subject", "roles", "method", "claims"]
     static let route = ["name", "match", "upstream", "auth", "require", "deny_status", "issuers", "strip_authorization",
-                        "login_redirect", "cors"]
+                        "login_redirect", "cors", "rate_limit", "mode"]
     static let routeMatch = ["path", "methods", "host"]
     static let require = ["roles_any", "roles_all", "scopes_all", "claims"]
     static let accessLog = ["path", "format"]

@@ -85,6 +85,9 @@ public enum ConfigLoader {
         }
 
         sessions.warnAboutShadowedRoutes(table, diagnostics)
+        let rateLimits = RateLimitSection.settings(top?["rate_limits"], diagnostics)
+        RateLimitSection.warn(table.routes, trustedProxies: server.trustedProxies, diagnostics)
+        sessions.oidc?.crossCheck(jwt: jwt.settings, jwtPresent: jwt.isPresent, publicOrigin: server.publicOrigin, diagnostics)
 
         guard !diagnostics.hasErrors else { return ConfigLoadResult(config: nil, problems: diagnostics.problems) }
         // The peers that may ask forward auth count as trusted proxies (SPEC §11): the client
@@ -92,10 +95,13 @@ public enum ConfigLoader {
         for cidr in forwardAuth?.allowFrom ?? [] where !server.trustedProxies.contains(cidr) {
             server.trustedProxies.append(cidr)
         }
-        let config = GatewayConfig(path: path, server: server, admin: admin, upstreams: upstreams.settings,
+        var config = GatewayConfig(path: path, server: server, admin: admin, upstreams: upstreams.settings,
                                    routes: table, accessLog: accessLog, jwt: jwt.settings,
                                    identityHeaders: identityHeaders, cors: cors, requirements: routes.requirements,
                                    sessions: sessions.settings, forwardAuth: forwardAuth)
+        config.rateLimits = rateLimits
+        config.rateLimitHeaders = RateLimitSection.headerNames(table.routes)
+        config.hasRateLimits = table.routes.contains { $0.rateLimit != nil }
         return ConfigLoadResult(config: config, problems: diagnostics.problems)
     }
 }

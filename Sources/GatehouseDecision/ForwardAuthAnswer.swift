@@ -11,7 +11,9 @@ public enum ForwardAuthAnswer: Sendable {
     /// 200, empty body, with *every* configured identity header (empty when anonymous: a
     /// proxy that copies a header the answer lacks may write its own placeholder text), then
     /// the route's CORS response headers (SPEC §6) for a proxy that copies them.
-    case allow(route: Route, identity: Identity?, headers: [(String, String)])
+    /// On a route in shadow mode (SPEC §15.2) `shadow` is the refusal that was not carried out
+    /// (logged with `shadow: true`): the answer is still 200.
+    case allow(route: Route, identity: Identity?, headers: [(String, String)], shadow: ShadowVerdict?)
     /// 200 to an allowed CORS preflight, with its `Access-Control-*` headers for a proxy that
     /// copies them.
     case preflight(route: Route?, headers: [(String, String)])
@@ -28,7 +30,7 @@ public enum ForwardAuthAnswer: Sendable {
             var headers = forward.identityHeaders.count == 3 + names.claims.count ? forward.identityHeaders
                 : IdentityHeaderValues.headers(of: forward.identity, names: names, everyName: true)
             if let cors = forward.cors, !cors.isEmpty { headers.append(contentsOf: cors) }
-            self = .allow(route: forward.route, identity: forward.identity, headers: headers)
+            self = .allow(route: forward.route, identity: forward.identity, headers: headers, shadow: forward.shadow)
         case .preflight(let answer):
             self = .preflight(route: answer.route, headers: answer.headers)
         case .refuse(let refusal):
@@ -37,7 +39,7 @@ public enum ForwardAuthAnswer: Sendable {
             // No login redirect: the front proxy maps 401 to its own login page.
             self = .refuse(Refusal(.unauthorized, redirect.credentials, route: redirect.route, tried: redirect.tried,
                                    cors: redirect.cors))
-        case .needsSession, .needsKeys:
+        case .needsSession, .needsKeys, .needsRateLimit, .needsIntrospection:
             return nil
         }
     }

@@ -23,6 +23,9 @@ public struct RequestFacts: Sendable {
     /// The request carries `Sec-WebSocket-Key` (an upgrade handshake; SPEC §12). Read only for
     /// a request with the session cookie: the Origin rule applies to cookie-authenticated ones.
     public var secWebSocketKey: Bool
+    /// Who is asking, as rate-limit keys need it (SPEC §13); filled by
+    /// ``identifyClient(address:peerTrusted:config:header:)`` when the config has rate limits.
+    public var client = ClientFacts()
 
     public init(method: String, target: NormalizedTarget, host: String?, authorization: String? = nil,
                 accept: String? = nil, origin: String? = nil, accessControlRequestMethod: String? = nil,

@@ -1,4 +1,5 @@
 import CLibevent
+import CEvhttpHook
 import Glibc
 import Synchronization
 import GatehouseCore
@@ -15,6 +16,8 @@ final class SharedState: Sendable {
     /// limit is derived from it.
     let openFileLimit: Int
     let current: Mutex<Snapshot>
+    /// Rate limits' memory table and counters (SPEC §13).
+    let rateLimits = RateLimitRuntime()
     /// Issuers whose keys loops wait for (an unknown `kid`); the main loop takes them when woken.
     private let keysWanted = Mutex<Set<String>>([])
     private let mainWake = Atomic<UInt>(0)
@@ -35,6 +38,27 @@ final class SharedState: Sendable {
     func keysWanted(issuer: String) {
         keysWanted.withLock { _ = $0.insert(issuer) }
         if let event = OpaquePointer(bitPattern: mainWake.load(ordering: .acquiring)) { event_active(event, 0, 0) }
+    }
+
+    /// The accepted discovery documents by issuer name (SPEC §14.1), for the OIDC login's
+    /// endpoints; written by the main loop's ``KeyManager``, read by the loops at login time.
+    let providerMetadata = Mutex<[String: ProviderMetadata]>([:])
+
+    /// Introspection questions of the loops (SPEC §14.3), taken by the main loop when woken.
+    private let introspectionAsks = Mutex<[IntrospectionAsk]>([])
+
+    /// Any thread: asks the main loop's ``Introspector``; the answer comes back to the worker
+    /// through its inbox (`Worker.introspected`).
+    func introspect(_ ask: IntrospectionAsk) {
+        introspectionAsks.withLock { $0.append(ask) }
+        if let event = OpaquePointer(bitPattern: mainWake.load(ordering: .acquiring)) { event_active(event, 0, 0) }
+    }
+
+    func takeIntrospectionAsks() -> [IntrospectionAsk] {
+        introspectionAsks.withLock { asks in
+            defer { asks.removeAll() }
+            return asks
+        }
     }
 
     func takeKeysWanted() -> Set<String> {
@@ -68,8 +92,17 @@ public final class Gateway: @unchecked Sendable {
     private let reloadResults = Mutex<[(id: UInt64, result: Result<Snapshot, SnapshotError>)]>([])
     private var reloadEvent: OpaquePointer?
     private var keyManager: KeyManager!
+    private var introspector: Introspector!
     /// Password checks for logins, off the loops; made when sessions are first configured.
     private var passwordPool: PasswordCheckPool?
+
+    /// Gives libevent gatehouse's per-thread allocator (Sources/CEvhttpHook/allocator.c), unless
+    /// `GATEHOUSE_EVENT_ALLOCATOR=libc` keeps glibc's (to compare, or to rule it out). Only
+    /// before any other libevent call of the process: `run` calls it first thing.
+    public static func installEventAllocator() {
+        if let choice = getenv("GATEHOUSE_EVENT_ALLOCATOR"), String(cString: choice) == "libc" { return }
+        gh_install_event_allocator()
+    }
 
     public init(configPath: String, cpuCount: Int) {
         self.configPath = configPath
@@ -103,11 +136,21 @@ public final class Gateway: @unchecked Sendable {
             return 1
         }
         let metrics = Metrics(workerCount: config.server.workers)
+        metrics.lastReloadSuccessMs.store(Clock.wallMs(), ordering: .relaxed)
         keyManager = KeyManager(base: mainBase, metrics: metrics)
         snapshot = snapshot.with(verifier: keyManager.configure(config.jwt)).with(sessions: sessionRuntime(config, previous: nil))
         let openFiles = ConnectionLimit.raiseOpenFileLimit()
         shared = SharedState(log: sink, metrics: metrics, snapshot: snapshot, openFileLimit: openFiles)
         keyManager.publish = { [unowned self] verifier in self.publishVerifier(verifier) }
+        keyManager.metadataAccepted = { [unowned self] issuer, metadata in
+            self.shared.providerMetadata.withLock { $0[issuer] = metadata }   // nil removes
+        }
+        introspector = Introspector(base: mainBase, metrics: metrics)
+        introspector.endpoint = { [unowned self] issuer in self.keyManager.metadata(issuer)?.introspectionEndpoint }
+        introspector.answer = { [unowned self] worker, key, result in
+            guard self.workers.indices.contains(worker) else { return }
+            self.workers[worker].post { $0.introspected(key, result) }
+        }
         // After `publish` (the loops' inboxes are FIFO): a woken request sees the new keys.
         keyManager.settled = { [unowned self] issuer in
             for worker in self.workers { worker.post { $0.keysSettled(issuer) } }
@@ -167,6 +210,7 @@ public final class Gateway: @unchecked Sendable {
         let wake = gh_timer_new(mainBase, 1, { _, _, arg in
             let gateway = Unmanaged<Gateway>.fromOpaque(arg!).takeUnretainedValue()
             for issuer in gateway.shared.takeKeysWanted() { gateway.keyManager.keysWanted(issuer) }
+            for ask in gateway.shared.takeIntrospectionAsks() { gateway.introspector.ask(ask) }
         }, me)!
         shared.setMainWake(wake)
     }
@@ -285,6 +329,7 @@ public final class Gateway: @unchecked Sendable {
             admin?.adopt(next.config)
             for worker in workers { worker.post { $0.adopt(next) } }
             shared.metrics.reloads.add(1, ordering: .relaxed)
+            shared.metrics.lastReloadSuccessMs.store(Clock.wallMs(), ordering: .relaxed)
             Gateway.say("configuration reloaded (generation \(next.generation))")
         }
     }

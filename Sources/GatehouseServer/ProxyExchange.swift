@@ -146,9 +146,8 @@ final class ProxyExchange {
                 }
                 return
             }
-            if filter.removes(name, trustedPeer: trustedPeer) { return }
-            if strip && HeaderRules.nameEquals(name, "authorization") { return }
-            if named.contains(name) { return }
+            if UpstreamHeaders.drops(name, filter: filter, trustedPeer: trustedPeer, stripAuthorization: strip,
+                                     named: named) { return }
             out.header(name, value)
         }
         let originalHost = host
@@ -162,6 +161,7 @@ final class ProxyExchange {
         out.header("X-Forwarded-Proto", connection.isTLS ? "https" : "http")
         if let originalHost { out.header("X-Forwarded-Host", originalHost) }
         out.header("X-Request-Id", log.requestID)
+        if !log.trace.isNone { out.traceparent(log.trace) }
         for (name, value) in identityHeaders { out.header(name, value) }
         let length = evbuffer_get_length(evhttp_request_get_input_buffer(creq))
         if length > 0 || method == EVHTTP_REQ_POST || method == EVHTTP_REQ_PUT || method == EVHTTP_REQ_PATCH {

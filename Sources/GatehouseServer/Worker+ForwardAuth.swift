@@ -33,20 +33,23 @@ extension Worker {
         log.method = described.method
         log.rawTarget = described.target
         log.rawTargetBytes = nil
-        let facts: RequestFacts
+        var facts: RequestFacts
         switch ForwardAuthAnswer.facts(of: described, headers: headers, under: snapshot.decision) {
         case .success(let built): facts = built
         case .failure(let refusal):
             log.path = AccessLogRecord.receivedPath(described.target)  // what was tried (SPEC §3.2)
             return refuse(req, refusal, log: &log, startNs: startNs)
         }
+        identifyClient(&facts, req: req, snapshot: snapshot)  // rate-limit keys (SPEC §13), as the proxy's
+
         log.path = facts.target.path
         let auth = AuthContext(verifier: snapshot.verifier, cache: tokenCache, now: Clock.wallMs() / 1000,
                                mayWaitForKeys: true, refreshableIssuers: snapshot.refreshableIssuers)
         let plan = Decide.plan(facts, under: snapshot.decision, auth: auth)
         switch plan {
-        case .needsSession, .needsKeys:
-            // Only a request that waits is copied into a PendingRequest (as the proxy does).
+        case .needsSession, .needsKeys, .needsIntrospection, .needsRateLimit:
+            // Only a request that waits (or asks the rate-limit store) is copied into a
+            // PendingRequest.
             carryOutForwardAuth(plan, PendingRequest(req: req, snapshot: snapshot, facts: facts, log: log, startNs: startNs,
                                                      connection: connection, carrier: { worker, plan, pending in
                                                          worker.carryOutForwardAuth(plan, pending)
@@ -68,6 +71,13 @@ extension Worker {
         case .needsKeys(let route, let issuer):
             pending.log.note(route: route, auth: .jwt)
             waitForKeys(pending, issuer: issuer)
+        case .needsIntrospection(let wait):
+            pending.log.note(route: wait.route, auth: .introspection)
+            waitForIntrospection(pending, wait: wait)
+        case .needsRateLimit(let check):
+            // The store's answer comes back through carryOut(_:_:) to the carrier: the allow, or
+            // the 429 that forward auth answers as 403 with Retry-After.
+            carryRateLimit(check, pending)
         default:
             answerForwardAuth(plan, req: pending.req, own: pending.snapshot, log: &pending.log, startNs: pending.startNs)
         }
@@ -83,11 +93,12 @@ extension Worker {
             return refuse(req, Refusal(.serviceUnavailable, .upstreamError), log: &log, startNs: startNs)
         }
         switch answer {
-        case let .allow(route, identity, headers):
+        case let .allow(route, identity, headers, shadow):
             log.route = route.name
             log.auth = identity?.method ?? .none
             log.subject = identity?.subject
-            answerAllowed(req, headers: headers, decision: .allow, log: &log, startNs: startNs)
+            if let shadow { noteShadow(shadow, route: route, identity: identity, log: &log) }
+            answerAllowed(req, headers: headers, decision: shadow?.decision ?? .allow, log: &log, startNs: startNs)
         case let .preflight(route, headers):
             log.route = route?.name
             answerAllowed(req, headers: headers, decision: .preflight, log: &log, startNs: startNs)

@@ -53,7 +53,8 @@ extension Worker {
             return carryOut(endpoint, req: req, own: snapshot, facts: facts, log: log, startNs: startNs)
         }
         let auth = AuthContext(verifier: snapshot.verifier, cache: tokenCache, now: Clock.wallMs() / 1000,
-                               mayWaitForKeys: true, refreshableIssuers: snapshot.refreshableIssuers)
+                               mayWaitForKeys: true, refreshableIssuers: snapshot.refreshableIssuers,
+                               introspectionCache: introspectionCache)
         let plan = Decide.plan(facts, under: snapshot.decision, auth: auth)
         carryOut(plan, req: req, own: snapshot, facts: facts, log: log, startNs: startNs, connection: conn)
     }
@@ -91,9 +92,11 @@ extension Worker {
     /// under the request's own snapshot.
     func requestFacts(_ req: Request, target: NormalizedTarget, snapshot: Snapshot) -> RequestFacts {
         let headers = HeaderList(evhttp_request_get_input_headers(req))
-        return RequestFacts(method: Worker.methodName(evhttp_request_get_command(req)), target: target,
-                            host: RequestFacts.host(of: target, headers: headers), headers: headers,
-                            under: snapshot.decision)
+        var facts = RequestFacts(method: Worker.methodName(evhttp_request_get_command(req)), target: target,
+                                 host: RequestFacts.host(of: target, headers: headers), headers: headers,
+                                 under: snapshot.decision)
+        identifyClient(&facts, req: req, snapshot: snapshot)
+        return facts
     }
 
     /// Does what the plan says: refuse, redirect, answer a preflight, wait for the session store
@@ -118,26 +121,51 @@ extension Worker {
             log.note(route: wait.route, auth: .session)
             continueWithSession(PendingRequest(req: req, snapshot: own, facts: facts, log: log, startNs: startNs,
                                                connection: connection), wait: wait)
+        case let .needsIntrospection(wait):
+            log.note(route: wait.route, auth: .introspection)
+            waitForIntrospection(PendingRequest(req: req, snapshot: own, facts: facts, log: log, startNs: startNs,
+                                                connection: connection), wait: wait)
         case let .needsKeys(route, issuer):
             log.note(route: route, auth: .jwt)
             waitForKeys(PendingRequest(req: req, snapshot: own, facts: facts, log: log, startNs: startNs,
                                        connection: connection), issuer: issuer)
+        case .needsRateLimit(let check):
+            carryRateLimit(check, req: req, own: own, facts: facts, log: log, startNs: startNs, connection: connection)
         case .forward(let forward):
-            guard let upstream = own.config.upstreams[forward.route.upstream] else {
-                return refuse(req, Refusal(.badGateway, .upstreamError, cors: forward.cors ?? []), log: &log, startNs: startNs)
-            }
-            log.note(route: forward.route, auth: forward.identity?.method ?? .none)
-            log.subject = forward.identity?.subject
-            let exchange = ProxyExchange(worker: self, request: req, snapshot: own, forward: forward, upstream: upstream,
-                                         target: facts.target, host: facts.host, log: log, startNs: startNs,
-                                         connection: connection)
-            exchange.start()
+            startForward(forward, req: req, own: own, facts: facts, log: log, startNs: startNs, connection: connection)
         }
+    }
+
+    /// Forwards an allowed request to its route's upstream (SPEC §7), under `own`.
+    func startForward(_ forward: Forward, req: Request, own: Snapshot, facts: RequestFacts, log: consuming AccessLogRecord,
+                      startNs: UInt64, connection: ClientConnection) {
+        var log = log
+        guard let upstream = own.config.upstreams[forward.route.upstream] else {
+            return refuse(req, Refusal(.badGateway, .upstreamError, cors: forward.cors ?? []), log: &log, startNs: startNs)
+        }
+        log.note(route: forward.route, auth: forward.identity?.method ?? .none)
+        log.subject = forward.identity?.subject
+        if let shadow = forward.shadow { noteShadow(shadow, route: forward.route, identity: forward.identity, log: &log) }
+        let exchange = ProxyExchange(worker: self, request: req, snapshot: own, forward: forward, upstream: upstream,
+                                     target: facts.target, host: facts.host, log: log, startNs: startNs,
+                                     connection: connection)
+        exchange.start()
+    }
+
+    /// A refusal a shadow route did not carry out (SPEC §15.2): logged as the decision it would
+    /// have been, with `shadow: true`, and counted.
+    func noteShadow(_ shadow: ShadowVerdict, route: Route, identity: Identity?, log: inout AccessLogRecord) {
+        log.decision = shadow.decision
+        log.reason = shadow.reason
+        log.shadow = true
+        if identity == nil { log.auth = shadow.tried }
+        shared.metrics.shadowRefused(worker: index, route: route.name, reason: shadow.reason)
     }
 
     /// ``carryOut(_:req:own:facts:log:startNs:connection:)`` for a request that waited (or the
     /// carrier of the front-end that made it wait).
     func carryOut(_ plan: Plan, _ pending: PendingRequest) {
+        if case .needsRateLimit(let check) = plan { return carryRateLimit(check, pending) }
         if let carrier = pending.carrier { return carrier(self, plan, pending) }
         carryOut(plan, req: pending.req, own: pending.snapshot, facts: pending.facts, log: pending.log,
                  startNs: pending.startNs, connection: pending.connection)
@@ -187,6 +215,7 @@ extension Worker {
         } else {
             log.requestID = ids.next()
         }
+        log.trace = headers.raw("traceparent").flatMap(TraceContext.parse(cString:)) ?? ids.trace()
         log.client = peerAddress(of: req)
         if !trustedProxies.isEmpty {
             log.client = ForwardedFor.clientAddress(peer: log.client, incoming: headers.joined("x-forwarded-for"),
@@ -307,6 +336,7 @@ extension Worker {
         let startNs = Clock.monotonicNs()
         log.startMs = Clock.wallMs()
         log.requestID = ids.next()
+        log.trace = ids.trace()  // the head was not parsed: its traceparent is not read
         log.client = peerAddress(of: req)
         log.method = Worker.methodName(evhttp_request_get_command(req))
         log.rawTarget = "-"

@@ -4,6 +4,7 @@ import Glibc
 import Synchronization
 import GatehouseCore
 import GatehouseAuth
+import GatehouseDecision
 import GatehouseConfig
 import GatehousePolicy
 
@@ -29,10 +30,19 @@ final class Worker: @unchecked Sendable {
     let tokenCache = VerifiedTokenCache()
     /// Requests waiting for an issuer's keys, by issuer name (see Worker+KeyWait.swift).
     var keyWaits: [String: KeyWaitQueue] = [:]
+    /// This loop's introspection answers, and the requests waiting for one by token hash
+    /// (see Worker+Introspection.swift).
+    let introspectionCache = IntrospectionCache()
+    var introspectionWaits: [IntrospectionKey: [(PendingRequest, IntrospectionWait)]] = [:]
+    /// This loop's HTTP client for OIDC code exchanges (made at the first callback).
+    var oidcFetcher: HTTPFetcher?
     /// This loop's Redis connection for sessions, and the settings it was made for.
     var redisStore: RedisSessionStore?
     var redisSetting: SessionStoreSetting?
     var redisIdle: Int64 = 0
+    /// Rate limits (Worker+RateLimit.swift): the shared memory table, this loop's Redis connection.
+    var rateLimitTable: RateLimitTable?
+    var rateLimiter: RedisRateLimiter?
     var logSecond: Int64 = -1
     var logPrefix: [UInt8] = []
     /// The `Date` of this second's answers (RFC 9110 §6.6.1), made once a second (Clock+HTTPDate).

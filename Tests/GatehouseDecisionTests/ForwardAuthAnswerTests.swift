@@ -24,8 +24,9 @@ final class ForwardAuthAnswerTests: XCTestCase {
 
     static func answer(_ answer: ForwardAuthAnswer) -> Answer {
         switch answer {
-        case let .allow(_, _, headers):
-            return Answer(kind: "allow", status: 200, headers: Summary.headerMap(headers), names: headers.map(\.0))
+        case let .allow(_, _, headers, shadow):
+            return Answer(kind: shadow == nil ? "allow" : "allow-shadow", status: 200, reason: shadow?.reason,
+                          headers: Summary.headerMap(headers), names: headers.map(\.0))
         case let .preflight(_, headers):
             return Answer(kind: "preflight", status: 200, headers: Summary.headerMap(headers), names: headers.map(\.0))
         case .refuse(let r):
@@ -37,7 +38,8 @@ final class ForwardAuthAnswerTests: XCTestCase {
 
     /// Describe → facts → plan (→ the store's answer) → answer, as Worker+ForwardAuth does.
     static func decide(_ target: String, _ headers: [(String, String)] = [], method: String = "GET",
-                       session: Result<SessionRecord?, SessionStoreError>? = nil, host: String = "api.example.com") -> Answer {
+                       session: Result<SessionRecord?, SessionStoreError>? = nil, rateLimit: RateLimitAnswer? = nil,
+                       host: String = "api.example.com") -> Answer {
         let config = DecisionConfig(F.config)
         let described = DescribedRequest(method: method, target: target, host: host)
         let facts: RequestFacts
@@ -50,6 +52,10 @@ final class ForwardAuthAnswerTests: XCTestCase {
         if case .needsSession(let wait) = plan {
             guard let session else { return Answer(kind: "needsSession", status: 0) }
             plan = Decide.plan(afterSession: session, wait: wait, facts: facts, under: config, now: F.now)
+        }
+        if case .needsRateLimit(let check) = plan {
+            guard let rateLimit else { return Answer(kind: "needsRateLimit", status: 0) }
+            plan = Decide.plan(afterRateLimit: rateLimit, check: check, facts: facts, under: config)
         }
         guard let mapped = ForwardAuthAnswer(plan, identityHeaders: config.config.identityHeaders) else {
             return Answer(kind: "wait", status: 0)
@@ -165,6 +171,36 @@ final class ForwardAuthAnswerTests: XCTestCase {
         XCTAssertEqual(ForwardAuthAnswer.mapped(Refusal(.badRequest, .malformedRequest, closeConnection: true)).status, 403)
         XCTAssertEqual(ForwardAuthAnswer.refusal(.forwardAuthIncomplete).status, 403)
         XCTAssertNil(ForwardAuthAnswer.refusal(.forwardAuthIncomplete).challenge)
+    }
+
+    /// SPEC §11, §13: a rate-limit refusal is a 403 with the `forbidden` body and its `Retry-After`.
+    func testARateLimitRefusalIs403WithRetryAfter() {
+        XCTAssertEqual(Self.decide("/limited-public/x").kind, "needsRateLimit")
+        let limited = Self.decide("/limited-public/x", rateLimit: .limited(retryAfterMicros: 2_500_000))
+        XCTAssertEqual(limited.status, 403)
+        XCTAssertEqual(limited.error, .forbidden)
+        XCTAssertEqual(limited.reason, .rateLimited)
+        XCTAssertNil(limited.challenge)
+        XCTAssertEqual(limited.headers["retry-after"], "3")
+        XCTAssertEqual(Self.decide("/limited-public/x", rateLimit: .allowed).kind, "allow")
+        XCTAssertEqual(Self.decide("/limited-public/x", rateLimit: .storeFailed).kind, "allow")
+    }
+
+    /// SPEC §15.2: a shadow route's refusal is answered 200 (every identity header) and logged
+    /// as the refusal it would have been.
+    func testAShadowRoutesRefusalIsAllowedAndNamed() {
+        let shadow = Self.decide("/shadow/x", [F.bearer(F.token())])
+        XCTAssertEqual(shadow.kind, "allow-shadow")
+        XCTAssertEqual(shadow.status, 200)
+        XCTAssertEqual(shadow.reason, .insufficientRole)
+        XCTAssertEqual(Array(shadow.names.prefix(4)), Self.identityNames)
+        XCTAssertEqual(shadow.headers["x-auth-subject"], "alice")
+        let anonymous = Self.decide("/shadow/x")
+        XCTAssertEqual(anonymous.kind, "allow-shadow")
+        XCTAssertEqual(anonymous.reason, .missingCredentials)
+        XCTAssertEqual(anonymous.headers["x-auth-subject"], "")
+        // Enforced routes refuse as ever.
+        XCTAssertEqual(Self.decide("/enforced/x", [F.bearer(F.token())]).status, 403)
     }
 
     func testWaitsAreTheCarriersToDo() {

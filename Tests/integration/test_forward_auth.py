@@ -261,3 +261,27 @@ def test_check_reports_forward_auth_problems(run_cli, tmp_path):
     assert out.returncode == 1
     assert f"{config}:2:10: error: forward_auth.style: expected one of forwarded, original, envoy" in out.stderr, out.stderr
     assert f"{config}:3:3: error: forward_auth.paht: unknown key" in out.stderr, out.stderr
+
+
+def test_a_rate_limit_refusal_is_403_with_retry_after_and_shadow_routes_answer_200(session_gateways, echo):
+    """SPEC §11 with §13 and §15.2: over a route's limit the decision is 403 (`forbidden`,
+    `Retry-After`, reason `rate_limited`); a shadow route's refusal is answered 200, logged as
+    the refusal with `shadow: true`."""
+    from forward_auth_support import ROUTES
+    routes = [{"name": "limited", "match": {"path": "/limited/**"}, "upstream": "api", "auth": "none",
+               "rate_limit": {"rate": "1/m", "burst": 1, "key": "client"}},
+              {"name": "shadowed", "match": {"path": "/shadowed/**"}, "upstream": "api", "mode": "shadow",
+               "require": {"roles_any": ["admin"]}}] + ROUTES
+    gw = start_gateway(session_gateways, echo.url, "original", routes=routes)
+    resp, rid = gw.decide("GET", "/limited/x", headers=[("X-Forwarded-For", "198.51.100.7")])
+    assert_allowed(gw, resp, rid)
+    resp, rid = gw.decide("GET", "/limited/x", headers=[("X-Forwarded-For", "198.51.100.7")])
+    record = assert_refused(gw, resp, rid, 403, "forbidden", "rate_limited")
+    assert int(resp.header("Retry-After")) >= 1, resp.headers
+    assert record["client"] == "198.51.100.7"
+    # Another client (the proxy's X-Forwarded-For: allow_from peers are trusted) has its own bucket.
+    resp, rid = gw.decide("GET", "/limited/x", headers=[("X-Forwarded-For", "198.51.100.8")])
+    assert_allowed(gw, resp, rid)
+    resp, rid = gw.decide("GET", "/shadowed/x", token=token("bob", ["reader"]))
+    record = assert_allowed(gw, resp, rid, X_Auth_Subject="bob")
+    assert (record["shadow"], record["decision"], record["reason"]) == (True, "deny", "insufficient_role"), record
