@@ -39,34 +39,3 @@ public enum Clock {
     private static func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
     private static func three(_ v: Int32) -> String { v < 10 ? "00\(v)" : v < 100 ? "0\(v)" : "\(v)" }
 }
-
-/// The HTTP `Date` of the current second (RFC 9110 §5.6.7 IMF-fixdate,
-/// `Sun, 06 Nov 1994 08:49:37 GMT`), made once per second: evhttp would format it with
-/// `strftime`-like code and `printf` for every answer that lacks one.
-public struct HTTPDateCache: Sendable {
-    private var second: Int64 = -1
-    private var text = ""
-
-    public init() {}
-
-    /// The date for `ms` (milliseconds since the epoch).
-    public mutating func value(ms: Int64) -> String {
-        let now = ms / 1000
-        if now != second {
-            second = now
-            text = Self.format(seconds: now)
-        }
-        return text
-    }
-
-    public static func format(seconds: Int64) -> String {
-        var t = time_t(seconds)
-        var parts = tm()
-        gmtime_r(&t, &parts)
-        let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
-        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        return "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) "
-            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
-    }
-}

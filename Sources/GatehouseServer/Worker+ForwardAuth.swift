@@ -119,7 +119,6 @@ extension Worker {
         // cannot be named so, CORS headers are not), so no search for an old value.
         out.add("Cache-Control", "no-store")
         out.add("X-Request-Id", log.requestID)
-        out.add("Date", httpDate.value(ms: log.startMs))  // once a second, not by evhttp per answer
         if draining { out.set("Connection", "close") }
         log.status = 200
         log.decision = decision

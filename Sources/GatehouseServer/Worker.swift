@@ -45,8 +45,6 @@ final class Worker: @unchecked Sendable {
     var rateLimiter: RedisRateLimiter?
     var logSecond: Int64 = -1
     var logPrefix: [UInt8] = []
-    /// The `Date` of this second's answers (RFC 9110 §6.6.1), made once a second (Clock+HTTPDate).
-    var httpDate = HTTPDateCache()
     var logScratch: [UInt8] = []
     var inFlight = 0
     /// Client connections whose `server.header_timeout` timer runs (Worker+RequestHeadGuard):

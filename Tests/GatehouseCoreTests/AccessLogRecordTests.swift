@@ -127,18 +127,3 @@ final class AccessLogRecordTests: XCTestCase {
     }
 }
 
-/// The HTTP `Date` (RFC 9110 §5.6.7) made once a second for forward auth's answers.
-final class HTTPDateCacheTests: XCTestCase {
-    func testIMFFixdate() {
-        XCTAssertEqual(HTTPDateCache.format(seconds: 784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT")  // RFC 9110's example
-        XCTAssertEqual(HTTPDateCache.format(seconds: 0), "Thu, 01 Jan 1970 00:00:00 GMT")
-        XCTAssertEqual(HTTPDateCache.format(seconds: 1_796_508_000), "Sat, 05 Dec 2026 22:00:00 GMT")
-    }
-
-    func testOnePerSecond() {
-        var cache = HTTPDateCache()
-        XCTAssertEqual(cache.value(ms: 784_111_777_000), "Sun, 06 Nov 1994 08:49:37 GMT")
-        XCTAssertEqual(cache.value(ms: 784_111_777_999), "Sun, 06 Nov 1994 08:49:37 GMT")
-        XCTAssertEqual(cache.value(ms: 784_111_778_000), "Sun, 06 Nov 1994 08:49:38 GMT")
-    }
-}
