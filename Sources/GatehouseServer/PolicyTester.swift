@@ -53,7 +53,8 @@ public enum PolicyTester {
         }
         let auth = AuthContext(verifier: verifier, cache: nil, now: now)
         switch Pipeline.decide(method: testCase.method, rawTarget: testCase.target, host: .fromRequest,
-                               headers: HeaderPairs(headers), config: config, auth: auth) {
+                               headers: HeaderPairs(headers), config: config, auth: auth,
+                               client: client(of: testCase, headers: headers, config: config)) {
         case .refused(let refusal):
             return PolicyTestObservation(status: refusal.status, route: nil, reason: refusal.reason, decision: refusal.decision.rawValue)
         case .endpoint(let plan, _):
@@ -70,15 +71,40 @@ public enum PolicyTester {
     }
 
     /// The waits of a plan answered in process: the session store knows exactly the case's
-    /// user (logged in now); keys never need a refresh (`mayWaitForKeys` is off).
+    /// user (logged in now); keys never need a refresh (`mayWaitForKeys` is off); a rate limit
+    /// admits the request (each case is one request in a fresh bucket).
     static func settle(_ plan: Plan, testCase: PolicyTestCase, facts: RequestFacts, config: GatewayConfig, now: Int64) -> Plan {
-        guard case .needsSession(let wait) = plan else { return plan }
-        var record: SessionRecord?
-        if let user = testCase.sessionUser, let sessions = config.sessions {
-            record = SessionRecord(idHash: wait.idHash, subject: user, roles: sessions.login?.roles(of: user) ?? [],
-                                   now: now, absoluteTimeout: sessions.absoluteTimeout)
+        var plan = plan
+        if case .needsSession(let wait) = plan {
+            var record: SessionRecord?
+            if let user = testCase.sessionUser, let sessions = config.sessions {
+                record = SessionRecord(idHash: wait.idHash, subject: user, roles: sessions.login?.roles(of: user) ?? [],
+                                       now: now, absoluteTimeout: sessions.absoluteTimeout)
+            }
+            plan = Decide.plan(afterSession: .success(record), wait: wait, facts: facts, config: config, now: now)
         }
-        return Decide.plan(afterSession: .success(record), wait: wait, facts: facts, config: config, now: now)
+        if case .needsRateLimit(let check) = plan {
+            plan = Decide.plan(afterRateLimit: .allowed, check: check, facts: facts, config: config)
+        }
+        return plan
+    }
+
+    /// Who asks, as the edge tells the pipeline (rate-limit keys, SPEC §13): the client address
+    /// of SPEC §7.1 from the case's peer, and from a trusted peer the `header:NAME` values.
+    static func client(of testCase: PolicyTestCase, headers: [(String, String)], config: GatewayConfig) -> ClientFacts {
+        let trusted = config.server.trustedProxies
+        let pairs = HeaderPairs(headers)
+        let address = trusted.isEmpty ? testCase.client
+            : ForwardedFor.clientAddress(peer: testCase.client, incoming: pairs.joined("x-forwarded-for", separator: ", "),
+                                         trusted: trusted)
+        var facts = ClientFacts(address: address, peerTrusted: ProxyExchange.isTrusted(testCase.client, trusted))
+        if facts.peerTrusted {
+            for name in config.rateLimitHeaders {
+                let values = headers.filter { UpstreamHeaders.sameName($0.0, name.lowercasedASCII) }.map(\.1)
+                if !values.isEmpty { facts.headers.append((name, values.joined(separator: ", "))) }
+            }
+        }
+        return facts
     }
 
     static func observation(of plan: Plan, testCase: PolicyTestCase, headers: [(String, String)], facts: RequestFacts,
@@ -105,6 +131,9 @@ public enum PolicyTester {
             return PolicyTestObservation(status: 401, route: route.name, reason: .unknownKid, decision: Decision.deny.rawValue)
         case .needsSession(let wait):
             return PolicyTestObservation(status: 401, route: wait.route.name, reason: .sessionUnknown, decision: Decision.deny.rawValue)
+        case .needsRateLimit(let check):
+            // Not reached: `settle` admits it.
+            return observation(of: .forward(check.forward), testCase: testCase, headers: headers, facts: facts, config: config)
         }
     }
 }
