@@ -14,14 +14,17 @@ public struct AuthContext {
     public var mayWaitForKeys: Bool
     /// Issuer names whose keys come from a URL (`jwt.issuers[].jwks_url`).
     public var refreshableIssuers: Set<String>
+    /// This loop's introspection answers (SPEC §14.3); nil: every opaque token is asked for.
+    public var introspectionCache: IntrospectionCache?
 
     public init(verifier: JWTVerifier?, cache: VerifiedTokenCache?, now: Int64, mayWaitForKeys: Bool = false,
-                refreshableIssuers: Set<String> = []) {
+                refreshableIssuers: Set<String> = [], introspectionCache: IntrospectionCache? = nil) {
         self.verifier = verifier
         self.cache = cache
         self.now = now
         self.mayWaitForKeys = mayWaitForKeys
         self.refreshableIssuers = refreshableIssuers
+        self.introspectionCache = introspectionCache
     }
 }
 
@@ -106,6 +109,11 @@ public enum Decide {
         } else {
             (result, issuer) = (.failure(token.utf8.count > JWTVerifier.maxTokenBytes ? .tokenTooLarge : .unknownIssuer), nil)
         }
+        // An opaque token (not a compact JWS) fails the JWT check at its shape, before any
+        // work; only then is introspection considered, so JWTs pay nothing for it (SPEC §14.3).
+        if case .failure(.malformedToken) = result, let introspection = config.jwt?.introspection, !isCompactJWS(token) {
+            return introspectionPlan(token, introspection, route: route, requirement: requirement, facts, config, auth)
+        }
         if case .failure(.unknownKid) = result, auth.mayWaitForKeys, let issuer, auth.refreshableIssuers.contains(issuer) {
             return .needsKeys(route, issuer: issuer)
         }
@@ -155,7 +163,8 @@ public enum Decide {
         case .revoked: return unauthenticated(route, facts, config, reason: .sessionRevoked, tried: .session)
         case .active: break
         }
-        guard let roles = sessionRoles(of: record.subject, login: sessions.login) else {
+        // OIDC sessions keep their ID token's roles (SPEC §3.2); password sessions follow the users file.
+        guard let roles = record.oidc ? record.roles : sessionRoles(of: record.subject, login: sessions.login) else {
             return unauthenticated(route, facts, config, reason: .sessionRevoked, tried: .session)
         }
         let identity = Identity(method: .session, subject: record.subject, roles: roles, token: nil)

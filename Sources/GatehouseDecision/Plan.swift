@@ -41,6 +41,27 @@ public enum Plan: Sendable {
     /// `check.key` (the memory store answers at once, Redis after a round trip), then finish
     /// with ``Decide/plan(afterRateLimit:check:facts:config:)``: the forward, or 429.
     case needsRateLimit(RateLimitCheck)
+    /// An opaque (non-JWS) Bearer token for the issuer with `introspection`, not in this loop's
+    /// cache: ask the provider (without blocking the loop), then finish with
+    /// ``Decide/plan(afterIntrospection:wait:facts:config:now:)`` (SPEC §14.3).
+    case needsIntrospection(IntrospectionWait)
+}
+
+/// What an opaque-token request waits with while the provider is asked: the route and its
+/// `require` from the request's own snapshot, the token (to send; never logged or cached) and
+/// its SHA-256 (the cache key).
+public struct IntrospectionWait: Sendable {
+    public var route: Route
+    public var requirement: Requirement?
+    public var token: String
+    public var key: IntrospectionKey
+
+    public init(route: Route, requirement: Requirement?, token: String, key: IntrospectionKey) {
+        self.route = route
+        self.requirement = requirement
+        self.token = token
+        self.key = key
+    }
 }
 
 /// A request allowed through.
@@ -109,7 +130,7 @@ public struct Refusal: Error, Sendable {
         self.route = route
         self.tried = tried
         self.subject = subject
-        self.challenge = Challenge.header(error: error, status: self.status, bearerPresented: tried == .jwt)
+        self.challenge = Challenge.header(error: error, status: self.status, bearerPresented: tried == .jwt || tried == .introspection)
         self.cors = cors
         self.extraHeaders = extraHeaders
         self.closeConnection = closeConnection

@@ -69,6 +69,13 @@ final class Metrics: Sendable {
     let reloadFailures = Atomic<Int>(0)
     let jwksRefreshes = Atomic<Int>(0)
     let jwksFailures = Atomic<Int>(0)
+    /// Discovery documents refused (another `issuer`, malformed; SPEC §14.1).
+    let discoveryRefusals = Atomic<Int>(0)
+    /// Introspection calls answered by the provider, failed (no answer, bad answer), refused for
+    /// the per-client limit (SPEC §14.3).
+    let introspectionCalls = Atomic<Int>(0)
+    let introspectionFailures = Atomic<Int>(0)
+    let introspectionBusy = Atomic<Int>(0)
     let sessionStoreErrors = Atomic<Int>(0)
     /// Unix time (ms) of the last successful configuration load: the start, then each reload.
     let lastReloadSuccessMs = Atomic<Int64>(0)
@@ -144,6 +151,10 @@ final class Metrics: Sendable {
         out += "# HELP gatehouse_config_reload_failures_total Rejected config reloads.\n# TYPE gatehouse_config_reload_failures_total counter\ngatehouse_config_reload_failures_total \(reloadFailures.load(ordering: .relaxed))\n"
         out += "# HELP gatehouse_jwks_refreshes_total Successful JWKS fetches.\n# TYPE gatehouse_jwks_refreshes_total counter\ngatehouse_jwks_refreshes_total \(jwksRefreshes.load(ordering: .relaxed))\n"
         out += "# HELP gatehouse_jwks_refresh_failures_total Failed JWKS fetches.\n# TYPE gatehouse_jwks_refresh_failures_total counter\ngatehouse_jwks_refresh_failures_total \(jwksFailures.load(ordering: .relaxed))\n"
+        out += "# HELP gatehouse_oidc_discovery_refused_total Discovery documents refused (issuer mismatch or malformed).\n# TYPE gatehouse_oidc_discovery_refused_total counter\ngatehouse_oidc_discovery_refused_total \(discoveryRefusals.load(ordering: .relaxed))\n"
+        out += "# HELP gatehouse_introspection_calls_total Introspection calls the provider answered.\n# TYPE gatehouse_introspection_calls_total counter\ngatehouse_introspection_calls_total \(introspectionCalls.load(ordering: .relaxed))\n"
+        out += "# HELP gatehouse_introspection_failures_total Introspection calls without a usable answer.\n# TYPE gatehouse_introspection_failures_total counter\ngatehouse_introspection_failures_total \(introspectionFailures.load(ordering: .relaxed))\n"
+        out += "# HELP gatehouse_introspection_busy_total Opaque tokens refused because their client had 8 calls in flight.\n# TYPE gatehouse_introspection_busy_total counter\ngatehouse_introspection_busy_total \(introspectionBusy.load(ordering: .relaxed))\n"
         out += "# HELP gatehouse_session_store_errors_total Session store operations that failed (down, timeout).\n# TYPE gatehouse_session_store_errors_total counter\ngatehouse_session_store_errors_total \(sessionStoreErrors.load(ordering: .relaxed))\n"
         let reloadedMs = lastReloadSuccessMs.load(ordering: .relaxed)
         out += "# HELP gatehouse_config_last_reload_success_timestamp_seconds Unix time of the last successful configuration load (start or reload).\n# TYPE gatehouse_config_last_reload_success_timestamp_seconds gauge\ngatehouse_config_last_reload_success_timestamp_seconds \(reloadedMs / 1000).\(String(reloadedMs % 1000).leftPadded(3))\n"

@@ -71,22 +71,23 @@ public enum PolicyTester {
     }
 
     /// The waits of a plan answered in process: the session store knows exactly the case's
-    /// user (logged in now); keys never need a refresh (`mayWaitForKeys` is off); a rate limit
-    /// admits the request (each case is one request in a fresh bucket).
+    /// user (logged in now); keys never need a refresh (`mayWaitForKeys` is off); a case is one
+    /// request, the first of its rate-limit bucket, so it is admitted (`burst` is at least 1).
     static func settle(_ plan: Plan, testCase: PolicyTestCase, facts: RequestFacts, config: GatewayConfig, now: Int64) -> Plan {
-        var plan = plan
-        if case .needsSession(let wait) = plan {
+        switch plan {
+        case .needsSession(let wait):
             var record: SessionRecord?
             if let user = testCase.sessionUser, let sessions = config.sessions {
                 record = SessionRecord(idHash: wait.idHash, subject: user, roles: sessions.login?.roles(of: user) ?? [],
                                        now: now, absoluteTimeout: sessions.absoluteTimeout)
             }
-            plan = Decide.plan(afterSession: .success(record), wait: wait, facts: facts, config: config, now: now)
+            let after = Decide.plan(afterSession: .success(record), wait: wait, facts: facts, config: config, now: now)
+            return settle(after, testCase: testCase, facts: facts, config: config, now: now)
+        case .needsRateLimit(let check):
+            return Decide.plan(afterRateLimit: .allowed, check: check, facts: facts, config: config)
+        default:
+            return plan
         }
-        if case .needsRateLimit(let check) = plan {
-            plan = Decide.plan(afterRateLimit: .allowed, check: check, facts: facts, config: config)
-        }
-        return plan
     }
 
     /// Who asks, as the edge tells the pipeline (rate-limit keys, SPEC §13): the client address
@@ -131,8 +132,13 @@ public enum PolicyTester {
             return PolicyTestObservation(status: 401, route: route.name, reason: .unknownKid, decision: Decision.deny.rawValue)
         case .needsSession(let wait):
             return PolicyTestObservation(status: 401, route: wait.route.name, reason: .sessionUnknown, decision: Decision.deny.rawValue)
+        case .needsIntrospection(let wait):
+            // An opaque token: the provider is not asked in a policy test (as in `explain`), so
+            // the token is not known here.
+            return PolicyTestObservation(status: 401, route: wait.route.name, reason: .tokenInactive,
+                                         decision: Decision.deny.rawValue)
         case .needsRateLimit(let check):
-            // Not reached: `settle` admits it.
+            // Not reached: settled as admitted.
             return observation(of: .forward(check.forward), testCase: testCase, headers: headers, facts: facts, config: config)
         }
     }

@@ -48,7 +48,8 @@ extension Worker {
             return carryOut(endpoint, req: req, own: snapshot, facts: facts, log: log, startNs: startNs)
         }
         let auth = AuthContext(verifier: snapshot.verifier, cache: tokenCache, now: Clock.wallMs() / 1000,
-                               mayWaitForKeys: true, refreshableIssuers: snapshot.refreshableIssuers)
+                               mayWaitForKeys: true, refreshableIssuers: snapshot.refreshableIssuers,
+                               introspectionCache: introspectionCache)
         let plan = Decide.plan(facts, under: snapshot.decision, auth: auth)
         carryOut(plan, req: req, own: snapshot, facts: facts, log: log, startNs: startNs, connection: conn)
     }
@@ -115,6 +116,10 @@ extension Worker {
             log.note(route: wait.route, auth: .session)
             continueWithSession(PendingRequest(req: req, snapshot: own, facts: facts, log: log, startNs: startNs,
                                                connection: connection), wait: wait)
+        case let .needsIntrospection(wait):
+            log.note(route: wait.route, auth: .introspection)
+            waitForIntrospection(PendingRequest(req: req, snapshot: own, facts: facts, log: log, startNs: startNs,
+                                                connection: connection), wait: wait)
         case let .needsKeys(route, issuer):
             log.note(route: route, auth: .jwt)
             waitForKeys(PendingRequest(req: req, snapshot: own, facts: facts, log: log, startNs: startNs,

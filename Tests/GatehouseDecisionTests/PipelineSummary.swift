@@ -66,6 +66,8 @@ struct Summary: Equatable, CustomStringConvertible {
         case .needsRateLimit(let check):
             self.init(kind: "needsRateLimit", route: check.forward.route.name)
             self.headers["x-key"] = check.key.description
+        case .needsIntrospection(let wait):
+            self.init(kind: "needsIntrospection", route: wait.route.name)
         }
     }
 
@@ -76,6 +78,8 @@ struct Summary: Equatable, CustomStringConvertible {
         case .login(_, let cors): self.init(kind: "login", headers: cors)
         case .keepalive(_, let cors): self.init(kind: "keepalive", headers: cors)
         case .logout(let idHash, let cors): self.init(kind: idHash == nil ? "logout-now" : "logout", headers: cors)
+        case .oidcLogin: self.init(kind: "oidcLogin")
+        case .oidcCallback: self.init(kind: "oidcCallback")
         }
     }
 }
