@@ -34,6 +34,8 @@ public struct AccessLogRecord: Sendable {
     /// A refusal on a route in shadow mode, forwarded anyway (SPEC §15.2): `decision` and
     /// `reason` are what would have happened. Written only when true.
     public var shadow: Bool = false
+    /// A forward-auth decision (SPEC §11): logged as `forward_auth: true`, absent otherwise.
+    public var forwardAuth: Bool = false
 
     public init() {}
 
@@ -200,6 +202,7 @@ extension AccessLogRecord {
         if let reason { out.append(0x22); out.append(contentsOf: reason.rawValue.utf8); out.append(0x22) } else { out.append(contentsOf: "null".utf8) }
         if shadow { out.append(contentsOf: #","shadow":true"#.utf8) }
         out.append(contentsOf: #","user_agent":"#.utf8); JSONBytes.optional(userAgent.map { Self.cut($0) }, to: &out)
+        if forwardAuth { out.append(contentsOf: #","forward_auth":true"#.utf8) }
         out.append(contentsOf: "}\n".utf8)
     }
 }
