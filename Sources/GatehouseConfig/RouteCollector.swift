@@ -62,11 +62,13 @@ final class RouteCollector {
                 diagnostics.error(node, "expected 401 or 403, got \(status)")
             }
         }
+        var websocket = false
+        if let value = fields["websocket"]?.bool(diagnostics) { websocket = value }
         let access = self.access(fields, item, auth: auth)
         guard let name, let match, let upstream else { return nil }
         let route = Route(name: name, match: match, upstream: upstream, auth: auth, stripAuthorization: strip,
                           denyStatus: denyStatus, location: item.location, issuers: access.issuers,
-                          loginRedirect: access.loginRedirect, cors: access.cors)
+                          loginRedirect: access.loginRedirect, cors: access.cors, websocket: websocket)
         return (route, access.requirement)
     }
 

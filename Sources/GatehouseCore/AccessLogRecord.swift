@@ -17,6 +17,8 @@ public struct AccessLogRecord: Sendable {
     public var httpVersion: String = "HTTP/1.1"
     public var status: Int = 0
     public var bytesSent: Int = 0
+    /// Bytes from the client through a WebSocket tunnel (SPEC §12); nil (not logged) elsewhere.
+    public var bytesReceived: Int? = nil
     public var durationMs: Double = 0
     public var route: String? = nil
     public var upstream: String? = nil
@@ -175,6 +177,7 @@ extension AccessLogRecord {
         out.append(contentsOf: #","path":"#.utf8); JSONBytes.string(path, to: &out)
         out.append(contentsOf: #","status":"#.utf8); JSONBytes.int(status, to: &out)
         out.append(contentsOf: #","bytes_sent":"#.utf8); JSONBytes.int(bytesSent, to: &out)
+        if let bytesReceived { out.append(contentsOf: #","bytes_received":"#.utf8); JSONBytes.int(bytesReceived, to: &out) }
         out.append(contentsOf: #","duration_ms":"#.utf8); JSONBytes.ms(durationMs, to: &out)
         out.append(contentsOf: #","route":"#.utf8); JSONBytes.optional(route, to: &out)
         out.append(contentsOf: #","upstream":"#.utf8); JSONBytes.optional(upstream, to: &out)

@@ -46,6 +46,11 @@ public enum Reason: String, Sendable, CaseIterable {
     // login admission (kept last: adding a case does not renumber the others)
     /// A login refused because its client already has 2 password checks running (SPEC §3.2).
     case concurrentLogins = "concurrent_logins"
+    // WebSocket tunnels (SPEC §12): how an open tunnel ended (also `token_expired`, `session_expired`)
+    /// Either side closed the tunnel, or the gateway did (a reload that refuses it, a stop).
+    case tunnelClosed = "tunnel_closed"
+    /// No byte either way for `server.tunnel_idle_timeout`.
+    case tunnelIdle = "tunnel_idle"
 }
 
 /// The outcome class of a request, as logged (`decision`) and counted.

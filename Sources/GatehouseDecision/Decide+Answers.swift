@@ -36,7 +36,8 @@ extension Decide {
                         _ config: borrowing GatewayConfig) -> Plan {
         let cors = config.corsPolicy(for: route).map { $0.responseHeaders(origin: facts.origin) }
         let headers = identity.map { IdentityHeaderValues.headers(of: $0, names: config.identityHeaders) } ?? []
-        return .forward(Forward(route: route, identity: identity, cors: cors, identityHeaders: headers))
+        return .forward(Forward(route: route, identity: identity, cors: cors, identityHeaders: headers,
+                                tunnel: route.websocket && facts.webSocketHandshake))
     }
 
     /// 401, or 302 to `login_redirect` for a browser's GET/HEAD (SPEC §3.1).

@@ -50,6 +50,9 @@ public struct Forward: Sendable {
     /// The identity headers the upstream gets (SPEC §7.1, §2 `identity_headers`), in order;
     /// empty for an anonymous caller. See ``IdentityHeaderValues`` for forward auth's variant.
     public var identityHeaders: [(String, String)]
+    /// A WebSocket handshake on a route with `websocket: true`: forwarded as an upgrade, and on
+    /// the upstream's `101` the connection becomes a tunnel (SPEC §12).
+    public var tunnel: Bool = false
 }
 
 /// A refusal with everything its answer needs (an `Error` so that steps may return it in a

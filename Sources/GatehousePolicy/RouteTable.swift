@@ -128,13 +128,17 @@ public struct Route: Sendable {
     public var loginRedirect: String?
     /// The CORS policy of this route.
     public var cors: RouteCORS
+    /// `websocket: true`: WebSocket upgrade handshakes are tunnelled on this route (SPEC §12).
+    public var websocket: Bool
 
     public init(name: String, match: RouteMatch, upstream: String, auth: AuthRequirement = .required,
                 stripAuthorization: Bool = false, denyStatus: Int = 403, location: SourceLocation,
-                index: Int = 0, issuers: Set<String>? = nil, loginRedirect: String? = nil, cors: RouteCORS = .inherit) {
+                index: Int = 0, issuers: Set<String>? = nil, loginRedirect: String? = nil, cors: RouteCORS = .inherit,
+                websocket: Bool = false) {
         self.name = name; self.match = match; self.upstream = upstream; self.auth = auth
         self.stripAuthorization = stripAuthorization; self.denyStatus = denyStatus; self.location = location
         self.index = index; self.issuers = issuers; self.loginRedirect = loginRedirect; self.cors = cors
+        self.websocket = websocket
     }
 }
 

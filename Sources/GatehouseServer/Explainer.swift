@@ -17,6 +17,8 @@ public struct Explanation: Sendable {
     public var note: String? = nil
     /// The `WWW-Authenticate` challenge of a refusal.
     public var challenge: String? = nil
+    /// Whether the matched route tunnels WebSocket upgrades (`websocket: true`, SPEC §12).
+    public var websocket: Bool? = nil
 
     /// One JSON object with `route`, `normalized_path`, `decision`, `status`, `reason`.
     public var json: String {
@@ -36,6 +38,9 @@ public struct Explanation: Sendable {
         lines.append("route:           \(route ?? "(none)")")
         if let upstream { lines.append("upstream:        \(upstream)") }
         if let requirement { lines.append("requires:        \(requirement)") }
+        if let websocket {
+            lines.append("websocket:       " + (websocket ? "yes (upgrades are tunnelled)" : "no (Upgrade is not tunnelled)"))
+        }
         lines.append("decision:        \(decision.rawValue)" + (status.map { " (\($0))" } ?? ""))
         if let reason { lines.append("reason:          \(reason.rawValue)") }
         if let subject { lines.append("subject:         \(subject)") }
@@ -68,12 +73,14 @@ public enum Explainer {
     static func explain(_ plan: Plan, path: String, config: GatewayConfig) -> Explanation {
         func on(_ route: Route?, _ decision: Decision, _ status: Int?, _ reason: Reason?) -> Explanation {
             Explanation(route: route?.name, normalizedPath: path, decision: decision, status: status, reason: reason,
-                        requirement: route.map { requirement($0, config: config) }, upstream: route?.upstream)
+                        requirement: route.map { requirement($0, config: config) }, upstream: route?.upstream,
+                        websocket: route?.websocket)
         }
         switch plan {
         case .forward(let forward):
             var e = on(forward.route, .allow, nil, nil)
             e.subject = forward.identity?.subject
+            if forward.tunnel { e.note = "a WebSocket handshake: tunnelled on the upstream's 101" }
             return e
         case .refuse(let refusal):
             var e = on(refusal.route, .deny, refusal.status, refusal.reason)

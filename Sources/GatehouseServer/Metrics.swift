@@ -44,6 +44,10 @@ final class Metrics: Sendable {
     let jwksRefreshes = Atomic<Int>(0)
     let jwksFailures = Atomic<Int>(0)
     let sessionStoreErrors = Atomic<Int>(0)
+    /// WebSocket tunnels (SPEC §12): open now, and bytes relayed each way.
+    let openTunnels = Atomic<Int>(0)
+    let tunnelBytesToClient = Atomic<Int>(0)
+    let tunnelBytesFromClient = Atomic<Int>(0)
 
     init(workerCount: Int) {
         workers = (0..<workerCount).map { _ in Box() }
@@ -109,8 +113,18 @@ final class Metrics: Sendable {
         out += "# HELP gatehouse_jwks_refreshes_total Successful JWKS fetches.\n# TYPE gatehouse_jwks_refreshes_total counter\ngatehouse_jwks_refreshes_total \(jwksRefreshes.load(ordering: .relaxed))\n"
         out += "# HELP gatehouse_jwks_refresh_failures_total Failed JWKS fetches.\n# TYPE gatehouse_jwks_refresh_failures_total counter\ngatehouse_jwks_refresh_failures_total \(jwksFailures.load(ordering: .relaxed))\n"
         out += "# HELP gatehouse_session_store_errors_total Session store operations that failed (down, timeout).\n# TYPE gatehouse_session_store_errors_total counter\ngatehouse_session_store_errors_total \(sessionStoreErrors.load(ordering: .relaxed))\n"
+        out += renderTunnels()
         out += "# HELP gatehouse_access_log_dropped_total Access-log lines dropped because the writer fell behind.\n# TYPE gatehouse_access_log_dropped_total counter\ngatehouse_access_log_dropped_total \(droppedLogLines)\n"
         return out
+    }
+
+    private func renderTunnels() -> String {
+        "# HELP gatehouse_open_tunnels WebSocket tunnels open now.\n# TYPE gatehouse_open_tunnels gauge\n"
+            + "gatehouse_open_tunnels \(openTunnels.load(ordering: .relaxed))\n"
+            + "# HELP gatehouse_tunnel_bytes_total Bytes relayed through WebSocket tunnels, by direction.\n"
+            + "# TYPE gatehouse_tunnel_bytes_total counter\n"
+            + "gatehouse_tunnel_bytes_total{direction=\"to_client\"} \(tunnelBytesToClient.load(ordering: .relaxed))\n"
+            + "gatehouse_tunnel_bytes_total{direction=\"from_client\"} \(tunnelBytesFromClient.load(ordering: .relaxed))\n"
     }
 
     private func label(_ value: String) -> String {

@@ -125,7 +125,7 @@ extension Worker {
             log.subject = forward.identity?.subject
             let exchange = ProxyExchange(worker: self, request: req, snapshot: own, forward: forward, upstream: upstream,
                                          target: facts.target, host: facts.host, log: log, startNs: startNs,
-                                         connection: connection)
+                                         connection: connection, tunnelFacts: forward.tunnel ? facts : nil)
             exchange.start()
         }
     }

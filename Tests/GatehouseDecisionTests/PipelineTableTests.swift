@@ -259,12 +259,13 @@ final class PipelineTableTests: XCTestCase {
     ///   and password check (Worker+Login, GatehouseSessions);
     /// - `upstream_timeout`, `upstream_connect_failed`, `upstream_error`, `upstream_down`,
     ///   `client_closed`: forwarding (ProxyExchange, UpstreamConnection, Worker+KeyWait);
+    /// - `tunnel_closed`, `tunnel_idle`: how an open WebSocket tunnel ended (Tunnel.swift);
     /// - `wrong_issuer`: in the log vocabulary but produced nowhere (the issuer is picked by
     ///   `iss`, so a mismatch is `unknown_issuer`).
     static let notFromThePipeline: Set<Reason> = [
         .malformedRequest, .headersTooLarge, .payloadTooLarge, .headerTimeout, .invalidCredentials, .throttled,
         .concurrentLogins, .upstreamTimeout, .upstreamConnectFailed, .upstreamError, .upstreamDown, .clientClosed,
-        .wrongIssuer,
+        .wrongIssuer, .tunnelClosed, .tunnelIdle,
     ]
 
     func testEveryPipelineReasonIsReached() {
