@@ -1,0 +1,320 @@
+"""WebSocket tunnels through authentication (SPEC §12), with the `websockets` library as the
+client and as the upstream server: messages of every kind byte-exact, refusals, the ends of a
+tunnel (either side, idle, token expiry, logout, reload, stop), bounded memory and the log line.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+import support
+from session_support import FOREIGN_ORIGIN, PUBLIC_ORIGIN, session_gateways, sessions_section  # noqa: F401
+from ws_support import (WebSocketUpstream, refused_status, start_gateway, token, tunnel_lines, wait_closed,
+                        ws_connect)
+
+
+@pytest.fixture
+def upstream():
+    server = WebSocketUpstream()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def gw(session_gateways, tmp_path, upstream):
+    return start_gateway(session_gateways, tmp_path, upstream)
+
+
+def header(pairs, name):
+    values = [v for k, v in pairs if k.lower() == name.lower()]
+    return values[0] if values else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Messages
+
+def test_text_binary_fragmented_and_large_messages_are_byte_exact(gw):
+    big = os.urandom(16 << 20)
+    with ws_connect(gw, "/live/feed", token=token()) as ws:
+        ws.send("héllo ✓")
+        assert ws.recv(timeout=5) == "héllo ✓"
+        ws.send(b"\x00\xff" * 1000)
+        assert ws.recv(timeout=5) == b"\x00\xff" * 1000
+        ws.send(["frag", "men", "ted"])          # one text message in three frames
+        assert ws.recv(timeout=5) == "fragmented"
+        ws.send([b"a" * 70000, b"b" * 3, b"c"])  # binary, fragmented
+        assert ws.recv(timeout=5) == b"a" * 70000 + b"bbbc"
+        ws.send(big)
+        assert ws.recv(timeout=60) == big
+
+
+def test_ping_pong_and_close_codes_pass_through(gw):
+    with ws_connect(gw, "/live/feed", token=token()) as ws:
+        pong = ws.ping(b"are-you-there")
+        assert pong.wait(5)
+        ws.send("close:4321")
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+        assert closed.value.rcvd.code == 4321
+        assert closed.value.rcvd.reason == "bye"
+
+
+def test_the_upstream_gets_exactly_the_upgrade_headers_and_the_identity(gw, upstream):
+    headers = [("Connection-Extra", "x"), ("X-Auth-Subject", "forged"), ("Keep-Alive", "timeout=5")]
+    with ws_connect(gw, "/live/feed", token=token(roles=["reader"]), headers=headers) as ws:
+        ws.send("x")
+        ws.recv(timeout=5)
+    seen = upstream.last_handshake()
+    assert [v for k, v in seen if k.lower() == "connection"] == ["Upgrade"]
+    assert [v for k, v in seen if k.lower() == "upgrade"] == ["websocket"]
+    assert header(seen, "Sec-WebSocket-Key") and header(seen, "Sec-WebSocket-Version") == "13"
+    assert header(seen, "X-Auth-Subject") == "alice"
+    assert header(seen, "X-Auth-Method") == "jwt"
+    assert header(seen, "Keep-Alive") is None
+
+
+def test_other_connection_tokens_and_what_they_name_are_removed(gw, upstream):
+    # A raw handshake: `Connection: keep-alive, Upgrade, X-Secret` names X-Secret hop-by-hop.
+    key = "dGhlIHNhbXBsZSBub25jZQ=="
+    with socket.create_connection((support.LOOPBACK, gw.port), timeout=5) as s:
+        s.sendall((f"GET /open/x HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade, X-Secret\r\n"
+                   f"X-Secret: hidden\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        head = s.recv(4096).decode()
+    assert head.startswith("HTTP/1.1 101 "), head
+    lines = head.split("\r\n")
+    assert "Connection: Upgrade" in lines and "Upgrade: websocket" in lines
+    assert any(line.lower().startswith("sec-websocket-accept: ") for line in lines)
+    assert any(line.lower().startswith("x-request-id: ") for line in lines)
+    seen = upstream.last_handshake()
+    assert header(seen, "X-Secret") is None
+    assert [v for k, v in seen if k.lower() == "connection"] == ["Upgrade"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Refusals
+
+def test_refused_handshakes_get_the_uniform_error(gw, upstream):
+    status, headers, body = refused_status(gw, "/live/feed")
+    assert status == 401 and b'"unauthorized"' in body
+    assert headers["www-authenticate"] == 'Bearer realm="gatehouse"'
+    status, _, body = refused_status(gw, "/admin-live/feed", token=token(roles=["reader"]))
+    assert status == 403 and b'"forbidden"' in body
+    status, _, _ = refused_status(gw, "/live/feed", token=token(lifetime=-60))
+    assert status == 401
+    assert upstream.handshakes == []
+
+
+def test_cookie_handshake_needs_a_trusted_origin(gw, upstream):
+    cookie = gw.login_cookie("alice")
+    status, _, body = refused_status(gw, "/live/feed", cookie=cookie, origin=FOREIGN_ORIGIN)
+    assert status == 403 and b'"csrf_rejected"' in body
+    status, _, body = refused_status(gw, "/live/feed", cookie=cookie)  # no Origin at all
+    assert status == 403 and b'"csrf_rejected"' in body
+    assert upstream.handshakes == []
+    with ws_connect(gw, "/live/feed", cookie=cookie, origin=PUBLIC_ORIGIN) as ws:
+        ws.send("hi")
+        assert ws.recv(timeout=5) == "hi"
+    assert header(upstream.last_handshake(), "X-Auth-Method") == "session"
+    assert "gatehouse_session" not in (header(upstream.last_handshake(), "Cookie") or "")
+
+
+def test_an_upstream_refusing_the_upgrade_is_passed_through(session_gateways, tmp_path):
+    refusing = WebSocketUpstream(refuse=403)
+    try:
+        gw = start_gateway(session_gateways, tmp_path, refusing)
+        status, _, body = refused_status(gw, "/live/feed", token=token())
+        assert status == 403
+        assert body == b"refused by the upstream\n"
+    finally:
+        refusing.stop()
+
+
+def test_upgrade_on_a_route_without_websocket_is_not_tunnelled(session_gateways, tmp_path, echo):
+    gw = start_gateway(session_gateways, tmp_path, echo)
+    resp = support.raw_request(gw.port, "GET", "/plain/x", [("Upgrade", "websocket"), ("Connection", "Upgrade"),
+                                                             ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+                                                             ("Sec-WebSocket-Version", "13")])
+    assert resp.status == 200
+    seen = resp.json()["headers"]
+    names = {k.lower() for k, _ in (seen.items() if isinstance(seen, dict) else seen)}
+    assert "upgrade" not in names and "connection" not in names
+
+
+def test_an_upgrade_with_a_body_is_400(gw, upstream):
+    for extra in ([("Content-Length", "5")], [("Transfer-Encoding", "chunked")]):
+        body = b"hello" if extra[0][0] == "Content-Length" else b"5\r\nhello\r\n0\r\n\r\n"
+        resp = support.raw_request(gw.port, "GET", "/open/x", [("Upgrade", "websocket"), ("Connection", "Upgrade"),
+                                                                ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+                                                                ("Sec-WebSocket-Version", "13")] + extra, body=body)
+        support.assert_uniform_raw(resp, 400, "bad_request")
+    assert upstream.handshakes == []
+
+
+def test_a_101_to_a_request_without_upgrade_is_502(session_gateways, tmp_path):
+    def handler(up, conn, reader, number):
+        support.read_raw_request(reader)
+        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nsurprise")
+        time.sleep(0.5)
+    raw = support.RawUpstream(handler)
+    try:
+        gw = start_gateway(session_gateways, tmp_path, raw)
+        resp = support.raw_request(gw.port, "GET", "/plain/x", [])
+        support.assert_uniform_raw(resp, 502, "bad_gateway")
+    finally:
+        raw.stop()
+
+
+def test_a_101_without_upgrade_websocket_to_a_handshake_is_502(session_gateways, tmp_path):
+    def handler(up, conn, reader, number):
+        support.read_raw_request(reader)
+        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n")
+        time.sleep(0.5)
+    raw = support.RawUpstream(handler)
+    try:
+        gw = start_gateway(session_gateways, tmp_path, raw)
+        status, _, body = refused_status(gw, "/open/x")
+        assert status == 502 and b'"bad_gateway"' in body
+    finally:
+        raw.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# Ends
+
+def test_the_upstream_dying_mid_tunnel_closes_the_client(gw, upstream):
+    with ws_connect(gw, "/live/feed", token=token()) as ws:
+        ws.send("x")
+        assert ws.recv(timeout=5) == "x"
+        upstream.kill_connections()
+        wait_closed(ws, 5)
+    rec = support.wait_until(lambda: tunnel_lines(gw), 5, message="tunnel log line")[-1]
+    assert rec["reason"] == "tunnel_closed"
+
+
+def test_the_tunnel_closes_at_token_expiry(gw):
+    with ws_connect(gw, "/live/feed", token=token(lifetime=2)) as ws:
+        ws.send("x")
+        assert ws.recv(timeout=5) == "x"
+        elapsed = wait_closed(ws, 6)
+    assert elapsed < 4
+    rec = support.wait_until(lambda: tunnel_lines(gw), 5, message="tunnel log line")[-1]
+    assert rec["reason"] == "token_expired"
+
+
+def test_the_idle_timeout_closes_a_silent_tunnel(session_gateways, tmp_path, upstream):
+    gw = start_gateway(session_gateways, tmp_path, upstream, server={"tunnel_idle_timeout": "1500ms"})
+    with ws_connect(gw, "/live/feed", token=token()) as ws:
+        for _ in range(4):   # traffic keeps it open past the timeout
+            time.sleep(0.6)
+            ws.send("x")
+            assert ws.recv(timeout=5) == "x"
+        elapsed = wait_closed(ws, 5)   # from the last byte
+    assert 1.3 < elapsed < 3.5
+    assert tunnel_lines(gw) and support.wait_until(lambda: tunnel_lines(gw), 3)[-1]["reason"] == "tunnel_idle"
+
+
+def test_logout_closes_the_sessions_tunnels_at_once(gw):
+    cookie = gw.login_cookie("alice")
+    other = gw.login_cookie("bob")
+    with ws_connect(gw, "/live/a", cookie=cookie, origin=PUBLIC_ORIGIN) as ws, \
+            ws_connect(gw, "/live/b", cookie=other, origin=PUBLIC_ORIGIN) as keep:
+        ws.send("x")
+        assert ws.recv(timeout=5) == "x"
+        resp, _ = gw.logout(cookie, headers=[("Origin", PUBLIC_ORIGIN)])
+        assert resp.status == 204
+        assert wait_closed(ws, 3) < 1.5
+        keep.send("still here")
+        assert keep.recv(timeout=5) == "still here"
+    reasons = [r["reason"] for r in support.wait_until(lambda: len(tunnel_lines(gw)) >= 2 and tunnel_lines(gw), 5)]
+    assert "session_expired" in reasons
+
+
+def test_client_bytes_keep_the_session_alive_and_it_expires_on_time(session_gateways, tmp_path, upstream):
+    gw = start_gateway(session_gateways, tmp_path, upstream, sessions=sessions_section(idle="4s"))
+    cookie = gw.login_cookie("alice")
+    with ws_connect(gw, "/live/a", cookie=cookie, origin=PUBLIC_ORIGIN) as ws:
+        for _ in range(14):   # 7 s of traffic: past the 4 s idle timeout
+            ws.send("x")
+            assert ws.recv(timeout=5) == "x"
+            time.sleep(0.5)
+        resp, _ = gw.request("GET", "/live/x", cookie=cookie)
+        assert resp.status != 401, "the tunnel's traffic did not count as session activity"
+        elapsed = wait_closed(ws, 10)   # silent now: the session ends 4 s after its last activity
+    assert elapsed < 8
+    assert support.wait_until(lambda: tunnel_lines(gw), 3)[-1]["reason"] == "session_expired"
+
+
+def test_a_reload_closes_the_tunnels_it_would_refuse(gw):
+    reader = ws_connect(gw, "/live/a", token=token(roles=["reader"]))
+    admin = ws_connect(gw, "/live/b", token=token(roles=["admin"]))
+    try:
+        config = dict(gw.config)
+        routes = [dict(r) for r in config["routes"]]
+        routes[0]["require"] = {"roles_any": ["admin"]}
+        config["routes"] = routes
+        gw.reload(config)
+        wait_closed(reader, 5)
+        admin.send("x")
+        assert admin.recv(timeout=5) == "x"
+    finally:
+        reader.close()
+        admin.close()
+    recs = support.wait_until(lambda: len(tunnel_lines(gw)) >= 2 and tunnel_lines(gw), 5)
+    assert recs[0]["reason"] == "insufficient_role"
+
+
+def test_sigterm_closes_tunnels_after_the_grace(session_gateways, tmp_path, upstream):
+    gw = start_gateway(session_gateways, tmp_path, upstream, server={"shutdown_grace": "1500ms"})
+    with ws_connect(gw, "/live/a", token=token()) as ws:
+        ws.send("x")
+        assert ws.recv(timeout=5) == "x"
+        started = time.monotonic()
+        gw.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        ws.send("during the grace")
+        assert ws.recv(timeout=5) == "during the grace"
+        wait_closed(ws, 5)
+        assert gw.wait_exit(5) == 0
+        assert 1.0 < time.monotonic() - started < 4
+    assert tunnel_lines(gw)[-1]["reason"] == "tunnel_closed"
+
+
+# ---------------------------------------------------------------------------------------------
+# The log line and metrics
+
+def test_the_tunnel_log_line(gw):
+    payload = os.urandom(5000)
+    with ws_connect(gw, "/live/feed", token=token(), headers=[("X-Request-Id", "ws-log-1")]) as ws:
+        ws.send(payload)
+        assert ws.recv(timeout=5) == payload
+    rec = support.wait_until(lambda: [r for r in tunnel_lines(gw) if r["request_id"] == "ws-log-1"], 5)[0]
+    assert rec["status"] == 101 and rec["upstream_status"] == 101
+    assert rec["route"] == "live" and rec["auth"] == "jwt" and rec["subject"] == "alice"
+    assert rec["decision"] == "allow" and rec["reason"] == "tunnel_closed"
+    # frames of 5000 bytes each way plus their headers and the close frames
+    assert 5000 < rec["bytes_sent"] < 5100 and 5000 < rec["bytes_received"] < 5100
+    assert rec["duration_ms"] > 0
+    assert set(support.ACCESS_LOG_FIELDS) <= set(rec)
+    others = [r for r in map(__import__("json").loads, gw.log_lines()) if r["status"] != 101]
+    assert all("bytes_received" not in r for r in others)
+
+
+def test_metrics_count_open_tunnels_and_bytes(gw):
+    import requests
+    with ws_connect(gw, "/live/feed", token=token()) as ws:
+        ws.send(b"x" * 1000)
+        ws.recv(timeout=5)
+        text = requests.get(f"http://127.0.0.1:{gw.admin_port}/metrics", timeout=5).text
+        assert "gatehouse_open_tunnels 1" in text
+    text = support.wait_until(lambda: (t := requests.get(f"http://127.0.0.1:{gw.admin_port}/metrics", timeout=5).text)
+                              and "gatehouse_open_tunnels 0" in t and t, 5)
+    lines = {l.split(" ")[0]: int(l.split(" ")[1]) for l in text.splitlines() if l.startswith("gatehouse_tunnel_bytes_total")}
+    assert lines['gatehouse_tunnel_bytes_total{direction="to_client"}'] > 1000
+    assert lines['gatehouse_tunnel_bytes_total{direction="from_client"}'] > 1000
