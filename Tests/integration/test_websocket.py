@@ -217,7 +217,7 @@ def test_the_idle_timeout_closes_a_silent_tunnel(session_gateways, tmp_path, ups
             assert ws.recv(timeout=5) == "x"
         elapsed = wait_closed(ws, 5)   # from the last byte
     assert 1.3 < elapsed < 3.5
-    assert tunnel_lines(gw) and support.wait_until(lambda: tunnel_lines(gw), 3)[-1]["reason"] == "tunnel_idle"
+    assert support.wait_until(lambda: tunnel_lines(gw), 3)[-1]["reason"] == "tunnel_idle"
 
 
 def test_logout_closes_the_sessions_tunnels_at_once(gw):
