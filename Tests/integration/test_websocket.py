@@ -318,3 +318,65 @@ def test_metrics_count_open_tunnels_and_bytes(gw):
     lines = {l.split(" ")[0]: int(l.split(" ")[1]) for l in text.splitlines() if l.startswith("gatehouse_tunnel_bytes_total")}
     assert lines['gatehouse_tunnel_bytes_total{direction="to_client"}'] > 1000
     assert lines['gatehouse_tunnel_bytes_total{direction="from_client"}'] > 1000
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory
+
+def test_a_slow_reader_keeps_the_gateway_bounded(gw):
+    """The upstream sends 64 MiB while the client reads slowly: the gateway stops reading the
+    upstream (backpressure) instead of buffering; its RSS grows < 16 MiB."""
+    total = 64 << 20
+    with ws_connect(gw, "/live/feed", token=token(), max_queue=2) as ws:
+        ws.send("warm-up")
+        assert ws.recv(timeout=5) == "warm-up"
+        before = gw.rss_kib()
+        ws.send(f"flood:{total}")
+        peak = before
+        received = 0
+        deadline = time.monotonic() + 120
+        while received < total:
+            assert time.monotonic() < deadline, f"only {received} of {total} bytes in 120 s"
+            message = ws.recv(timeout=30)
+            received += len(message)
+            if received % (4 << 20) < 65536:
+                time.sleep(0.3)   # a slow reader: pauses while the upstream keeps sending
+                peak = max(peak, gw.rss_kib())
+        assert ws.recv(timeout=10) == "flood done"
+    growth_mib = (peak - before) / 1024
+    print(f"\nslow reader, 64 MiB through one tunnel: gateway RSS {before} KiB -> peak {peak} KiB "
+          f"(+{growth_mib:.1f} MiB)")
+    assert growth_mib < 16
+
+
+def test_a_thousand_idle_tunnels_on_one_worker(session_gateways, tmp_path):
+    from ws_support import IdleHandshakeUpstream, raw_handshake
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 4096:
+        pytest.skip("needs 4096 open files")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 4096), hard))
+    idle = IdleHandshakeUpstream()
+    sockets = []
+    try:
+        gw = start_gateway(session_gateways, tmp_path, idle)
+        bearer = token()
+        sockets.append(raw_handshake(gw.port, "/live/warm", bearer))   # the first tunnel's one-time costs
+        time.sleep(0.2)
+        before = gw.rss_kib()
+        for i in range(1000):
+            sockets.append(raw_handshake(gw.port, f"/live/{i}", bearer))
+        support.wait_until(lambda: idle.upgraded >= 1001, 10, message="1001 upgrades")
+        time.sleep(0.5)
+        after = gw.rss_kib()
+        growth_mib = (after - before) / 1024
+        print(f"\n1,000 idle tunnels on one worker: gateway RSS {before} KiB -> {after} KiB (+{growth_mib:.1f} MiB, "
+              f"{(after - before) / 1000:.1f} KiB per tunnel)")
+        assert growth_mib < 64
+        # They all still work.
+        for s in sockets[::250]:
+            s.sendall(b"\x81\x80abcd")   # a masked empty text frame: relayed to the silent upstream
+    finally:
+        for s in sockets:
+            s.close()
+        idle.stop()

@@ -8,6 +8,7 @@ Everything talks to 127.0.0.1; every wait is bounded.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 
@@ -155,3 +156,88 @@ def start_gateway(session_gateways, tmp_path, upstream, *, server: dict | None =
 
 def tunnel_lines(gw) -> list[dict]:
     return [rec for rec in map(json.loads, gw.log_lines()) if rec.get("status") == 101]
+
+
+def accept_key(key: str) -> str:
+    import base64
+    import hashlib
+    return base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC11B65").encode()).digest()).decode()
+
+
+class IdleHandshakeUpstream:
+    """A light upstream for many tunnels: one thread with a selector answers each handshake
+    with a valid `101` and then keeps the socket open, silent (no thread per connection)."""
+
+    def __init__(self):
+        import selectors
+        self.port = support.free_port()
+        self.listener = socket.create_server((support.LOOPBACK, self.port), backlog=2048)
+        self.listener.setblocking(False)
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.listener, selectors.EVENT_READ)
+        self.sockets: list[socket.socket] = []
+        self.buffers: dict[socket.socket, bytes] = {}
+        self.upgraded = 0
+        self.running = True
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://{support.LOOPBACK}:{self.port}"
+
+    def _run(self):
+        import selectors
+        while self.running:
+            for key, _ in self.selector.select(timeout=0.1):
+                if key.fileobj is self.listener:
+                    try:
+                        conn, _ = self.listener.accept()
+                    except BlockingIOError:
+                        continue
+                    conn.setblocking(False)
+                    self.sockets.append(conn)
+                    self.buffers[conn] = b""
+                    self.selector.register(conn, selectors.EVENT_READ)
+                    continue
+                conn = key.fileobj
+                try:
+                    data = conn.recv(65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    self.selector.unregister(conn)
+                    conn.close()
+                    continue
+                if conn not in self.buffers:
+                    continue   # upgraded: tunnel bytes are ignored
+                self.buffers[conn] += data
+                if b"\r\n\r\n" in self.buffers[conn]:
+                    head = self.buffers.pop(conn).decode("latin-1")
+                    key_value = next(line.split(":", 1)[1].strip() for line in head.split("\r\n")
+                                     if line.lower().startswith("sec-websocket-key:"))
+                    conn.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                                  f"Sec-WebSocket-Accept: {accept_key(key_value)}\r\n\r\n").encode())
+                    self.upgraded += 1
+
+    def stop(self):
+        self.running = False
+        self.thread.join(timeout=5)
+        for s in self.sockets:
+            s.close()
+        self.listener.close()
+
+
+def raw_handshake(port: int, path: str, bearer: str, timeout: float = 10.0) -> socket.socket:
+    """Opens a tunnel with a hand-written handshake; returns the socket after the `101` head."""
+    s = socket.create_connection((support.LOOPBACK, port), timeout=timeout)
+    s.sendall((f"GET {path} HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+               f"Authorization: Bearer {bearer}\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(4096)
+        assert chunk, f"closed during the handshake: {head!r}"
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 101 "), head
+    return s
