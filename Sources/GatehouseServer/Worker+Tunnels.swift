@@ -14,7 +14,7 @@ final class TunnelRegistry {
     var drainTimer: OpaquePointer?
     /// How often the sessions of open cookie tunnels are looked up: a session that ends on
     /// another instance sharing the store closes its tunnels here within 5 s (SPEC §12).
-    static let sessionCheckMs: Int64 = 4_000
+    static let sessionCheckMs: Int64 = 3_000
 }
 
 /// What every loop must hear about tunnels, from any thread: a session that ended here

@@ -380,3 +380,28 @@ def test_a_thousand_idle_tunnels_on_one_worker(session_gateways, tmp_path):
         for s in sockets:
             s.close()
         idle.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# Two instances sharing a real Redis
+
+def test_logout_on_another_instance_closes_the_tunnel_within_5s(session_gateways, tmp_path, upstream):
+    from session_support import RedisServer
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    try:
+        sessions = sessions_section(store=redis.url, idle="10m", absolute="1h")
+        a = start_gateway(session_gateways, tmp_path, upstream, sessions=sessions, name="gwA")
+        b = start_gateway(session_gateways, tmp_path, upstream, sessions=sessions, name="gwB")
+        cookie = b.login_cookie("alice")
+        with ws_connect(a, "/live/a", cookie=cookie, origin=PUBLIC_ORIGIN) as ws:
+            ws.send("x")
+            assert ws.recv(timeout=5) == "x"
+            resp, _ = b.logout(cookie, headers=[("Origin", PUBLIC_ORIGIN)])
+            assert resp.status == 204
+            elapsed = wait_closed(ws, 8)
+        print(f"\nlogout on B closed the tunnel on A after {elapsed:.2f} s")
+        assert elapsed < 5
+        assert support.wait_until(lambda: tunnel_lines(a), 3)[-1]["reason"] == "session_expired"
+    finally:
+        redis.stop()
