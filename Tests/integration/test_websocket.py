@@ -405,3 +405,33 @@ def test_logout_on_another_instance_closes_the_tunnel_within_5s(session_gateways
         assert support.wait_until(lambda: tunnel_lines(a), 3)[-1]["reason"] == "session_expired"
     finally:
         redis.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# `gatehouse echo` (the quick start's upstream)
+
+def test_gatehouse_echo_answers_websocket_through_the_gateway(session_gateways, tmp_path, gatehouse_bin):
+    import subprocess
+    port = support.free_port()
+    echo_proc = subprocess.Popen([gatehouse_bin, "echo", "--listen", f"127.0.0.1:{port}"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        support.wait_until(lambda: support.port_accepts(port), 10, message="gatehouse echo")
+
+        class Echo:
+            url = f"http://127.0.0.1:{port}"
+        gw = start_gateway(session_gateways, tmp_path, Echo)
+        big = os.urandom(3 << 20)
+        with ws_connect(gw, "/live/feed", token=token()) as ws:
+            ws.send("hello")
+            assert ws.recv(timeout=5) == "hello"
+            ws.send(["frag", "ments"])
+            assert ws.recv(timeout=5) == "fragments"
+            ws.send(big)
+            assert ws.recv(timeout=30) == big
+            assert ws.ping(b"p").wait(5)
+        # The plain JSON echo still answers other requests.
+        assert support.raw_request(gw.port, "GET", "/plain/x", []).json()["path"] == "/plain/x"
+    finally:
+        echo_proc.terminate()
+        echo_proc.wait(timeout=5)

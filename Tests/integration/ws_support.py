@@ -161,7 +161,7 @@ def tunnel_lines(gw) -> list[dict]:
 def accept_key(key: str) -> str:
     import base64
     import hashlib
-    return base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC11B65").encode()).digest()).decode()
+    return base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
 
 
 class IdleHandshakeUpstream:
