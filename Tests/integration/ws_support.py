@@ -146,12 +146,12 @@ def jwt_section() -> dict:
 
 
 def start_gateway(session_gateways, tmp_path, upstream, *, server: dict | None = None, sessions: dict | None = None,
-                  routes: list | None = None, name: str | None = None):
+                  routes: list | None = None, name: str | None = None, **kw):
     (tmp_path / "hs256.key").write_bytes(SECRET)
     srv = {"workers": 1}
     srv.update(server or {})
     return session_gateways.start(upstream_url=upstream.url, sessions=sessions or sessions_section(),
-                                  jwt=jwt_section(), routes=routes or ROUTES, server=srv, name=name)
+                                  jwt=jwt_section(), routes=routes or ROUTES, server=srv, name=name, **kw)
 
 
 def tunnel_lines(gw) -> list[dict]:
