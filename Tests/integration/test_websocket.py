@@ -435,3 +435,34 @@ def test_gatehouse_echo_answers_websocket_through_the_gateway(session_gateways, 
     finally:
         echo_proc.terminate()
         echo_proc.wait(timeout=5)
+
+
+# ---------------------------------------------------------------------------------------------
+# TLS on either side
+
+def test_wss_client_to_an_https_upstream(gateway_factory, tmp_path):
+    import ssl
+    from jwt_support import ThrowawayCA, server_tls_context
+    from websockets.sync.client import connect
+    ca = ThrowawayCA("websocket test CA")
+    ca_file = ca.write_pem(tmp_path / "ca.pem")
+    gw_cert, gw_key = ca.issue_server(tmp_path, "gateway", ["localhost"], ["127.0.0.1"])
+    up_cert, up_key = ca.issue_server(tmp_path, "upstream", ["localhost"], ["127.0.0.1"])
+    upstream = WebSocketUpstream(tls=server_tls_context(up_cert, up_key))
+    try:
+        gw = gateway_factory(upstreams={"api": upstream.url},
+                             routes=[{"name": "live", "match": {"path": "/**"}, "upstream": "api", "auth": "none",
+                                      "websocket": True}],
+                             server={"tls": {"cert": str(gw_cert), "key": str(gw_key)}, "workers": 1},
+                             env={"SSL_CERT_FILE": str(ca_file)})
+        client_tls = ssl.create_default_context(cafile=str(ca_file))
+        big = os.urandom(2 << 20)
+        with connect(f"wss://127.0.0.1:{gw.port}/feed", ssl=client_tls, max_size=None, compression=None,
+                     open_timeout=10, ping_interval=None) as ws:
+            for message in ("over TLS twice", b"\x00" * 100, big):
+                ws.send(message)
+                assert ws.recv(timeout=30) == message
+        seen = upstream.last_handshake()
+        assert header(seen, "X-Forwarded-Proto") == "https"
+    finally:
+        upstream.stop()

@@ -45,8 +45,9 @@ class WebSocketUpstream:
     64 KiB binary messages, and records each handshake's headers. `refuse` answers every
     handshake with that plain HTTP status instead."""
 
-    def __init__(self, refuse: int | None = None):
+    def __init__(self, refuse: int | None = None, tls=None):
         self.refuse = refuse
+        self.scheme = "https" if tls else "http"
         self.port = support.free_port()
         self.handshakes: list[list[tuple[str, str]]] = []
         self.connections = []
@@ -60,13 +61,13 @@ class WebSocketUpstream:
             return None
 
         self.server = serve(self._handler, support.LOOPBACK, self.port, process_request=process_request,
-                            max_size=None, compression=None, ping_interval=None)
+                            max_size=None, compression=None, ping_interval=None, ssl=tls)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
     @property
     def url(self) -> str:
-        return f"http://{support.LOOPBACK}:{self.port}"
+        return f"{self.scheme}://{support.LOOPBACK}:{self.port}"
 
     def _handler(self, ws):
         with self.lock:
