@@ -22,8 +22,9 @@ public enum TunnelChecks {
     /// the handshake would still be tunnelled, else the reason of the refusal. A cookie tunnel is
     /// judged with its session taken as live (`subject`): its route, requirement and user are
     /// re-checked here, its liveness by ``session(_:subject:config:now:)``. A Bearer token is
-    /// verified again with the new keys and issuers; a token whose keys are being refreshed
-    /// (unknown `kid`) keeps its tunnel.
+    /// verified again with the new keys and issuers: a `kid` no longer in its issuer's key set
+    /// closes the tunnel (the key was withdrawn), an issuer with no keys at all (its first
+    /// fetch under way) keeps it.
     public static func recheck(_ facts: RequestFacts, sessionSubject: String?, config: borrowing GatewayConfig,
                                auth: AuthContext) -> Reason? {
         var auth = auth
@@ -42,7 +43,7 @@ public enum TunnelChecks {
     private static func verdict(_ plan: Plan) -> Reason? {
         switch plan {
         case .forward(let forward): return forward.tunnel ? nil : .tunnelClosed
-        case .refuse(let refusal): return refusal.reason
+        case .refuse(let refusal): return refusal.reason == .noKeys ? nil : refusal.reason
         case .redirect(let redirect): return redirect.credentials
         case .needsKeys: return nil
         case .needsSession: return .sessionUnknown

@@ -64,6 +64,12 @@ final class TunnelChecksTests: XCTestCase {
         XCTAssertEqual(Self.recheck(facts, now: F.now + 3600), .tokenExpired)
     }
 
+    func testAWithdrawnKeyClosesItAndAnIssuerWithoutKeysYetKeepsIt() {
+        XCTAssertEqual(Self.recheck(Self.facts("/live/x", [F.bearer(F.remoteToken(kid: "withdrawn"))])), .unknownKid)
+        let noKeys = F.token(iss: "https://empty.test", header: #"{"alg":"ES256","kid":"e1"}"#)
+        XCTAssertNil(Self.recheck(Self.facts("/live/x", [F.bearer(noKeys)])))
+    }
+
     func testSessionVerdicts() {
         let config = F.config
         let idle = config.sessions!.idleTimeout
