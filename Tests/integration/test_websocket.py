@@ -466,3 +466,40 @@ def test_wss_client_to_an_https_upstream(gateway_factory, tmp_path):
         assert header(seen, "X-Forwarded-Proto") == "https"
     finally:
         upstream.stop()
+
+
+def test_bytes_right_behind_either_head_are_relayed(session_gateways, tmp_path):
+    """The upstream's first frame in the same write as its 101, and the client's first frame in
+    the same write as its handshake (before the 101), both arrive."""
+    from ws_support import accept_key
+    seen = {}
+
+    def handler(up, conn, reader, number):
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += conn.recv(4096)
+        head, _, early = head.partition(b"\r\n\r\n")
+        key = next(l.split(b":", 1)[1].strip().decode() for l in head.split(b"\r\n") if l.lower().startswith(b"sec-websocket-key:"))
+        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     + f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n".encode() + b"\x81\x05early")
+        while len(early) < 11:
+            early += conn.recv(4096)
+        seen["client_frame"] = early
+        time.sleep(0.5)
+    raw = support.RawUpstream(handler)
+    try:
+        gw = start_gateway(session_gateways, tmp_path, raw)
+        with socket.create_connection((support.LOOPBACK, gw.port), timeout=5) as s:
+            s.sendall(b"GET /open/x HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                      b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58")   # RFC 6455 §5.7 masked "Hello"
+            data = b""
+            while not data.endswith(b"\x81\x05early"):
+                chunk = s.recv(4096)
+                assert chunk, data
+                data += chunk
+        assert data.startswith(b"HTTP/1.1 101 ")
+        support.wait_until(lambda: "client_frame" in seen, 5)
+        assert seen["client_frame"] == b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58"
+    finally:
+        raw.stop()
