@@ -252,9 +252,8 @@ def test_client_bytes_keep_the_session_alive_and_it_expires_on_time(session_gate
 
 
 def test_a_reload_closes_the_tunnels_it_would_refuse(gw):
-    reader = ws_connect(gw, "/live/a", token=token(roles=["reader"]))
-    admin = ws_connect(gw, "/live/b", token=token(roles=["admin"]))
-    try:
+    with ws_connect(gw, "/live/a", token=token(roles=["reader"])) as reader, \
+            ws_connect(gw, "/live/b", token=token(roles=["admin"])) as admin:
         config = dict(gw.config)
         routes = [dict(r) for r in config["routes"]]
         routes[0]["require"] = {"roles_any": ["admin"]}
@@ -263,9 +262,6 @@ def test_a_reload_closes_the_tunnels_it_would_refuse(gw):
         wait_closed(reader, 5)
         admin.send("x")
         assert admin.recv(timeout=5) == "x"
-    finally:
-        reader.close()
-        admin.close()
     recs = support.wait_until(lambda: len(tunnel_lines(gw)) >= 2 and tunnel_lines(gw), 5)
     assert recs[0]["reason"] == "insufficient_role"
 
@@ -458,7 +454,7 @@ def test_wss_client_to_an_https_upstream(gateway_factory, tmp_path):
         client_tls = ssl.create_default_context(cafile=str(ca_file))
         big = os.urandom(2 << 20)
         with connect(f"wss://127.0.0.1:{gw.port}/feed", ssl=client_tls, max_size=None, compression=None,
-                     open_timeout=10, ping_interval=None) as ws:
+                     open_timeout=30, ping_interval=None) as ws:
             for message in ("over TLS twice", b"\x00" * 100, big):
                 ws.send(message)
                 assert ws.recv(timeout=30) == message

@@ -114,7 +114,7 @@ def ws_connect(gw, path: str, *, token: str | None = None, cookie: str | None = 
     if cookie:
         hs.append(("Cookie", f"gatehouse_session={cookie}"))
     return connect(f"ws://{support.LOOPBACK}:{gw.port}{path}", additional_headers=hs, origin=origin,
-                   max_size=None, compression=None, open_timeout=10, close_timeout=5, ping_interval=None, **kw)
+                   max_size=None, compression=None, open_timeout=30, close_timeout=5, ping_interval=None, **kw)
 
 
 def refused_status(gw, path: str, **kw) -> tuple[int, dict, bytes]:
@@ -130,7 +130,6 @@ def refused_status(gw, path: str, **kw) -> tuple[int, dict, bytes]:
 def wait_closed(ws, timeout: float) -> float:
     """Reads until the connection ends; returns the seconds it took."""
     start = time.monotonic()
-    ws.socket.settimeout(timeout)
     try:
         while True:
             ws.recv(timeout=timeout)
