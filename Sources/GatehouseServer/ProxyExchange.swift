@@ -224,7 +224,7 @@ final class ProxyExchange {
         clientRequest = nil
         log.status = 101
         worker.openTunnel(TunnelStart(connection: connection, head: head, upstreamFD: socket.fd, upstreamSSL: socket.ssl,
-                                      leftover: leftover, log: log, startNs: startNs, facts: facts, identity: identity,
+                                      leftover: leftover, decrypted: socket.decrypted, log: log, startNs: startNs, facts: facts, identity: identity,
                                       snapshot: snapshot))
         finish(logged: true)
     }

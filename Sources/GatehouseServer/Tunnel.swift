@@ -13,6 +13,8 @@ struct TunnelStart {
     var upstreamFD: Int32
     var upstreamSSL: OpaquePointer?
     var leftover: UnsafeRawBufferPointer
+    /// What OpenSSL had decrypted beyond the upstream's read (TLS upstreams).
+    var decrypted: [UInt8] = []
     var log: AccessLogRecord
     var startNs: UInt64
     var facts: RequestFacts
@@ -89,12 +91,16 @@ final class Tunnel {
     private var context: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
 
     /// Writes the client's `101` and what each side already sent, then relays.
-    func start(head: [UInt8], leftover: UnsafeRawBufferPointer) {
+    func start(head: [UInt8], leftover: UnsafeRawBufferPointer, decrypted: [UInt8]) {
         let toClient = bufferevent_get_output(client)
         head.withUnsafeBytes { _ = evbuffer_add(toClient, $0.baseAddress, $0.count) }
         if !leftover.isEmpty {
             evbuffer_add(toClient, leftover.baseAddress, leftover.count)
             count(toClient: leftover.count)
+        }
+        if !decrypted.isEmpty {
+            decrypted.withUnsafeBytes { _ = evbuffer_add(toClient, $0.baseAddress, $0.count) }
+            count(toClient: decrypted.count)
         }
         // Bytes the client sent right behind its handshake wait in evhttp's input buffer.
         let early = bufferevent_get_input(client)

@@ -195,10 +195,20 @@ final class UpstreamConnection {
 
     /// Gives the socket (and its TLS state) away to a WebSocket tunnel after a `101`: the
     /// connection's events are freed, the socket is not closed, and the connection counts as
-    /// closed for its pool. Nil when the socket is already gone.
-    func handOff() -> (fd: Int32, ssl: OpaquePointer?)? {
+    /// closed for its pool. Nil when the socket is already gone. `decrypted`: bytes OpenSSL
+    /// already holds decrypted (the socket will not signal them again).
+    func handOff() -> (fd: Int32, ssl: OpaquePointer?, decrypted: [UInt8])? {
         guard fd >= 0, !closed, readEvent != nil else { return nil }
-        let handed = (fd, ssl)
+        var decrypted: [UInt8] = []
+        if let ssl {
+            while SSL_pending(ssl) > 0 {
+                var chunk = [UInt8](repeating: 0, count: Int(SSL_pending(ssl)))
+                let n = SSL_read(ssl, &chunk, Int32(chunk.count))
+                if n <= 0 { break }
+                decrypted += chunk[0..<Int(n)]
+            }
+        }
+        let handed = (fd, ssl, decrypted)
         ssl = nil
         closed = true
         close()

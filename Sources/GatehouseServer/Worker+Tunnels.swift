@@ -57,7 +57,7 @@ extension Worker {
             shared.tunnelHub.sessionTunnelsChanged(by: 1)
             armSessionCheck()
         }
-        tunnel.start(head: start.head, leftover: start.leftover)
+        tunnel.start(head: start.head, leftover: start.leftover, decrypted: start.decrypted)
     }
 
     private func upstreamBufferevent(fd: Int32, ssl: OpaquePointer?) -> OpaquePointer? {
