@@ -54,7 +54,8 @@ public struct RequestFacts: Sendable {
                 config: borrowing GatewayConfig) {
         self.init(method: method, target: target, host: host, authorization: headers.first("Authorization"),
                   accept: headers.first("Accept"), origin: headers.first("Origin"))
-        if method == "GET", let upgrade = headers.first("Upgrade"),
+        // Only a config with a websocket route reads `Upgrade` (elsewhere a handshake changes nothing).
+        if method == "GET", config.routes.tunnels, let upgrade = headers.first("Upgrade"),
            WebSocketHandshake.isHandshake(method: method, upgrade: upgrade,
                                           connection: headers.joined("connection", separator: ", ")) {
             webSocketHandshake = true

@@ -145,7 +145,12 @@ public struct Route: Sendable {
 /// Routes in file order; the first match wins (SPEC §4.2). Nothing unmatched is forwarded.
 public struct RouteTable: Sendable {
     public let routes: [Route]
-    public init(_ routes: [Route]) { self.routes = routes }
+    /// Some route has `websocket: true` (SPEC §12): only then is a request's `Upgrade` read.
+    public let tunnels: Bool
+    public init(_ routes: [Route]) {
+        self.routes = routes
+        tunnels = routes.contains { $0.websocket }
+    }
 
     /// The first route, in order, that matches the request (see `RouteMatch.matches`); nil
     /// means 404 `not_found`.

@@ -2,6 +2,7 @@ import XCTest
 import GatehouseConfig
 import GatehouseCore
 import GatehouseSessions
+import GatehousePolicy
 @testable import GatehouseDecision
 
 /// WebSocket handshakes in the pipeline (SPEC §12): which requests are handshakes, which are
@@ -68,6 +69,16 @@ final class WebSocketDecisionTests: XCTestCase {
             XCTAssertEqual(WebSocketHandshake.announcesBody(contentLength: length, transferEncoding: coding), expected,
                            "\(length ?? "-") \(coding ?? "-")")
         }
+    }
+
+    func testUpgradeIsReadOnlyWhenSomeRouteTunnels() {
+        let target = PathNormalizer.normalize(target: "/live/x", policy: .strict)!
+        let with = RequestFacts(method: "GET", target: target, host: "gw", headers: HeaderPairs(Self.handshake), config: F.config)
+        XCTAssertTrue(with.webSocketHandshake)
+        let plain = TunnelChecksTests.load(F.yaml.replacingOccurrences(of: "websocket: true, ", with: ""))
+        XCTAssertFalse(plain.routes.tunnels)
+        let without = RequestFacts(method: "GET", target: target, host: "gw", headers: HeaderPairs(Self.handshake), config: plain)
+        XCTAssertFalse(without.webSocketHandshake)
     }
 
     func testBearerHandshakeOnWebSocketRouteTunnels() {
