@@ -11,12 +11,12 @@
 # The load generator is Python (deploy/bench/ws_load.py, asyncio `websockets`): slower than
 # either proxy, so messages/s is the client's figure; CPU per message is the proxy's own.
 set -euo pipefail
+WS_CONNECTIONS="${CONNECTIONS:-8}"   # read before lib.sh sets its own default (wrk's 32)
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ROUNDS="${ROUNDS:-1}"
 SIZES="${SIZES:-64 65536}"
-WS_CONNECTIONS="${CONNECTIONS:-8}"
 SECONDS_EACH="${DURATION:-10}"
 SECONDS_EACH="${SECONDS_EACH%s}"
 
