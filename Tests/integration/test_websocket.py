@@ -499,3 +499,82 @@ def test_bytes_right_behind_either_head_are_relayed(session_gateways, tmp_path):
         assert seen["client_frame"] == b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58"
     finally:
         raw.stop()
+
+
+def test_the_101_passes_by_the_header_rules(session_gateways, tmp_path):
+    """What an upstream's 101 may not pass on: hop-by-hop headers, what its Connection names,
+    framing headers, the gateway's own session cookie."""
+    from ws_support import accept_key
+
+    def handler(up, conn, reader, number):
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += conn.recv(4096)
+        key = next(l.split(b":", 1)[1].strip().decode() for l in head.split(b"\r\n") if l.lower().startswith(b"sec-websocket-key:"))
+        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade, X-Secret\r\n"
+                     b"X-Secret: hidden\r\nKeep-Alive: timeout=5\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n"
+                     b"Set-Cookie: gatehouse_session=planted; Path=/\r\nSet-Cookie: theme=dark\r\n"
+                     b"Sec-WebSocket-Protocol: chat\r\n"
+                     + f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n".encode())
+        time.sleep(1)
+    raw = support.RawUpstream(handler)
+    try:
+        gw = start_gateway(session_gateways, tmp_path, raw)
+        with socket.create_connection((support.LOOPBACK, gw.port), timeout=5) as s:
+            s.sendall(b"GET /open/x HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                      b"Sec-WebSocket-Protocol: chat, superchat\r\n\r\n")
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = s.recv(4096)
+                assert chunk, head
+                head += chunk
+        lines = head.decode().split("\r\n\r\n")[0].split("\r\n")
+        assert lines[0] == "HTTP/1.1 101 Switching Protocols"
+        names = [l.split(":", 1)[0].lower() for l in lines[1:]]
+        for gone in ("x-secret", "keep-alive", "content-length", "transfer-encoding"):
+            assert gone not in names, lines
+        assert names.count("connection") == 1 and "Connection: Upgrade" in lines
+        assert names.count("upgrade") == 1 and "Upgrade: websocket" in lines
+        assert "Set-Cookie: theme=dark" in lines and not any("planted" in l for l in lines)
+        assert "Sec-WebSocket-Protocol: chat" in lines
+        assert "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in lines
+    finally:
+        raw.stop()
+
+
+def test_a_client_flooding_an_upstream_that_never_reads_keeps_the_gateway_bounded(session_gateways, tmp_path):
+    from ws_support import accept_key
+    release = threading.Event()
+
+    def handler(up, conn, reader, number):
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += conn.recv(4096)
+        key = next(l.split(b":", 1)[1].strip().decode() for l in head.split(b"\r\n") if l.lower().startswith(b"sec-websocket-key:"))
+        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     + f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n".encode())
+        release.wait(30)   # never reads
+    raw = support.RawUpstream(handler)
+    try:
+        gw = start_gateway(session_gateways, tmp_path, raw)
+        from ws_support import raw_handshake
+        s = raw_handshake(gw.port, "/live/flood", token())
+        before = gw.rss_kib()
+        s.setblocking(False)
+        frame = b"\x82\xff" + (1 << 20).to_bytes(8, "big") + b"abcd" + bytes(1 << 20)   # 1 MiB masked binary frames
+        sent, deadline = 0, time.monotonic() + 10
+        while sent < (64 << 20) and time.monotonic() < deadline:
+            try:
+                sent += s.send(frame[sent % len(frame):])
+            except BlockingIOError:
+                time.sleep(0.05)
+        growth_mib = (gw.rss_kib() - before) / 1024
+        print(f"\na client pushing into an upstream that never reads: {sent >> 20} MiB accepted by the kernel "
+              f"before it blocked, gateway RSS +{growth_mib:.1f} MiB")
+        assert sent < (64 << 20), "the gateway kept reading although the upstream read nothing"
+        assert growth_mib < 16
+        s.close()
+    finally:
+        release.set()
+        raw.stop()
