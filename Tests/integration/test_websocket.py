@@ -5,6 +5,7 @@ tunnel (either side, idle, token expiry, logout, reload, stop), bounded memory a
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -298,7 +299,7 @@ def test_the_tunnel_log_line(gw):
     assert 5000 < rec["bytes_sent"] < 5100 and 5000 < rec["bytes_received"] < 5100
     assert rec["duration_ms"] > 0
     assert set(support.ACCESS_LOG_FIELDS) <= set(rec)
-    others = [r for r in map(__import__("json").loads, gw.log_lines()) if r["status"] != 101]
+    others = [r for r in map(json.loads, gw.log_lines()) if r["status"] != 101]
     assert all("bytes_received" not in r for r in others)
 
 
@@ -578,3 +579,25 @@ def test_a_client_flooding_an_upstream_that_never_reads_keeps_the_gateway_bounde
     finally:
         release.set()
         raw.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# explain
+
+def test_explain_says_whether_a_route_tunnels(run_cli, tmp_path):
+    (tmp_path / "c.yaml").write_text(
+        'upstreams: { api: { targets: ["http://127.0.0.1:9"] } }\n'
+        "routes:\n"
+        '  - { name: live, match: { path: "/live/**" }, upstream: api, auth: none, websocket: true }\n'
+        '  - { name: plain, match: { path: "/**" }, upstream: api, auth: none }\n')
+    handshake = ["--header", "Upgrade: websocket", "--header", "Connection: Upgrade",
+                 "--header", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "--header", "Sec-WebSocket-Version: 13"]
+    live = run_cli("explain", "--config", "c.yaml", "GET", "/live/x", *handshake)
+    assert live.returncode == 0, live.stderr
+    assert "websocket:       yes" in live.stdout
+    assert "tunnelled on the upstream's 101" in live.stdout
+    plain = run_cli("explain", "--config", "c.yaml", "GET", "/other", *handshake)
+    assert "websocket:       no" in plain.stdout
+    assert "tunnelled on the upstream's 101" not in plain.stdout
+    body = run_cli("explain", "--config", "c.yaml", "--json", "GET", "/live/x", *handshake, "--header", "Content-Length: 4")
+    assert json.loads(body.stdout)["status"] == 400
