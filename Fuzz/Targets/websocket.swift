@@ -9,7 +9,8 @@
 /// - a handshake is recognized exactly when the model says so;
 /// - a parsed frame takes at least 6 bytes and no more than the input holds, its payload is at
 ///   most `maxPayload`, a control frame is final and at most 125 bytes; re-encoded and masked
-///   with a zero key, it parses back to itself, taking as many bytes as it took.
+///   with a zero key, it parses back to itself, taking as many bytes as it took; `wireLength`
+///   announces exactly the bytes it took.
 @testable import GatehouseServer
 import GatehouseDecision
 
@@ -57,6 +58,8 @@ private func checkFrames(_ bytes: [UInt8], maxPayload: Int) {
         let parsed = bytes[offset...].withUnsafeBytes { WebSocketFrame.parse($0, maxPayload: maxPayload) }
         guard case let .frame(frame, consumed) = parsed else { return }
         expect(consumed >= 6 && consumed <= bytes.count - offset, "consumed \(consumed) of \(bytes.count - offset)")
+        let announced = bytes[offset...].withUnsafeBytes { WebSocketFrame.wireLength($0) }
+        expect(announced == consumed, "wireLength \(String(describing: announced)) but the frame took \(consumed)")
         expect(frame.payload.count <= maxPayload, "payload over the limit")
         if frame.opcode >= 8 { expect(frame.fin && frame.payload.count <= 125, "control frame \(frame.opcode)") }
         var wire = frame.encoded

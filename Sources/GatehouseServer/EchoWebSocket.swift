@@ -68,8 +68,13 @@ final class EchoWebSocket {
     private func readable() {
         let input = bufferevent_get_input(bev)
         while !closing {
-            let length = evbuffer_get_length(input)
-            guard length > 0, let start = evbuffer_pullup(input, length) else { return }
+            let available = evbuffer_get_length(input)
+            guard available > 0, let head = evbuffer_pullup(input, min(available, 14)) else { return }
+            // Wait for the whole frame before making its bytes contiguous (one copy per frame).
+            if let whole = WebSocketFrame.wireLength(UnsafeRawBufferPointer(start: head, count: min(available, 14))),
+               whole <= EchoWebSocket.maxPayload + 14, whole > available { return }
+            let length = min(available, EchoWebSocket.maxPayload + 14)
+            guard let start = evbuffer_pullup(input, length) else { return }
             switch WebSocketFrame.parse(UnsafeRawBufferPointer(start: start, count: length), maxPayload: EchoWebSocket.maxPayload) {
             case .needMore:
                 return

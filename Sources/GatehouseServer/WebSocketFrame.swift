@@ -56,6 +56,24 @@ struct WebSocketFrame: Equatable {
         return .frame(WebSocketFrame(fin: first & 0x80 != 0, opcode: opcode, payload: payload), consumed: offset + Int(length))
     }
 
+    /// The whole length (head, mask, payload) of the frame `input` starts with, once its head
+    /// is there; nil while it is not. For waiting without copying a large frame's bytes.
+    static func wireLength(_ input: UnsafeRawBufferPointer) -> Int? {
+        guard input.count >= 2 else { return nil }
+        let mask = input[1] & 0x80 != 0 ? 4 : 0
+        switch input[1] & 0x7F {
+        case 126:
+            guard input.count >= 4 else { return nil }
+            return 4 + mask + (Int(input[2]) << 8 | Int(input[3]))
+        case 127:
+            guard input.count >= 10 else { return nil }
+            let length = (2..<10).reduce(UInt64(0)) { $0 << 8 | UInt64(input[$1]) }
+            return length > UInt64(Int.max / 2) ? Int.max : 10 + mask + Int(length)
+        case let short:
+            return 2 + mask + Int(short)
+        }
+    }
+
     /// The frame as a server sends it (unmasked, shortest length form).
     var encoded: [UInt8] {
         var out: [UInt8] = [(fin ? 0x80 : 0) | opcode]

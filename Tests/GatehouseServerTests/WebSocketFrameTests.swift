@@ -63,3 +63,17 @@ final class WebSocketFrameTests: XCTestCase {
         }
     }
 }
+
+extension WebSocketFrameTests {
+    func testWireLengthOnceTheHeadIsThere() {
+        func length(_ bytes: [UInt8]) -> Int? { bytes.withUnsafeBytes { WebSocketFrame.wireLength($0) } }
+        XCTAssertNil(length([0x81]))
+        XCTAssertEqual(length([0x81, 0x85]), 11)
+        XCTAssertEqual(length([0x81, 0x05]), 7)
+        XCTAssertNil(length([0x82, 0xFE, 0x01]))
+        XCTAssertEqual(length([0x82, 0xFE, 0x01, 0x00]), 4 + 4 + 256)
+        XCTAssertNil(length([0x82, 0xFF, 0, 0, 0, 0, 0, 1, 0]))
+        XCTAssertEqual(length([0x82, 0xFF, 0, 0, 0, 0, 0, 1, 0, 0]), 10 + 4 + 65536)
+        XCTAssertEqual(length([0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0]), Int.max)
+    }
+}

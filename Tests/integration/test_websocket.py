@@ -418,7 +418,7 @@ def test_gatehouse_echo_answers_websocket_through_the_gateway(session_gateways, 
         class Echo:
             url = f"http://127.0.0.1:{port}"
         gw = start_gateway(session_gateways, tmp_path, Echo)
-        big = os.urandom(3 << 20)
+        big = os.urandom(16 << 20)
         with ws_connect(gw, "/live/feed", token=token()) as ws:
             ws.send("hello")
             assert ws.recv(timeout=5) == "hello"
