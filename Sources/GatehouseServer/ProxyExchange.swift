@@ -210,7 +210,8 @@ final class ProxyExchange {
         log.upstreamMs = Double(Clock.monotonicNs() - sentNs) / 1_000_000
         // RFC 6455 §4.1: the 101 names the protocol it switches to.
         guard let upgrade = response.joined("upgrade"), WebSocketHandshake.listContains(upgrade, "websocket"),
-              let head = switchingHead(response) else {
+              let head = SwitchingHead.bytes(response, sessionCookie: snapshot.sessions?.settings.cookie.name,
+                                             requestID: log.requestID) else {
             upstreamConnection.close()
             releaseConnection()
             return fail(.badGateway, .upstreamError)
@@ -227,30 +228,6 @@ final class ProxyExchange {
                                       leftover: leftover, decrypted: socket.decrypted, log: log, startNs: startNs, facts: facts, identity: identity,
                                       snapshot: snapshot))
         finish(logged: true)
-    }
-
-    /// The client's `101`: the upstream's headers by the rules of `upstreamHead` (hop-by-hop,
-    /// `Connection`-named, framing and the gateway's own cookie removed), then exactly
-    /// `Connection: Upgrade` and `Upgrade: websocket`, and the request id. Nil when the
-    /// upstream's `Connection` lists too many tokens.
-    private func switchingHead(_ response: UpstreamResponseParser) -> [UInt8]? {
-        var named = ConnectionTokens()
-        if let connection = response.joined("connection") { named.add(connection) }
-        if named.tooMany { return nil }
-        let sessionCookie = snapshot.sessions?.settings.cookie.name
-        var out = RequestHeadWriter(capacity: 512)
-        out.append("HTTP/1.1 101 Switching Protocols\r\n")
-        response.forEachHeader { name, value in
-            if ProxyExchange.responseDropped.contains(name) || named.contains(name) { return }
-            if HeaderRules.nameEquals(name, "content-length") { return }
-            if let sessionCookie, SetCookieName.isCookie(sessionCookie, setBy: name, value) { return }
-            out.header(name, value)
-        }
-        out.header("Connection", "Upgrade")
-        out.header("Upgrade", "websocket")
-        out.header("X-Request-Id", log.requestID)
-        out.append("\r\n")
-        return out.bytes
     }
 
     /// The upstream's response head: the client's reply starts. False refuses the response
