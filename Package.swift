@@ -82,7 +82,7 @@ let package = Package(
         .testTarget(name: "GatehouseAuthTests", dependencies: ["GatehouseAuth"], exclude: ["Fixtures"]),
         .testTarget(name: "GatehouseSessionsTests", dependencies: ["GatehouseSessions"], exclude: ["Fixtures"]),
         .testTarget(name: "GatehouseServerTests",
-                    dependencies: ["GatehouseServer", "GatehouseSessions", "GatehouseDecision", "GatehouseTLS", "CLibevent"]),
+                    dependencies: ["GatehouseServer", "GatehouseSessions", "GatehouseDecision", "GatehouseTLS", "CLibevent", "CEvhttpHook"]),
         .testTarget(name: "GatehouseDecisionTests",
                     dependencies: ["GatehouseDecision", "GatehouseConfig", "GatehouseSessions", "GatehouseAuth"]),
     ]

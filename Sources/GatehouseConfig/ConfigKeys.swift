@@ -2,7 +2,7 @@
 /// an "unknown key" message lists the valid ones.
 enum ConfigKeys {
     static let topLevel = ["server", "admin", "upstreams", "jwt", "sessions", "cors", "identity_headers", "routes",
-                           "policy_files", "access_log"]
+                           "policy_files", "access_log", "rate_limits"]
     static let server = ["listen", "workers", "max_header_bytes", "max_body_bytes", "read_timeout",
                          "shutdown_grace", "trusted_proxies", "public_origin", "path_policy", "tls", "header_timeout",
                          "max_connections", "tunnel_idle_timeout"]
@@ -20,7 +20,7 @@ enum ConfigKeys {
                        "max_age"]
     static let identityHeaders = ["subject", "roles", "method", "claims"]
     static let route = ["name", "match", "upstream", "auth", "require", "deny_status", "issuers", "strip_authorization",
-                        "login_redirect", "cors", "websocket"]
+                        "login_redirect", "cors", "rate_limit", "websocket"]
     static let routeMatch = ["path", "methods", "host"]
     static let require = ["roles_any", "roles_all", "scopes_all", "claims"]
     static let accessLog = ["path", "format"]

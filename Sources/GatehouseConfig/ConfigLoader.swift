@@ -84,12 +84,17 @@ public enum ConfigLoader {
         }
 
         sessions.warnAboutShadowedRoutes(table, diagnostics)
+        let rateLimits = RateLimitSection.settings(top?["rate_limits"], diagnostics)
+        RateLimitSection.warn(table.routes, trustedProxies: server.trustedProxies, diagnostics)
 
         guard !diagnostics.hasErrors else { return ConfigLoadResult(config: nil, problems: diagnostics.problems) }
-        let config = GatewayConfig(path: path, server: server, admin: admin, upstreams: upstreams.settings,
+        var config = GatewayConfig(path: path, server: server, admin: admin, upstreams: upstreams.settings,
                                    routes: table, accessLog: accessLog, jwt: jwt.settings,
                                    identityHeaders: identityHeaders, cors: cors, requirements: routes.requirements,
                                    sessions: sessions.settings)
+        config.rateLimits = rateLimits
+        config.rateLimitHeaders = RateLimitSection.headerNames(table.routes)
+        config.hasRateLimits = table.routes.contains { $0.rateLimit != nil }
         return ConfigLoadResult(config: config, problems: diagnostics.problems)
     }
 }

@@ -25,6 +25,14 @@ public struct GatewayConfig: Sendable {
     /// Each route's `require`, indexed by ``Route/index``; nil when the route has none.
     /// Prefer ``requirement(for:)``.
     public var requirements: [Requirement?]
+    /// SPEC §2 `rate_limits` (the defaults when absent).
+    public var rateLimits = RateLimitSettings()
+    /// The header names (lowercased) that some route's `rate_limit` keys on (`header:NAME`):
+    /// the edge reads these for a trusted peer.
+    public var rateLimitHeaders: [String] = []
+    /// Whether any route has a `rate_limit`: only then does the edge read the client facts that
+    /// keys need (set by the loader; a config built by hand sets it itself).
+    public var hasRateLimits = false
 
     public init(path: String, server: ServerSettings, admin: AdminSettings?, upstreams: [String: UpstreamSettings],
                 routes: RouteTable, accessLog: AccessLogSettings, jwt: JWTSettings? = nil,

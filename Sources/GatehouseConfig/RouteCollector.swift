@@ -65,10 +65,13 @@ final class RouteCollector {
         var websocket = false
         if let value = fields["websocket"]?.bool(diagnostics) { websocket = value }
         let access = self.access(fields, item, auth: auth)
-        guard let name, let match, let upstream else { return nil }
-        let route = Route(name: name, match: match, upstream: upstream, auth: auth, stripAuthorization: strip,
+        let rateLimitNode = fields["rate_limit"]
+        let rateLimit = rateLimitNode.flatMap { RateLimitSection.routeLimit($0, diagnostics) }
+        guard let name, let match, let upstream, rateLimitNode == nil || rateLimit != nil else { return nil }
+        var route = Route(name: name, match: match, upstream: upstream, auth: auth, stripAuthorization: strip,
                           denyStatus: denyStatus, location: item.location, issuers: access.issuers,
                           loginRedirect: access.loginRedirect, cors: access.cors, websocket: websocket)
+        route.rateLimit = rateLimit
         return (route, access.requirement)
     }
 

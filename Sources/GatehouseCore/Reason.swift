@@ -46,6 +46,9 @@ public enum Reason: String, Sendable, CaseIterable {
     // login admission (kept last: adding a case does not renumber the others)
     /// A login refused because its client already has 2 password checks running (SPEC §3.2).
     case concurrentLogins = "concurrent_logins"
+    // rate limits (SPEC §13)
+    /// Over the route's `rate_limit` (429 with `Retry-After`).
+    case rateLimited = "rate_limited"
     // WebSocket tunnels (SPEC §12): how an open tunnel ended (also `token_expired`, `session_expired`)
     /// Either side closed the tunnel, or the gateway did (a reload that refuses it, a stop).
     case tunnelClosed = "tunnel_closed"

@@ -32,12 +32,16 @@ extension Decide {
         return .success(target)
     }
 
+    /// The forward of an allowed request — through the route's rate limit when it has one
+    /// (SPEC §3 step 9).
     static func forward(_ route: Route, _ identity: Identity?, _ facts: RequestFacts,
                         _ config: borrowing GatewayConfig) -> Plan {
         let cors = config.corsPolicy(for: route).map { $0.responseHeaders(origin: facts.origin) }
         let headers = identity.map { IdentityHeaderValues.headers(of: $0, names: config.identityHeaders) } ?? []
-        return .forward(Forward(route: route, identity: identity, cors: cors, identityHeaders: headers,
-                                tunnel: route.websocket && facts.webSocketHandshake))
+        let forward = Forward(route: route, identity: identity, cors: cors, identityHeaders: headers,
+                              tunnel: route.websocket && facts.webSocketHandshake)
+        if let limit = route.rateLimit { return .needsRateLimit(rateLimitCheck(forward, limit: limit, facts)) }
+        return .forward(forward)
     }
 
     /// 401, or 302 to `login_redirect` for a browser's GET/HEAD (SPEC §3.1).

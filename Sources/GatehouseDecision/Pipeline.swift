@@ -24,8 +24,10 @@ public enum Pipeline {
     }
 
     /// Decides `method rawTarget` with `headers` under `config` (the request's own snapshot's).
+    /// `client`: who asks, for rate-limit keys (SPEC §13; its `headers` only from a trusted peer).
     public static func decide(method: String, rawTarget: String, host: Host, headers: some HeaderSource,
-                              config: borrowing GatewayConfig, auth: AuthContext) -> Outcome {
+                              config: borrowing GatewayConfig, auth: AuthContext,
+                              client: ClientFacts = ClientFacts()) -> Outcome {
         let target: NormalizedTarget
         switch Decide.normalize(rawTarget, origin: headers.first("Origin"), config: config) {
         case .success(let normalized): target = normalized
@@ -36,7 +38,8 @@ public enum Pipeline {
         case .given(let value): effectiveHost = value
         case .fromRequest: effectiveHost = RequestFacts.host(of: target, headers: headers)
         }
-        let facts = RequestFacts(method: method, target: target, host: effectiveHost, headers: headers, config: config)
+        var facts = RequestFacts(method: method, target: target, host: effectiveHost, headers: headers, config: config)
+        facts.client = client
         if let endpoint = Decide.sessionEndpoint(facts, config: config) { return .endpoint(endpoint, facts) }
         return .plan(Decide.plan(facts, config: config, auth: auth), facts)
     }

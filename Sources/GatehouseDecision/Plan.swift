@@ -37,6 +37,10 @@ public enum Plan: Sendable {
     /// or one in flight, then decide again with ``AuthContext/mayWaitForKeys`` off (SPEC §3.2
     /// Keys). `issuer` is the issuer's name in `jwt.issuers`.
     case needsKeys(Route, issuer: String)
+    /// Allowed, on a route with a `rate_limit` (SPEC §13): ask the rate-limit store about
+    /// `check.key` (the memory store answers at once, Redis after a round trip), then finish
+    /// with ``Decide/plan(afterRateLimit:check:facts:config:)``: the forward, or 429.
+    case needsRateLimit(RateLimitCheck)
 }
 
 /// A request allowed through.

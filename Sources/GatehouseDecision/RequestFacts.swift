@@ -28,6 +28,9 @@ public struct RequestFacts: Sendable {
     public var webSocketHandshake: Bool = false
     /// A handshake that announces a body (read for handshakes only): 400 on a websocket route.
     public var handshakeHasBody: Bool = false
+    /// Who is asking, as rate-limit keys need it (SPEC §13); filled by
+    /// ``identifyClient(address:peerTrusted:config:header:)`` when the config has rate limits.
+    public var client = ClientFacts()
 
     public init(method: String, target: NormalizedTarget, host: String?, authorization: String? = nil,
                 accept: String? = nil, origin: String? = nil, accessControlRequestMethod: String? = nil,

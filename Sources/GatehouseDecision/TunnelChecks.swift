@@ -43,6 +43,8 @@ public enum TunnelChecks {
     private static func verdict(_ plan: Plan) -> Reason? {
         switch plan {
         case .forward(let forward): return forward.tunnel ? nil : .tunnelClosed
+        // An open tunnel is not counted against its route's rate limit again.
+        case .needsRateLimit(let check): return check.forward.tunnel ? nil : .tunnelClosed
         case .refuse(let refusal): return refusal.reason == .noKeys ? nil : refusal.reason
         case .redirect(let redirect): return redirect.credentials
         case .needsKeys: return nil

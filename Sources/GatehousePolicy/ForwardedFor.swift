@@ -51,6 +51,9 @@ public enum ForwardedFor {
         return chain.isEmpty ? peer : "\(chain), \(peer)"
     }
 
+    /// Whether `peer` is a trusted proxy (its forwarded headers may be believed).
+    public static func isTrustedPeer(_ peer: String, trusted: [CIDR]) -> Bool { isTrusted(peer, trusted) }
+
     private static func isTrusted(_ address: String, _ trusted: [CIDR]) -> Bool {
         guard !trusted.isEmpty, let parsed = IPAddress(address) else { return false }
         return trusted.contains { $0.contains(parsed) }

@@ -130,6 +130,8 @@ public struct Route: Sendable {
     public var cors: RouteCORS
     /// `websocket: true`: WebSocket upgrade handshakes are tunnelled on this route (SPEC §12).
     public var websocket: Bool
+    /// `rate_limit` (SPEC §13); nil when the route has none.
+    public var rateLimit: RateLimit? = nil
 
     public init(name: String, match: RouteMatch, upstream: String, auth: AuthRequirement = .required,
                 stripAuthorization: Bool = false, denyStatus: Int = 403, location: SourceLocation,

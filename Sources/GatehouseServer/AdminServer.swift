@@ -93,7 +93,8 @@ final class AdminServer {
         case "/readyz":
             if ready() { reply(req, 200, "text/plain", "ready\n") } else { reply(req, 503, "text/plain", "not ready\n") }
         case "/metrics":
-            reply(req, 200, "text/plain; version=0.0.4", shared.metrics.render(droppedLogLines: shared.log.dropped.load(ordering: .relaxed)))
+            reply(req, 200, "text/plain; version=0.0.4", shared.metrics.render(droppedLogLines: shared.log.dropped.load(ordering: .relaxed))
+                  + shared.rateLimits.render())
         default: reply(req, 404, "text/plain", "not found\n")
         }
     }

@@ -19,6 +19,9 @@ public struct Explanation: Sendable {
     public var challenge: String? = nil
     /// Whether the matched route tunnels WebSocket upgrades (`websocket: true`, SPEC §12).
     public var websocket: Bool? = nil
+    /// The route's `rate_limit` and the key this request counts under (SPEC §13).
+    public var rateLimit: RateLimit? = nil
+    public var rateLimitKey: String? = nil
 
     /// One JSON object with `route`, `normalized_path`, `decision`, `status`, `reason`.
     public var json: String {
@@ -27,8 +30,15 @@ public struct Explanation: Sendable {
         s += ",\"normalized_path\":"
         JSONText.appendOptional(normalizedPath, to: &s)
         s += ",\"decision\":\"\(decision.rawValue)\",\"status\":\(status.map(String.init) ?? "null")"
-        s += ",\"reason\":\(reason.map { "\"\($0.rawValue)\"" } ?? "null")}"
-        return s
+        s += ",\"reason\":\(reason.map { "\"\($0.rawValue)\"" } ?? "null")"
+        if let rateLimit {
+            s += ",\"rate_limit\":{\"rate\":\"\(rateLimit.rateText)\",\"burst\":\(rateLimit.burst),\"key\":"
+            JSONText.appendOptional(rateLimit.key.text, to: &s)
+            s += ",\"bucket\":"
+            JSONText.appendOptional(rateLimitKey, to: &s)
+            s += "}"
+        }
+        return s + "}"
     }
 
     /// The readable report.
@@ -45,6 +55,8 @@ public struct Explanation: Sendable {
         if let reason { lines.append("reason:          \(reason.rawValue)") }
         if let subject { lines.append("subject:         \(subject)") }
         if let challenge { lines.append("challenge:       \(challenge)") }
+        if let rateLimit { lines.append("rate limit:      \(rateLimit.description)") }
+        if let rateLimitKey { lines.append("counted as:      \(rateLimitKey) (explain does not consult the store)") }
         if let note { lines.append("note:            \(note)") }
         return lines.joined(separator: "\n")
     }
@@ -74,7 +86,7 @@ public enum Explainer {
         func on(_ route: Route?, _ decision: Decision, _ status: Int?, _ reason: Reason?) -> Explanation {
             Explanation(route: route?.name, normalizedPath: path, decision: decision, status: status, reason: reason,
                         requirement: route.map { requirement($0, config: config) }, upstream: route?.upstream,
-                        websocket: route?.websocket)
+                        websocket: route?.websocket, rateLimit: route?.rateLimit)
         }
         switch plan {
         case .forward(let forward):
@@ -99,6 +111,10 @@ public enum Explainer {
             return e
         case .preflight(let answer):
             return on(answer.route, .preflight, 204, nil)
+        case .needsRateLimit(let check):
+            var e = explain(.forward(check.forward), path: path, config: config)
+            e.rateLimitKey = check.key.description
+            return e
         }
     }
 

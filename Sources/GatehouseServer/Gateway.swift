@@ -1,4 +1,5 @@
 import CLibevent
+import CEvhttpHook
 import Glibc
 import Synchronization
 import GatehouseCore
@@ -17,6 +18,8 @@ final class SharedState: Sendable {
     let current: Mutex<Snapshot>
     /// Reaches every loop's WebSocket tunnels (a logout closes its session's tunnels at once).
     let tunnelHub = TunnelHub()
+    /// Rate limits' memory table and counters (SPEC §13).
+    let rateLimits = RateLimitRuntime()
     /// Issuers whose keys loops wait for (an unknown `kid`); the main loop takes them when woken.
     private let keysWanted = Mutex<Set<String>>([])
     private let mainWake = Atomic<UInt>(0)
@@ -72,6 +75,14 @@ public final class Gateway: @unchecked Sendable {
     private var keyManager: KeyManager!
     /// Password checks for logins, off the loops; made when sessions are first configured.
     private var passwordPool: PasswordCheckPool?
+
+    /// Gives libevent gatehouse's per-thread allocator (Sources/CEvhttpHook/allocator.c), unless
+    /// `GATEHOUSE_EVENT_ALLOCATOR=libc` keeps glibc's (to compare, or to rule it out). Only
+    /// before any other libevent call of the process: `run` calls it first thing.
+    public static func installEventAllocator() {
+        if let choice = getenv("GATEHOUSE_EVENT_ALLOCATOR"), String(cString: choice) == "libc" { return }
+        gh_install_event_allocator()
+    }
 
     public init(configPath: String, cpuCount: Int) {
         self.configPath = configPath

@@ -38,6 +38,8 @@ final class Snapshot: Sendable {
     let sessions: SessionRuntime?
     /// The Redis session store's address, resolved at load.
     let redisAddress: String?
+    /// The Redis rate-limit store's address (`rate_limits.store`), resolved at load.
+    let rateLimitRedisAddress: String?
     /// The client headers never forwarded as sent, with the `identity_headers` names (SPEC §7.1).
     let requestHeaderFilter: RequestHeaderFilter
     /// `server.tls` loaded: new client connections speak TLS with it; nil for plain HTTP.
@@ -47,8 +49,10 @@ final class Snapshot: Sendable {
     let refreshableIssuers: Set<String>
 
     init(config: GatewayConfig, targets: [String: [ResolvedTarget]], generation: Int, verifier: JWTVerifier?,
-         sessions: SessionRuntime? = nil, redisAddress: String? = nil, tls: ServerTLSContext? = nil) {
+         sessions: SessionRuntime? = nil, redisAddress: String? = nil, tls: ServerTLSContext? = nil,
+         rateLimitRedisAddress: String? = nil) {
         self.redisAddress = redisAddress
+        self.rateLimitRedisAddress = rateLimitRedisAddress
         self.config = config
         self.decision = DecisionConfig(config)
         self.targets = targets
@@ -63,13 +67,13 @@ final class Snapshot: Sendable {
     /// The same snapshot with another verifier (after a JWKS refresh).
     func with(verifier: JWTVerifier?) -> Snapshot {
         Snapshot(config: config, targets: targets, generation: generation, verifier: verifier, sessions: sessions,
-                 redisAddress: redisAddress, tls: tls)
+                 redisAddress: redisAddress, tls: tls, rateLimitRedisAddress: rateLimitRedisAddress)
     }
 
     /// The same snapshot with its session runtime.
     func with(sessions: SessionRuntime?) -> Snapshot {
         Snapshot(config: config, targets: targets, generation: generation, verifier: verifier, sessions: sessions,
-                 redisAddress: redisAddress, tls: tls)
+                 redisAddress: redisAddress, tls: tls, rateLimitRedisAddress: rateLimitRedisAddress)
     }
 
     /// Resolves every upstream target (blocking: call off the event loops).
@@ -93,6 +97,11 @@ final class Snapshot: Sendable {
             redisAddress = resolve(host)
             if redisAddress == nil { problems.append("sessions.store: cannot resolve \(host)") }
         }
+        var rateLimitRedisAddress: String? = nil
+        if case let .redis(host, _, _, _) = config.rateLimits.store, config.hasRateLimits {
+            rateLimitRedisAddress = resolve(host)
+            if rateLimitRedisAddress == nil { problems.append("rate_limits.store: cannot resolve \(host)") }
+        }
         // The TLS files again: they may have changed since the config was checked.
         var tls: ServerTLSContext? = nil
         if let files = config.server.tls {
@@ -104,7 +113,7 @@ final class Snapshot: Sendable {
         }
         if !problems.isEmpty { return .failure(SnapshotError(problems: problems)) }
         return .success(Snapshot(config: config, targets: targets, generation: generation, verifier: config.jwt?.verifier,
-                                 redisAddress: redisAddress, tls: tls))
+                                 redisAddress: redisAddress, tls: tls, rateLimitRedisAddress: rateLimitRedisAddress))
     }
 
     /// The first address of `host` as numeric text (a literal is returned as is).

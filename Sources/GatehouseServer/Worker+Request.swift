@@ -86,9 +86,11 @@ extension Worker {
     /// under the request's own snapshot.
     func requestFacts(_ req: Request, target: NormalizedTarget, snapshot: Snapshot) -> RequestFacts {
         let headers = HeaderList(evhttp_request_get_input_headers(req))
-        return RequestFacts(method: Worker.methodName(evhttp_request_get_command(req)), target: target,
-                            host: RequestFacts.host(of: target, headers: headers), headers: headers,
-                            under: snapshot.decision)
+        var facts = RequestFacts(method: Worker.methodName(evhttp_request_get_command(req)), target: target,
+                                 host: RequestFacts.host(of: target, headers: headers), headers: headers,
+                                 under: snapshot.decision)
+        identifyClient(&facts, req: req, snapshot: snapshot)
+        return facts
     }
 
     /// Does what the plan says: refuse, redirect, answer a preflight, wait for the session store
@@ -117,22 +119,32 @@ extension Worker {
             log.note(route: route, auth: .jwt)
             waitForKeys(PendingRequest(req: req, snapshot: own, facts: facts, log: log, startNs: startNs,
                                        connection: connection), issuer: issuer)
+        case .needsRateLimit(let check):
+            carryRateLimit(check, req: req, own: own, facts: facts, log: log, startNs: startNs, connection: connection)
         case .forward(let forward):
-            guard let upstream = own.config.upstreams[forward.route.upstream] else {
-                return refuse(req, Refusal(.badGateway, .upstreamError, cors: forward.cors ?? []), log: &log, startNs: startNs)
-            }
-            log.note(route: forward.route, auth: forward.identity?.method ?? .none)
-            log.subject = forward.identity?.subject
-            let exchange = ProxyExchange(worker: self, request: req, snapshot: own, forward: forward, upstream: upstream,
-                                         target: facts.target, host: facts.host, log: log, startNs: startNs,
-                                         connection: connection, tunnelFacts: forward.tunnel ? facts : nil)
-            exchange.start()
+            startForward(forward, req: req, own: own, facts: facts, log: log, startNs: startNs, connection: connection)
         }
+    }
+
+    /// Forwards an allowed request to its route's upstream (SPEC §7), under `own`.
+    func startForward(_ forward: Forward, req: Request, own: Snapshot, facts: RequestFacts, log: consuming AccessLogRecord,
+                      startNs: UInt64, connection: ClientConnection) {
+        var log = log
+        guard let upstream = own.config.upstreams[forward.route.upstream] else {
+            return refuse(req, Refusal(.badGateway, .upstreamError, cors: forward.cors ?? []), log: &log, startNs: startNs)
+        }
+        log.note(route: forward.route, auth: forward.identity?.method ?? .none)
+        log.subject = forward.identity?.subject
+        let exchange = ProxyExchange(worker: self, request: req, snapshot: own, forward: forward, upstream: upstream,
+                                     target: facts.target, host: facts.host, log: log, startNs: startNs,
+                                     connection: connection, tunnelFacts: forward.tunnel ? facts : nil)
+        exchange.start()
     }
 
     /// ``carryOut(_:req:own:facts:log:startNs:connection:)`` for a request that waited (or the
     /// carrier of the front-end that made it wait).
     func carryOut(_ plan: Plan, _ pending: PendingRequest) {
+        if case .needsRateLimit(let check) = plan { return carryRateLimit(check, pending) }
         if let carrier = pending.carrier { return carrier(self, plan, pending) }
         carryOut(plan, req: pending.req, own: pending.snapshot, facts: pending.facts, log: pending.log,
                  startNs: pending.startNs, connection: pending.connection)

@@ -33,6 +33,9 @@ final class Worker: @unchecked Sendable {
     var redisStore: RedisSessionStore?
     var redisSetting: SessionStoreSetting?
     var redisIdle: Int64 = 0
+    /// Rate limits (Worker+RateLimit.swift): the shared memory table, this loop's Redis connection.
+    var rateLimitTable: RateLimitTable?
+    var rateLimiter: RedisRateLimiter?
     var logSecond: Int64 = -1
     var logPrefix: [UInt8] = []
     var logScratch: [UInt8] = []

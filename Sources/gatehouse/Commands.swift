@@ -29,6 +29,7 @@ struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Start serving.")
     @Option(name: .long, help: "The config file.") var config = "./gatehouse.yaml"
     func run() throws {
+        Gateway.installEventAllocator()
         let code = Gateway(configPath: config, cpuCount: Machine.cpuCount).run()
         if code != 0 { throw ExitCode(code) }
     }

@@ -14,6 +14,7 @@ final class GoldenCheckTests: XCTestCase {
     func testFullValidConfigIsValid() { assertGolden("valid_full") }
     func testEmptyConfigIsValidButWarnsThatNothingIsRouted() { assertGolden("empty") }
     func testUnknownKeysAreErrorsAtEveryLevelAndListTheValidKeys() { assertGolden("unknown_key") }
+    func testRateLimitProblemsAreErrorsAtTheirValueAndUselessLimitsWarn() { assertGolden("rate_limits_problems") }
     func testBadDurationsNameTheKeyAndShowTheAcceptedForms() { assertGolden("bad_duration") }
     func testBadSizesAndTooSmallHeaderLimitAreErrors() { assertGolden("bad_size") }
     func testUnknownUpstreamListsTheDefinedOnes() { assertGolden("unknown_upstream") }

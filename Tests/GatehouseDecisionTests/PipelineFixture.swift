@@ -61,6 +61,12 @@ enum PipelineFixture {
           - { name: live, match: { path: "/live/**" }, upstream: api, websocket: true, require: { roles_any: [reader] } }
           - { name: live-open, match: { path: "/live-open/**" }, upstream: api, websocket: true, auth: none }
           - { name: nocors, match: { path: "/nocors/**" }, upstream: api, cors: false }
+          - { name: limited, match: { path: "/limited/**" }, upstream: api, auth: optional,
+              rate_limit: { rate: 1/s, burst: 2, key: subject } }
+          - { name: limited-public, match: { path: "/limited-public/**" }, upstream: api, auth: none,
+              rate_limit: { rate: 10/m, burst: 1, key: client } }
+          - { name: limited-keyed, match: { path: "/keyed/**" }, upstream: api, auth: none,
+              rate_limit: { rate: 5/h, burst: 3, key: "header:X-Api-Key" } }
           - { name: api, match: { path: "/api/**" }, upstream: api }
         """
 

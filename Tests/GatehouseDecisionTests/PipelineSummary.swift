@@ -60,6 +60,9 @@ struct Summary: Equatable, CustomStringConvertible {
         case let .needsKeys(route, issuer):
             self.init(kind: "needsKeys", route: route.name)
             self.headers["x-issuer"] = issuer
+        case .needsRateLimit(let check):
+            self.init(kind: "needsRateLimit", route: check.forward.route.name)
+            self.headers["x-key"] = check.key.description
         }
     }
 

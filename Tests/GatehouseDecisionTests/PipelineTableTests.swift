@@ -20,6 +20,9 @@ final class PipelineTableTests: XCTestCase {
         var headers: [(String, String)] = []
         var session: Result<SessionRecord?, SessionStoreError>? = nil
         var mayWait = false
+        /// Who asks (rate-limit keys), and the rate-limit store's answer (nil: not asked).
+        var client = ClientFacts(address: "192.0.2.7")
+        var limiter: RateLimitAnswer? = nil
         var kind: String
         var status: Int? = nil
         var reason: Reason? = nil
@@ -34,7 +37,7 @@ final class PipelineTableTests: XCTestCase {
         let auth = AuthContext(verifier: config.jwt?.verifier, cache: nil, now: F.now, mayWaitForKeys: row.mayWait,
                                refreshableIssuers: Set(config.jwt?.remoteJWKS.map(\.issuer) ?? []))
         let outcome = Pipeline.decide(method: row.method, rawTarget: row.target, host: .fromRequest,
-                                      headers: HeaderPairs(row.headers), config: config, auth: auth)
+                                      headers: HeaderPairs(row.headers), config: config, auth: auth, client: row.client)
         guard case .plan(var plan, let facts) = outcome else {
             if case .refused(let refusal) = outcome { return Summary(refusal) }
             if case .endpoint(let endpoint, _) = outcome { return Summary(endpoint) }
@@ -42,6 +45,9 @@ final class PipelineTableTests: XCTestCase {
         }
         if case .needsSession(let wait) = plan, let lookup = row.session {
             plan = Decide.plan(afterSession: lookup, wait: wait, facts: facts, config: config, now: F.now)
+        }
+        if case .needsRateLimit(let check) = plan, let answer = row.limiter {
+            plan = Decide.plan(afterRateLimit: answer, check: check, facts: facts, config: config)
         }
         return Summary(plan)
     }
@@ -206,6 +212,50 @@ final class PipelineTableTests: XCTestCase {
             Row(name: "logout without a session clears the cookie at once", method: "POST", target: "/logout",
                 kind: "logout-now"),
             Row(name: "logout with a session revokes it", method: "POST", target: "/logout", headers: [cookie], kind: "logout"),
+        ] + rateLimitRows
+    }
+
+    /// SPEC §3 step 9, §13: after authorization, before forwarding; keys per route.
+    static var rateLimitRows: [Row] {
+        let app = ("Origin", F.appOrigin)
+        let limited = ["retry-after": "3"] .merging(appCORS) { a, _ in a }
+        let proxy = ClientFacts(address: "198.51.100.9", peerTrusted: true, headers: [("x-api-key", "k1")])
+        let untrusted = ClientFacts(address: "198.51.100.9", peerTrusted: false, headers: [("x-api-key", "k1")])
+        return [
+            Row(name: "an allowed request on a limited route asks the store, keyed by issuer and subject",
+                target: "/limited/x", headers: [F.bearer(F.token())], kind: "needsRateLimit",
+                expectHeaders: ["x-key": "limited subject local:alice"]),
+            Row(name: "anonymous on key: subject is keyed by the client address", target: "/limited/x",
+                kind: "needsRateLimit", expectHeaders: ["x-key": "limited client 192.0.2.7"]),
+            Row(name: "IPv6 clients are keyed per /64", target: "/limited-public/x",
+                client: ClientFacts(address: "2001:db8:1:2:aaaa::1"), kind: "needsRateLimit",
+                expectHeaders: ["x-key": "limited-public client 2001:db8:1:2::/64"]),
+            Row(name: "header key from a trusted proxy: its value", target: "/keyed/x", client: proxy,
+                kind: "needsRateLimit", expectHeaders: ["x-key": "limited-keyed header x-api-key=k1"]),
+            Row(name: "header key from an untrusted peer: the client address", target: "/keyed/x", client: untrusted,
+                kind: "needsRateLimit", expectHeaders: ["x-key": "limited-keyed client 198.51.100.9"]),
+            Row(name: "a trusted proxy without the header: the client address", target: "/keyed/x",
+                client: ClientFacts(address: "198.51.100.9", peerTrusted: true), kind: "needsRateLimit",
+                expectHeaders: ["x-key": "limited-keyed client 198.51.100.9"]),
+            Row(name: "the store admits: forwarded with identity headers", target: "/limited/x",
+                headers: [F.bearer(F.token())], limiter: .allowed, kind: "forward",
+                expectHeaders: ["x-auth-subject": "alice"]),
+            Row(name: "over the limit: 429 with Retry-After rounded up and CORS", target: "/limited/x",
+                headers: [F.bearer(F.token()), app], limiter: .limited(retryAfterMicros: 2_000_001), kind: "refuse",
+                status: 429, reason: .rateLimited, expectHeaders: limited),
+            Row(name: "a fraction of a second still says 1", target: "/limited-public/x",
+                limiter: .limited(retryAfterMicros: 1), kind: "refuse", status: 429, reason: .rateLimited,
+                expectHeaders: ["retry-after": "1"]),
+            Row(name: "the store did not answer: the request passes", target: "/limited-public/x",
+                limiter: .storeFailed, kind: "forward"),
+            Row(name: "a refused request never reaches the limit", target: "/limited/x",
+                headers: [F.bearer("abc")], kind: "refuse", status: 401, reason: .malformedToken, challenge: invalid),
+            Row(name: "a cookie request: the session first, then the limit, keyed by the session's subject",
+                target: "/limited/x", headers: [("Cookie", "\(F.cookieName)=\(F.cookie)")],
+                session: .success(F.record("alice")), kind: "needsRateLimit",
+                expectHeaders: ["x-key": "limited subject session:alice"]),
+            Row(name: "a preflight is never limited", method: "OPTIONS", target: "/limited/x",
+                headers: [app, ("Access-Control-Request-Method", "GET")], kind: "preflight", status: 204),
         ]
     }
 

@@ -69,4 +69,24 @@ final class RequestFactsTests: XCTestCase {
         XCTAssertEqual(Self.facts([("Authorization", "Bearer " + huge)]).authorization?.utf8.count, 100_007)
         XCTAssertEqual(Decide.bearerToken("Bearer \u{0}abc").map(String.init), "\u{0}abc")
     }
+
+    /// SPEC §13: the `header:` values are read only from a trusted peer, and only the names
+    /// that some route keys on.
+    func testRateLimitHeadersAreReadOnlyFromATrustedPeer() {
+        XCTAssertEqual(F.config.rateLimitHeaders, ["x-api-key"])
+        XCTAssertTrue(F.config.hasRateLimits)
+        var asked: [String] = []
+        var facts = Self.facts([])
+        facts.identifyClient(address: "203.0.113.9", peerTrusted: false, config: F.config) { asked.append($0); return "k" }
+        XCTAssertEqual(facts.client.address, "203.0.113.9")
+        XCTAssertFalse(facts.client.peerTrusted)
+        XCTAssertTrue(facts.client.headers.isEmpty)
+        XCTAssertEqual(asked, [], "an untrusted peer's headers are not even read")
+        facts.identifyClient(address: "203.0.113.9", peerTrusted: true, config: F.config) { asked.append($0); return $0 == "x-api-key" ? "k1" : nil }
+        XCTAssertEqual(asked, ["x-api-key"])
+        XCTAssertEqual(facts.client.headers.map(\.1), ["k1"])
+        var absent = Self.facts([])
+        absent.identifyClient(address: "::1", peerTrusted: true, config: F.config) { _ in nil }
+        XCTAssertTrue(absent.client.headers.isEmpty)
+    }
 }

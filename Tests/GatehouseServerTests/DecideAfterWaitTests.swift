@@ -56,6 +56,7 @@ final class DecideAfterWaitTests: XCTestCase {
         case needsKeys(route: String, issuer: String)
         case needsSession(route: String, hasRequirement: Bool)
         case preflight
+        case needsRateLimit(route: String)
     }
 
     static func outcome(_ plan: Plan) -> Outcome {
@@ -66,6 +67,7 @@ final class DecideAfterWaitTests: XCTestCase {
         case let .needsKeys(route, issuer): return .needsKeys(route: route.name, issuer: issuer)
         case let .needsSession(wait): return .needsSession(route: wait.route.name, hasRequirement: wait.requirement != nil)
         case .preflight: return .preflight
+        case let .needsRateLimit(check): return .needsRateLimit(route: check.forward.route.name)
         }
     }
 

@@ -132,7 +132,7 @@ def forged_session_id(seed: str = "") -> str:
 
 def session_config(port: int, admin_port: int | None, access_log: Path, *, upstream_url: str, sessions: dict,
                    routes: list | None = None, cors: dict | None | bool = True, jwt: dict | None = None,
-                   server: dict | None = None, identity_headers: dict | None = None) -> dict:
+                   server: dict | None = None, identity_headers: dict | None = None, extra: dict | None = None) -> dict:
     srv = {"listen": [f"{LOOPBACK}:{port}"], "workers": 2, "shutdown_grace": "2s",
            "public_origin": PUBLIC_ORIGIN}
     srv.update(server or {})
@@ -151,6 +151,7 @@ def session_config(port: int, admin_port: int | None, access_log: Path, *, upstr
         config["identity_headers"] = identity_headers
     config["routes"] = DEFAULT_ROUTES if routes is None else routes
     config["access_log"] = {"path": str(access_log), "format": "json"}
+    config.update(extra or {})
     return config
 
 

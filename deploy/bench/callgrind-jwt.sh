@@ -9,6 +9,7 @@
 #   REQUESTS=8192 deploy/bench/callgrind-jwt.sh           # more requests per phase
 #   GATEHOUSE_BIN=/tmp/other/gatehouse deploy/bench/callgrind-jwt.sh
 #   TOP=40 KEEP=1 deploy/bench/callgrind-jwt.sh           # more functions; keep the callgrind files
+#   TOP_PHASE=public deploy/bench/callgrind-jwt.sh        # list the public phase's top functions
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -18,7 +19,8 @@ REQUESTS="${REQUESTS:-4096}"      # measured requests per phase
 # HS256 requests (distinct tokens) before measuring, so that the verified-token cache is as full
 # as under jwt.sh's long rotation; the measured tokens come after them and are all new.
 WARMUP_TOKENS="${WARMUP_TOKENS:-4096}"
-TOP="${TOP:-25}"                  # functions listed for the HS256 phase (0: none)
+TOP="${TOP:-25}"                  # functions listed for the TOP_PHASE phase (0: none)
+TOP_PHASE="${TOP_PHASE:-hs256-nc}" # public | hs256-nc
 PIN=none NICE=0                   # instruction counts do not depend on scheduling
 
 ensure_tools valgrind valgrind objcopy binutils nginx nginx-light curl curl ss iproute2 python3 python3
@@ -82,10 +84,10 @@ stop_pid "$GH_PID"
 
 if [ "$TOP" != 0 ]; then
     echo
-    echo "HS256 uncached phase: top $TOP functions by instructions (self), per request"
+    echo "$TOP_PHASE phase: top $TOP functions by instructions (self), per request"
     # The thread's outer frames, still running at the dump, come out with (nearly) all of the
     # phase: they are left out.
-    callgrind_annotate --inclusive=no --threshold=100 "$BENCH_DIR/hs256-nc.callgrind" 2>/dev/null \
+    callgrind_annotate --inclusive=no --threshold=100 "$BENCH_DIR/$TOP_PHASE.callgrind" 2>/dev/null \
         | awk -v n="$REQUESTS" -v top="$TOP" '
             /^-+$/ { dashes++; next }
             dashes >= 3 && $1 ~ /^[0-9,]+$/ && shown < top && match($0, /\( *[0-9.]+%\)/) {

@@ -1,6 +1,9 @@
 #ifndef GATEHOUSE_CEVHTTPHOOK_H
 #define GATEHOUSE_CEVHTTPHOOK_H
 
+#include <stdarg.h>
+#include <stddef.h>
+
 struct evhttp_request;
 struct evbuffer;
 
@@ -30,5 +33,22 @@ enum {
 typedef void (*gh_head_event_fn)(struct evhttp_request *req, int event, void *ctx);
 
 void gh_install_head_event_hook(gh_head_event_fn fn, void *ctx);
+
+/* fastformat.c: the formatter behind the interposed evbuffer_add_printf, for unit tests.
+   Appends what evbuffer_add_printf(buf, fmt, ...) would and returns its result, or -2 when
+   fmt is not one of the formats it writes itself (libevent's vprintf then does). */
+int gh_format_for_test(struct evbuffer *buf, const char *fmt, va_list ap);
+
+/* fastformat.c: sscanf(s, format, major, minor, ch) through the interposed sscanf, for tests. */
+int gh_scan_for_test(const char *s, const char *format, int *major, int *minor, char *ch);
+
+/* allocator.c: libevent's allocator (event_set_mem_functions), per-thread size-class lists.
+   gh_install_event_allocator must run before any other libevent call of the process. */
+void gh_install_event_allocator(void);
+void *gh_event_malloc(size_t size);
+void *gh_event_realloc(void *p, size_t size);
+void gh_event_free(void *p);
+/* Blocks on the calling thread's free lists (for tests). */
+size_t gh_event_cached_blocks(void);
 
 #endif

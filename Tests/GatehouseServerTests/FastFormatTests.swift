@@ -1,0 +1,157 @@
+import CEvhttpHook
+import CLibevent
+import Foundation
+import XCTest
+
+/// The interposed `evbuffer_add_printf` and `evutil_date_rfc1123` (Sources/CEvhttpHook/
+/// fastformat.c) must write exactly what libevent's own would.
+final class FastFormatTests: XCTestCase {
+    private func drain(_ buffer: OpaquePointer) -> [UInt8] {
+        let count = evbuffer_get_length(buffer)
+        var bytes = [UInt8](repeating: 0, count: count)
+        _ = bytes.withUnsafeMutableBytes { evbuffer_remove(buffer, $0.baseAddress, count) }
+        return bytes
+    }
+
+    /// (what the fast formatter wrote, what libevent's vprintf wrote) for one call.
+    private func both(_ format: String, _ arguments: [CVarArg]) -> (fast: [UInt8], libevent: [UInt8], result: Int32) {
+        let fast = evbuffer_new()!, reference = evbuffer_new()!
+        defer { evbuffer_free(fast); evbuffer_free(reference) }
+        let result = withVaList(arguments) { gh_format_for_test(fast, format, $0) }
+        _ = withVaList(arguments) { evbuffer_add_vprintf(reference, format, $0) }
+        return (drain(fast), drain(reference), result)
+    }
+
+    func testHeaderLinesAreWrittenAsVprintfWouldAtEverySize() {
+        let values = ["", "v", "application/json; charset=utf-8", String(repeating: "x", count: 505),
+                      String(repeating: "y", count: 506), String(repeating: "z", count: 70_000), "caf\u{E9} \u{1F600}"]
+        for key in ["X-Request-Id", "", String(repeating: "K", count: 600)] {
+            for value in values {
+                key.withCString { k in
+                    value.withCString { v in
+                        let out = both("%s: %s\r\n", [k, v])
+                        XCTAssertEqual(out.fast, out.libevent, "key \(key.count) value \(value.count)")
+                        XCTAssertEqual(Int(out.result), out.libevent.count)
+                    }
+                }
+            }
+        }
+    }
+
+    func testStatusLinesCoverEveryIntegerForm() {
+        let numbers: [Int32] = [0, 1, 9, 10, 99, 100, 200, 404, 599, 1000, -1, -42, Int32.max, Int32.min]
+        for code in numbers {
+            for (major, minor) in [(1, 1), (1, 0), (0, 9), (Int32.max, Int32.min)] as [(Int32, Int32)] {
+                "Not Found".withCString { phrase in
+                    let out = both("HTTP/%d.%d %d %s\r\n", [major, minor, code, phrase])
+                    XCTAssertEqual(out.fast, out.libevent, "\(major).\(minor) \(code)")
+                    XCTAssertEqual(Int(out.result), out.libevent.count)
+                }
+            }
+        }
+        String(repeating: "P", count: 700).withCString { phrase in
+            let out = both("HTTP/%d.%d %d %s\r\n", [Int32(1), Int32(1), Int32(200), phrase])
+            XCTAssertEqual(out.fast, out.libevent)
+        }
+    }
+
+    func testChunkLinesAreLowercaseHex() {
+        for size: UInt32 in [0, 1, 9, 10, 15, 16, 255, 4096, 0xabcdef, UInt32.max] {
+            let out = both("%x\r\n", [size])
+            XCTAssertEqual(out.fast, out.libevent, "\(size)")
+            XCTAssertEqual(Int(out.result), out.libevent.count)
+        }
+    }
+
+    func testOtherFormatsAreLeftToLibevent() {
+        let buffer = evbuffer_new()!
+        defer { evbuffer_free(buffer) }
+        let result = withVaList([Int32(7)]) { gh_format_for_test(buffer, "%d\r\n", $0) }
+        XCTAssertEqual(result, -2)
+        XCTAssertEqual(evbuffer_get_length(buffer), 0)
+        let spaced = withVaList([Int32(7)]) { gh_format_for_test(buffer, "%s:  %s\r\n", $0) }
+        XCTAssertEqual(spaced, -2)
+    }
+
+    /// The cached Date text equals libevent's formatting of the same second, call after call.
+    func testTheDateIsTheCurrentSecondInRFC1123() {
+        var checked = 0
+        for _ in 0..<200 where checked < 3 {
+            let before = time(nil)
+            var fast = [CChar](repeating: 0, count: 50)
+            let length = evutil_date_rfc1123(&fast, 50, nil)
+            var now = before
+            var parts = tm()
+            gmtime_r(&now, &parts)
+            var reference = [CChar](repeating: 0, count: 50)
+            _ = evutil_date_rfc1123(&reference, 50, &parts)
+            guard time(nil) == before else { continue }
+            XCTAssertEqual(String(cString: fast), String(cString: reference))
+            XCTAssertEqual(Int(length), String(cString: reference).utf8.count)
+            checked += 1
+        }
+        XCTAssertEqual(checked, 3)
+        var short = [CChar](repeating: 65, count: 8)
+        let length = evutil_date_rfc1123(&short, 8, nil)
+        XCTAssertEqual(length, 29, "the full length, as snprintf returns it")
+        XCTAssertEqual(String(cString: short).count, 7, "cut and terminated")
+    }
+
+    /// libevent's definition: ASCII letters folded, folded bytes compared as signed char.
+    private func referenceCompare(_ a: [UInt8], _ b: [UInt8]) -> Int32 {
+        func fold(_ c: UInt8) -> Int8 { Int8(bitPattern: (c >= 65 && c <= 90) ? c + 32 : c) }
+        var i = 0
+        while true {
+            let c1 = fold(i < a.count ? a[i] : 0), c2 = fold(i < b.count ? b[i] : 0)
+            if c1 < c2 { return -1 }
+            if c1 > c2 { return 1 }
+            if c1 == 0 { return 0 }
+            i += 1
+        }
+    }
+
+    func testCaseInsensitiveComparisonMatchesLibeventForEveryBytePair() {
+        var checked = 0
+        for x in 1...255 {
+            for y in 1...255 {
+                for (a, b) in [([UInt8(x)], [UInt8(y)]), ([65, UInt8(x), 66], [97, UInt8(y), 98]),
+                               ([UInt8(x), 67], [UInt8(y)])] {
+                    let got = (a + [0]).withUnsafeBufferPointer { pa in
+                        (b + [0]).withUnsafeBufferPointer { pb in
+                            evutil_ascii_strcasecmp(UnsafeRawPointer(pa.baseAddress!).assumingMemoryBound(to: CChar.self),
+                                                    UnsafeRawPointer(pb.baseAddress!).assumingMemoryBound(to: CChar.self))
+                        }
+                    }
+                    if got != referenceCompare(a, b) { XCTFail("\(a) vs \(b): \(got)"); return }
+                    checked += 1
+                }
+            }
+        }
+        XCTAssertEqual(checked, 255 * 255 * 3)
+        XCTAssertEqual(evutil_ascii_strcasecmp("Content-Length", "content-length"), 0)
+        XCTAssertEqual(evutil_ascii_strcasecmp("", ""), 0)
+        XCTAssertEqual(evutil_ascii_strcasecmp("Date", "Dat"), 1)
+    }
+
+    func testTheVersionScanMatchesGlibcOnEveryForm() {
+        let inputs = ["HTTP/1.1", "HTTP/1.0", "HTTP/0.9", "HTTP/9.9", "HTTP/2", "HTTP/2.0", "HTTP/1.1 ", "HTTP/11.1",
+                      "HTTP/1.12", "HTTP/ 1.1", "HTTP/+1.1", "HTTP/-1.1", "HTTP/1.1x", "HTTP/1.", "HTTP/", "", "http/1.1",
+                      "HTTP/1.1\r", "HTTP/1.1\t", "HTTP/99999999999.1", "HTTP/1.+1", "HTTPS/1.1", "HTTP/1 .1"]
+        for input in inputs {
+            var major: Int32 = -7, minor: Int32 = -7, ch: CChar = 0
+            let fast = gh_scan_for_test(input, "HTTP/%d.%d%c", &major, &minor, &ch)
+            var refMajor: Int32 = -7, refMinor: Int32 = -7, refCh: CChar = 0
+            let reference = withUnsafeMutablePointer(to: &refMajor) { a in
+                withUnsafeMutablePointer(to: &refMinor) { b in
+                    withUnsafeMutablePointer(to: &refCh) { c in
+                        withVaList([a, b, c]) { vsscanf(input, "HTTP/%d.%d%c", $0) }
+                    }
+                }
+            }
+            XCTAssertEqual(fast, reference, input)
+            if reference >= 1 { XCTAssertEqual(major, refMajor, input) }
+            if reference >= 2 { XCTAssertEqual(minor, refMinor, input) }
+            if reference >= 3 { XCTAssertEqual(ch, refCh, input) }
+        }
+    }
+}
