@@ -601,3 +601,16 @@ def test_explain_says_whether_a_route_tunnels(run_cli, tmp_path):
     assert "tunnelled on the upstream's 101" not in plain.stdout
     body = run_cli("explain", "--config", "c.yaml", "--json", "GET", "/live/x", *handshake, "--header", "Content-Length: 4")
     assert json.loads(body.stdout)["status"] == 400
+
+
+def test_a_rate_limited_route_counts_handshakes(session_gateways, tmp_path, upstream):
+    routes = [{"name": "limited", "match": {"path": "/limited/**"}, "upstream": "api", "websocket": True, "auth": "none",
+               "rate_limit": {"rate": "1/m", "burst": 1, "key": "client"}}]
+    gw = start_gateway(session_gateways, tmp_path, upstream, routes=routes)
+    with ws_connect(gw, "/limited/a") as ws:
+        ws.send("x")
+        assert ws.recv(timeout=5) == "x"
+        status, headers, body = refused_status(gw, "/limited/b")
+        assert status == 429 and b'"too_many_requests"' in body and "retry-after" in headers
+        ws.send("the open tunnel is not limited")
+        assert ws.recv(timeout=5) == "the open tunnel is not limited"
