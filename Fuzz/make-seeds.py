@@ -102,6 +102,7 @@ def main():
     write("path", lit("Tests/GatehousePolicyTests/PathNormalizerTests.swift"))
     origins = re.findall(r'\("[^"]*", "([^"]*)", "([^"]*)", (?:true|false)\)',
                          open(os.path.join(ROOT, "Tests/GatehousePolicyTests/OriginPatternTests.swift")).read())
+    write("traceparent", [l for l in lit("Tests/GatehouseCoreTests/TraceContextTests.swift") if len(l) < 200])
     write("origin", [f"{pattern}\n{origin}" for pattern, origin in origins] + lit("Tests/GatehousePolicyTests/OriginPatternTests.swift"))
     write("cookie", [b"\x00" + s.encode() for s in lit("Tests/GatehouseSessionsTests/SessionCookieTests.swift")]
           + [bytes([kind]) + s.encode() for s in lit("Tests/GatehouseSessionsTests/LoginRequestTests.swift") for kind in (2, 3)])

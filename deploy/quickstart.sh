@@ -8,6 +8,7 @@ deploy/install-deps.sh
 swift build -c release --product gatehouse
 bin=.build/release/gatehouse
 "$bin" check --config deploy/examples/quickstart.yaml
+"$bin" test --config deploy/examples/quickstart.yaml deploy/examples/policy-tests.yaml
 "$bin" echo --listen 127.0.0.1:9000 &
 echo_pid=$!
 "$bin" run --config deploy/examples/quickstart.yaml &
@@ -33,7 +34,8 @@ gatehouse is listening on http://127.0.0.1:8080 (admin on 127.0.0.1:9901). Try:
   # no route: 404 (default deny); climbing above /: 400
   curl -i http://127.0.0.1:8080/nothing-here
   curl -i 'http://127.0.0.1:8080/docs/%2e%2e/%2e%2e/x'
-  # what would happen, without a server
+  # what would happen, without a server; the policy tests of this config
+  .build/release/gatehouse test --config deploy/examples/quickstart.yaml deploy/examples/policy-tests.yaml
   .build/release/gatehouse explain --config deploy/examples/quickstart.yaml GET /admin/panel --header "Authorization: Bearer $USER_TOKEN"
   curl -s http://127.0.0.1:9901/metrics | head
 

@@ -13,6 +13,8 @@ unit=${PIPESTATUS[0]}
 
 echo "== integration tests (pytest, real binary)"
 swift build --product gatehouse
+echo "== policy tests of the quick-start config (gatehouse test)"
+.build/debug/gatehouse test --config deploy/examples/quickstart.yaml deploy/examples/policy-tests.yaml
 echo "== release build (the Swift runtime linked statically, as the image and the .deb ship it)"
 swift build -c release --product gatehouse --static-swift-stdlib --scratch-path .build-release
 export GATEHOUSE_RELEASE_BIN="$PWD/.build-release/release/gatehouse"

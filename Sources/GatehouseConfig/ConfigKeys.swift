@@ -11,16 +11,19 @@ enum ConfigKeys {
     static let upstream = ["targets", "connect_timeout", "timeout", "max_idle_per_worker", "preserve_host"]
     static let jwt = ["roles_claim", "leeway", "issuers"]
     static let jwtIssuer = ["name", "issuer", "audiences", "algorithms", "secret_file", "secret_env", "jwks_file",
-                            "jwks_url"]
+                            "jwks_url", "discovery", "introspection"]
+    static let introspection = ["client_id", "client_secret_file", "cache"]
     static let sessions = ["cookie", "idle_timeout", "absolute_timeout", "store", "login", "keepalive_path",
-                           "logout_path"]
+                           "logout_path", "oidc"]
+    static let sessionsOIDC = ["issuer", "client_id", "client_secret_file", "login_path", "callback_path", "scopes",
+                               "roles_claim"]
     static let sessionCookie = ["name", "secure", "same_site", "domain", "path"]
     static let login = ["path", "users_file", "roles", "max_failures", "failure_window"]
     static let cors = ["allow_origins", "allow_methods", "allow_headers", "expose_headers", "allow_credentials",
                        "max_age"]
     static let identityHeaders = ["subject", "roles", "method", "claims"]
     static let route = ["name", "match", "upstream", "auth", "require", "deny_status", "issuers", "strip_authorization",
-                        "login_redirect", "cors", "rate_limit", "websocket"]
+                        "login_redirect", "cors", "rate_limit", "mode", "websocket"]
     static let routeMatch = ["path", "methods", "host"]
     static let require = ["roles_any", "roles_all", "scopes_all", "claims"]
     static let accessLog = ["path", "format"]

@@ -86,6 +86,7 @@ public enum ConfigLoader {
         sessions.warnAboutShadowedRoutes(table, diagnostics)
         let rateLimits = RateLimitSection.settings(top?["rate_limits"], diagnostics)
         RateLimitSection.warn(table.routes, trustedProxies: server.trustedProxies, diagnostics)
+        sessions.oidc?.crossCheck(jwt: jwt.settings, jwtPresent: jwt.isPresent, publicOrigin: server.publicOrigin, diagnostics)
 
         guard !diagnostics.hasErrors else { return ConfigLoadResult(config: nil, problems: diagnostics.problems) }
         var config = GatewayConfig(path: path, server: server, admin: admin, upstreams: upstreams.settings,

@@ -215,6 +215,10 @@ struct Fields {
         return value
     }
 
+    /// True when `key` is written, also with a null value (`route: null` in a policy test says
+    /// "no route", which differs from not saying anything about the route).
+    func isWritten(_ key: String) -> Bool { values[key] != nil }
+
     /// The value of a required key; reports it missing otherwise.
     func required(_ key: String, _ diagnostics: Diagnostics) -> ConfigNode? {
         if let value = self[key] { return value }

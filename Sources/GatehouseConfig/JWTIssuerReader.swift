@@ -12,6 +12,11 @@ final class JWTIssuerReader {
     struct Entry {
         var config: JWTIssuerConfig
         var jwksURL: String?
+        /// `discovery: true`: the configured `issuer`, whose discovery document names the keys.
+        var discoveryIssuer: String?
+        /// `introspection` (SPEC §14.3) and where it was written.
+        var introspection: IntrospectionSettings?
+        var introspectionNode: ConfigNode?
     }
 
     /// Every `name` written, valid or not, in file order.
@@ -41,14 +46,65 @@ final class JWTIssuerReader {
         let audiences = fields["audiences"]?.stringList(of: "audience", diagnostics)?.map(\.value)
         let algorithms = fields.required("algorithms", diagnostics).map(algorithmList) ?? []
 
-        let keys = keySources(fields, item, algorithms: algorithms)
+        let discovery = discoveryIssuer(fields, iss: iss)
+        // `discovery: true`, even when invalid (reported above): a key source for the checks below.
+        let discoveryNode = fields["discovery"].flatMap { $0.node.scalar?.string.lowercased() == "true" ? $0 : nil }
+        let keys = keySources(fields, item, algorithms: algorithms, discovery: discoveryNode)
+        let introspectionNode = fields["introspection"]
+        let introspection = introspectionNode.flatMap { introspectionSettings($0, issuerName: name, discovery: discovery != nil) }
         guard diagnostics.errorCount == errorsBefore, let name else { return nil }
         var jwks = keys.secret.map { [JWK(hmacSecret: $0)] } ?? []
         jwks += keys.file?.keys ?? []
         let config = JWTIssuerConfig(name: name, issuer: iss, audiences: audiences,
                                      algorithms: Set(algorithms.map(\.algorithm)),
                                      keys: JWKSet(keys: jwks, warnings: keys.file?.warnings ?? []))
-        return Entry(config: config, jwksURL: keys.url)
+        return Entry(config: config, jwksURL: keys.url, discoveryIssuer: discovery?.issuer, introspection: introspection,
+                     introspectionNode: introspectionNode)
+    }
+
+    /// `introspection: {client_id, client_secret_file, cache}` (SPEC §14.3). The endpoint comes
+    /// from the discovery document, so `discovery: true` is required.
+    private func introspectionSettings(_ node: ConfigNode, issuerName: String?, discovery: Bool) -> IntrospectionSettings? {
+        guard let fields = node.fields(ConfigKeys.introspection, diagnostics) else { return nil }
+        if !discovery {
+            diagnostics.error(node, "introspection needs discovery: true: the introspection_endpoint comes from the discovery document")
+        }
+        let clientID = fields.required("client_id", diagnostics).flatMap { idNode -> String? in
+            guard let text = idNode.string(diagnostics) else { return nil }
+            guard !text.isEmpty, text.utf8.count <= 256, text.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F }) else {
+                diagnostics.error(idNode, "expected a client id of 1 to 256 characters without control characters")
+                return nil
+            }
+            return text
+        }
+        let sources = KeySources(configDirectory: configDirectory, environment: environment, diagnostics)
+        let secret = fields.required("client_secret_file", diagnostics).flatMap(sources.secretFile)
+        var cache: Int64 = 60
+        if let cacheNode = fields["cache"], let seconds = cacheNode.seconds(allowZero: true, diagnostics) {
+            cache = seconds
+            if seconds > 3600 {
+                diagnostics.warning(cacheNode, "a revoked token stays accepted for up to \(cacheNode.described); minutes are usual")
+            }
+        }
+        guard let issuerName, let clientID, let secret else { return nil }
+        return IntrospectionSettings(issuerName: issuerName, clientID: clientID, clientSecret: secret, cacheSeconds: cache)
+    }
+
+    /// `discovery: true` (SPEC §14.1): needs `issuer`, an http(s) URL (the document is fetched
+    /// from it and must name it exactly). Returns the issuer and the `discovery` node.
+    private func discoveryIssuer(_ fields: Fields, iss: String?) -> (issuer: String, node: ConfigNode)? {
+        guard let node = fields["discovery"], let on = node.bool(diagnostics), on else { return nil }
+        guard let iss else {
+            if fields["issuer"] == nil {
+                diagnostics.error(node, "discovery needs issuer: the document is fetched from {issuer}/.well-known/openid-configuration")
+            }
+            return nil
+        }
+        if case .failure(let error) = AddressSyntax.fetchURL(iss) {
+            diagnostics.error(node, "discovery needs an issuer that is an http:// or https:// URL: \(error.message)")
+            return nil
+        }
+        return (iss, node)
     }
 
     // MARK: - Fields
@@ -112,7 +168,8 @@ final class JWTIssuerReader {
     /// Reads `secret_file` / `secret_env`, `jwks_file` and `jwks_url`, and checks that every
     /// algorithm has a possible key and that every key source is of use.
     private func keySources(_ fields: Fields, _ item: ConfigNode,
-                            algorithms: [(algorithm: JWSAlgorithm, node: ConfigNode)])
+                            algorithms: [(algorithm: JWSAlgorithm, node: ConfigNode)],
+                            discovery: ConfigNode?)
         -> (secret: [UInt8]?, file: JWKSet?, url: String?) {
         let sources = KeySources(configDirectory: configDirectory, environment: environment, diagnostics)
         var secretNode = fields["secret_file"]
@@ -127,11 +184,21 @@ final class JWTIssuerReader {
         }
         let fileNode = fields["jwks_file"]
         let file = fileNode.flatMap(sources.jwksFile)
-        let urlNode = fields["jwks_url"]
+        var urlNode = fields["jwks_url"]
         let url = urlNode.flatMap(sources.jwksURL)
         if let secretNode, let urlNode {
             diagnostics.error(urlNode, "cannot be combined with \(secretNode.path): "
                                   + "a fetched key set replaces the issuer's whole key set, the HMAC secret included")
+        }
+        if let discovery {
+            if let urlNode {
+                diagnostics.error(urlNode, "cannot be combined with discovery: true, which takes the key set's URL "
+                                      + "from the discovery document's jwks_uri; keep one")
+            } else if let secretNode {
+                diagnostics.error(discovery, "cannot be combined with \(secretNode.path): "
+                                      + "a fetched key set replaces the issuer's whole key set, the HMAC secret included")
+            }
+            urlNode = urlNode ?? discovery   // a fetched key set, for the checks below
         }
 
         for (algorithm, node) in algorithms {

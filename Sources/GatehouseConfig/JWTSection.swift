@@ -38,6 +38,7 @@ struct JWTSection {
 
         var issuers: [JWTIssuerConfig] = []
         var remote: [RemoteJWKS] = []
+        var introspection: (settings: IntrospectionSettings, node: ConfigNode)?
         if let listNode = fields.required("issuers", diagnostics), let items = listNode.list(diagnostics) {
             if items.isEmpty { diagnostics.error(listNode, "at least one issuer is needed") }
             let reader = JWTIssuerReader(issuerCount: items.count, configDirectory: configDirectory,
@@ -47,12 +48,24 @@ struct JWTSection {
                 if let entry {
                     issuers.append(entry.config)
                     if let url = entry.jwksURL { remote.append(RemoteJWKS(issuer: entry.config.name, url: url)) }
+                    if let settings = entry.introspection, let node = entry.introspectionNode {
+                        if let first = introspection {
+                            diagnostics.error(node, "only one issuer may have introspection (SPEC §14.3); "
+                                                  + "\(first.settings.issuerName) has it at \(first.node.location)")
+                        } else {
+                            introspection = (settings, node)
+                        }
+                    }
+                    if let iss = entry.discoveryIssuer {
+                        remote.append(RemoteJWKS(issuer: entry.config.name, url: ProviderMetadata.discoveryURL(issuer: iss),
+                                                 discoveryIssuer: iss))
+                    }
                 }
             }
             declaredNames = reader.declaredNames
         }
         guard diagnostics.errorCount == errorsBefore else { return }
         settings = JWTSettings(verifier: JWTVerifier(issuers: issuers, leeway: leeway, rolesClaim: rolesClaim),
-                               remoteJWKS: remote)
+                               remoteJWKS: remote, introspection: introspection?.settings)
     }
 }

@@ -12,21 +12,30 @@ public struct JWTSettings: Sendable {
     /// `jwks_file` and `jwks_url`, the file's keys serve until the first fetch succeeds. That is
     /// why the loader refuses an HMAC secret next to `jwks_url`: the first fetch would drop it.
     public var remoteJWKS: [RemoteJWKS]
+    /// The one issuer with `introspection` (SPEC §14.3), or nil.
+    public var introspection: IntrospectionSettings?
 
-    public init(verifier: JWTVerifier, remoteJWKS: [RemoteJWKS] = []) {
+    public init(verifier: JWTVerifier, remoteJWKS: [RemoteJWKS] = [], introspection: IntrospectionSettings? = nil) {
         self.verifier = verifier
         self.remoteJWKS = remoteJWKS
+        self.introspection = introspection
     }
 }
 
-/// One `jwks_url` to fetch (SPEC §5.2): the issuer's name in `jwt.issuers` and the URL as
-/// written (`http://` or `https://`, with a host).
+/// One key set to fetch: a `jwks_url` (SPEC §5.2), or with `discovery: true` the issuer's
+/// discovery document first (SPEC §14.1), whose `jwks_uri` is then fetched.
 public struct RemoteJWKS: Sendable, Hashable {
+    /// The issuer's name in `jwt.issuers`.
     public var issuer: String
+    /// The `jwks_url` as written (`http://` or `https://`, with a host), or the discovery URL.
     public var url: String
+    /// With discovery: the configured `issuer` (the `iss` value), which the document's own
+    /// `issuer` must equal exactly; nil for a plain `jwks_url`.
+    public var discoveryIssuer: String?
 
-    public init(issuer: String, url: String) {
+    public init(issuer: String, url: String, discoveryIssuer: String? = nil) {
         self.issuer = issuer
         self.url = url
+        self.discoveryIssuer = discoveryIssuer
     }
 }

@@ -67,11 +67,14 @@ final class RouteCollector {
         let access = self.access(fields, item, auth: auth)
         let rateLimitNode = fields["rate_limit"]
         let rateLimit = rateLimitNode.flatMap { RateLimitSection.routeLimit($0, diagnostics) }
+        var mode = RouteMode.enforce
+        if let value = fields["mode"]?.oneOf(RouteMode.self, diagnostics) { mode = value }
         guard let name, let match, let upstream, rateLimitNode == nil || rateLimit != nil else { return nil }
         var route = Route(name: name, match: match, upstream: upstream, auth: auth, stripAuthorization: strip,
                           denyStatus: denyStatus, location: item.location, issuers: access.issuers,
                           loginRedirect: access.loginRedirect, cors: access.cors, websocket: websocket)
         route.rateLimit = rateLimit
+        route.mode = mode
         return (route, access.requirement)
     }
 

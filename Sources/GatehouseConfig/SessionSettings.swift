@@ -26,6 +26,8 @@ public struct SessionSettings: Sendable {
     /// `POST` here revokes the session and clears the cookie (204). Default
     /// ``defaultLogoutPath``; nil with `logout_path: false`.
     public var logoutPath: String?
+    /// Browser login through an OpenID provider (SPEC §14.2); nil without `sessions.oidc`.
+    public var oidc: OIDCLoginSettings?
 
     /// The settings of a `sessions` section; the defaults are SPEC §2's.
     public init(cookie: SessionCookie = SessionCookie(), idleTimeout: Int64 = 1800, absoluteTimeout: Int64 = 43_200,
@@ -46,13 +48,19 @@ public struct SessionSettings: Sendable {
         if let login, path == login.path { return .login }
         if path == keepalivePath { return .keepalive }
         if path == logoutPath { return .logout }
+        if let oidc {
+            if path == oidc.loginPath { return .oidcLogin }
+            if path == oidc.callbackPath { return .oidcCallback }
+        }
         return nil
     }
 }
 
-/// The gateway's own session endpoints (SPEC §3 step 4, §5.3), all answered to `POST`.
+/// The gateway's own session endpoints (SPEC §3 step 4, §5.3, §14.2): login, keepalive and
+/// logout answered to `POST`, the OIDC login and callback to `GET`.
 public enum SessionEndpoint: String, Sendable, CaseIterable {
     case login, keepalive, logout
+    case oidcLogin = "OIDC login", oidcCallback = "OIDC callback"
 }
 
 /// `sessions.store`: `memory` (one instance) or a Redis server shared by several instances.

@@ -12,6 +12,8 @@ struct SessionsSection {
     /// The gateway endpoint paths that the gateway answers (valid ones only, even when other
     /// keys have errors), with the key that sets each, for the route warnings.
     private(set) var endpoints: [(path: String, key: String)] = []
+    /// `sessions.oidc`, cross-checked against `jwt` by the loader.
+    private(set) var oidc: OIDCLoginSection?
 
     static let noTLSWarning = "sessions.cookie.secure is on but the gateway has no TLS: browsers send the cookie "
         + "only over https (terminate TLS in front, or set secure: false for local testing)"
@@ -57,10 +59,11 @@ struct SessionsSection {
                                                    into: &paths, diagnostics)
         settings.logoutPath = Self.endpointPath(fields, "logout_path", default: SessionSettings.defaultLogoutPath,
                                                 into: &paths, diagnostics)
+        oidc = fields["oidc"].map { OIDCLoginSection($0, configDirectory: configDirectory, paths: &paths, diagnostics) }
         endpoints = Self.distinct(paths, diagnostics)
         Self.checkCookieReaches(cookie, cookieNode: cookieNode ?? node, paths: paths, diagnostics)
 
-        if login == nil {
+        if login == nil && oidc == nil {
             // Sessions follow the users file (SPEC §3.2): without one, no session is accepted.
             diagnostics.warning(node, settings.store == .memory
                 ? "no login block and the store is memory: no session can ever be created"
@@ -68,6 +71,7 @@ struct SessionsSection {
         }
         guard diagnostics.errorCount == errorsBefore else { return }
         settings.login = login?.settings
+        settings.oidc = oidc?.settings
         self.settings = settings
     }
 

@@ -3,6 +3,9 @@
 public struct AccessLogRecord: Sendable {
     public var startMs: Int64 = 0
     public var requestID: String = ""
+    /// The request's W3C trace (SPEC §15.3): kept from a valid `traceparent`, else made; its
+    /// trace id is logged as `trace_id` (null only when no trace was set).
+    public var trace: TraceContext = .none
     public var client: String = ""
     public var method: String = ""
     /// The normalized path, without query; for a path the path policy refused, the path as
@@ -30,6 +33,9 @@ public struct AccessLogRecord: Sendable {
     public var reason: Reason? = nil
     public var userAgent: String? = nil
     public var referer: String? = nil
+    /// A refusal on a route in shadow mode, forwarded anyway (SPEC §15.2): `decision` and
+    /// `reason` are what would have happened. Written only when true.
+    public var shadow: Bool = false
 
     public init() {}
 
@@ -172,6 +178,11 @@ extension AccessLogRecord {
         out.append(contentsOf: timestampPrefix)
         JSONBytes.digits(millis, width: 3, to: &out)
         out.append(contentsOf: #"Z","request_id":"#.utf8); JSONBytes.string(requestID, to: &out)
+        if trace.isNone {
+            out.append(contentsOf: #","trace_id":null"#.utf8)
+        } else {
+            out.append(contentsOf: #","trace_id":""#.utf8); trace.appendTraceID(to: &out); out.append(0x22)
+        }
         out.append(contentsOf: #","client":"#.utf8); JSONBytes.string(client, to: &out)
         out.append(contentsOf: #","method":"#.utf8); JSONBytes.string(method, to: &out)
         out.append(contentsOf: #","path":"#.utf8); JSONBytes.string(path, to: &out)
@@ -190,6 +201,7 @@ extension AccessLogRecord {
         out.append(contentsOf: #","decision":""#.utf8); out.append(contentsOf: decision.rawValue.utf8)
         out.append(contentsOf: #"","reason":"#.utf8)
         if let reason { out.append(0x22); out.append(contentsOf: reason.rawValue.utf8); out.append(0x22) } else { out.append(contentsOf: "null".utf8) }
+        if shadow { out.append(contentsOf: #","shadow":true"#.utf8) }
         out.append(contentsOf: #","user_agent":"#.utf8); JSONBytes.optional(userAgent.map { Self.cut($0) }, to: &out)
         out.append(contentsOf: "}\n".utf8)
     }

@@ -49,6 +49,22 @@ public enum Reason: String, Sendable, CaseIterable {
     // rate limits (SPEC §13)
     /// Over the route's `rate_limit` (429 with `Retry-After`).
     case rateLimited = "rate_limited"
+    // introspection (SPEC §14.3)
+    /// The provider answered `active: false` for an opaque token (or it expired, or is not for us).
+    case tokenInactive = "token_inactive"
+    /// The introspection endpoint did not answer (or answered garbage): 503 for that token.
+    case introspectionUnavailable = "introspection_unavailable"
+    /// The client already has 8 introspection calls in flight: 503.
+    case introspectionBusy = "introspection_busy"
+    // OIDC browser login (SPEC §14.2)
+    /// The callback's `state` has no valid, unexpired attempt cookie of this browser.
+    case oidcStateInvalid = "oidc_state_invalid"
+    /// The provider refused the code (replayed, expired, wrong verifier) or sent an error back.
+    case oidcCodeRefused = "oidc_code_refused"
+    /// The ID token failed a check (signature, `iss`, `aud` = client_id, `nonce`, `exp`, `sub`).
+    case oidcIDTokenInvalid = "oidc_id_token_invalid"
+    /// The provider's endpoints are not known yet or its token endpoint did not answer: 503.
+    case oidcProviderUnavailable = "oidc_provider_unavailable"
     // WebSocket tunnels (SPEC §12): how an open tunnel ended (also `token_expired`, `session_expired`)
     /// Either side closed the tunnel, or the gateway did (a reload that refuses it, a stop).
     case tunnelClosed = "tunnel_closed"
@@ -64,6 +80,8 @@ public enum Decision: String, Sendable, CaseIterable {
 /// How the caller was authenticated, as logged (`auth`) and sent in `X-Auth-Method`.
 public enum AuthMethod: String, Sendable {
     case none, jwt, session
+    /// An opaque Bearer token checked at the provider's introspection endpoint (SPEC §14.3).
+    case introspection
 }
 
 /// Reasons travel as the failure of `Result`s (JWT verification, session lookups).

@@ -23,10 +23,13 @@ public enum RequestID {
 /// not thread-safe by design.
 public struct RequestIDGenerator {
     private let prefix: String
+    /// The random prefix as a number: the seed of new traces (``trace()``).
+    private let seed: UInt64
     private var counter: UInt64 = 0
 
     public init<R: RandomNumberGenerator>(using rng: inout R) {
         let high = rng.next() as UInt64
+        seed = high
         prefix = String(high, radix: 16).leftPadded(to: 16)
     }
 
@@ -39,6 +42,13 @@ public struct RequestIDGenerator {
     public mutating func next() -> String {
         counter &+= 1
         return prefix + "-" + String(counter, radix: 16).leftPadded(to: 8)
+    }
+
+    /// A new W3C trace (SPEC §15.3) from the same randomness: the random prefix and the next
+    /// count. No system call, no allocation.
+    public mutating func trace() -> TraceContext {
+        counter &+= 1
+        return TraceContext.made(seed: seed, counter: counter)
     }
 }
 

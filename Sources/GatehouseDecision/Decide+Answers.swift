@@ -36,12 +36,17 @@ extension Decide {
     /// (SPEC §3 step 9).
     static func forward(_ route: Route, _ identity: Identity?, _ facts: RequestFacts,
                         _ config: borrowing GatewayConfig) -> Plan {
-        let cors = config.corsPolicy(for: route).map { $0.responseHeaders(origin: facts.origin) }
-        let headers = identity.map { IdentityHeaderValues.headers(of: $0, names: config.identityHeaders) } ?? []
-        let forward = Forward(route: route, identity: identity, cors: cors, identityHeaders: headers,
-                              tunnel: route.websocket && facts.webSocketHandshake)
+        let forward = forwarding(route, identity, facts, config)
         if let limit = route.rateLimit { return .needsRateLimit(rateLimitCheck(forward, limit: limit, facts)) }
         return .forward(forward)
+    }
+
+    static func forwarding(_ route: Route, _ identity: Identity?, _ facts: RequestFacts,
+                           _ config: borrowing GatewayConfig) -> Forward {
+        let cors = config.corsPolicy(for: route).map { $0.responseHeaders(origin: facts.origin) }
+        let headers = identity.map { IdentityHeaderValues.headers(of: $0, names: config.identityHeaders) } ?? []
+        return Forward(route: route, identity: identity, cors: cors, identityHeaders: headers,
+                       tunnel: route.websocket && facts.webSocketHandshake)
     }
 
     /// 401, or 302 to `login_redirect` for a browser's GET/HEAD (SPEC §3.1).

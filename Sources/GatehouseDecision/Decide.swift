@@ -14,14 +14,17 @@ public struct AuthContext {
     public var mayWaitForKeys: Bool
     /// Issuer names whose keys come from a URL (`jwt.issuers[].jwks_url`).
     public var refreshableIssuers: Set<String>
+    /// This loop's introspection answers (SPEC §14.3); nil: every opaque token is asked for.
+    public var introspectionCache: IntrospectionCache?
 
     public init(verifier: JWTVerifier?, cache: VerifiedTokenCache?, now: Int64, mayWaitForKeys: Bool = false,
-                refreshableIssuers: Set<String> = []) {
+                refreshableIssuers: Set<String> = [], introspectionCache: IntrospectionCache? = nil) {
         self.verifier = verifier
         self.cache = cache
         self.now = now
         self.mayWaitForKeys = mayWaitForKeys
         self.refreshableIssuers = refreshableIssuers
+        self.introspectionCache = introspectionCache
     }
 }
 
@@ -31,6 +34,12 @@ public enum Decide {
     /// The plan for a request whose path has passed the path policy, under `config` (the
     /// request's own snapshot's).
     public static func plan(_ facts: RequestFacts, config: borrowing GatewayConfig, auth: AuthContext) -> Plan {
+        shadowing(decide(facts, config: config, auth: auth), facts, config)
+    }
+
+    /// The plan as an enforcing route has it (``shadowing(_:_:_:)`` turns it into a forward on
+    /// a shadow route).
+    private static func decide(_ facts: RequestFacts, config: borrowing GatewayConfig, auth: AuthContext) -> Plan {
         // A preflight is matched to the route of the method it asks about (SPEC §6).
         if facts.method == "OPTIONS", let origin = facts.origin, let requested = facts.accessControlRequestMethod {
             return preflight(facts, origin: origin, requested: requested, config: config)
@@ -105,6 +114,11 @@ public enum Decide {
         } else {
             (result, issuer) = (.failure(token.utf8.count > JWTVerifier.maxTokenBytes ? .tokenTooLarge : .unknownIssuer), nil)
         }
+        // An opaque token (not a compact JWS) fails the JWT check at its shape, before any
+        // work; only then is introspection considered, so JWTs pay nothing for it (SPEC §14.3).
+        if case .failure(.malformedToken) = result, let introspection = config.jwt?.introspection, !isCompactJWS(token) {
+            return introspectionPlan(token, introspection, route: route, requirement: requirement, facts, config, auth)
+        }
         if case .failure(.unknownKid) = result, auth.mayWaitForKeys, let issuer, auth.refreshableIssuers.contains(issuer) {
             return .needsKeys(route, issuer: issuer)
         }
@@ -113,8 +127,10 @@ public enum Decide {
             return unauthenticated(route, facts, config, reason: reason, tried: .jwt)
         case .success(let verified):
             if let requirement, let failed = requirement.evaluate(verified) {
-                return .refuse(refusal(.forbidden, failed, status: route.denyStatus, route: route, tried: .jwt,
-                                       subject: verified.subject, facts, config))
+                var refused = refusal(.forbidden, failed, status: route.denyStatus, route: route, tried: .jwt,
+                                      subject: verified.subject, facts, config)
+                refused.identity = Identity(method: .jwt, subject: verified.subject, roles: verified.roles, token: verified)
+                return .refuse(refused)
             }
             let identity = Identity(method: .jwt, subject: verified.subject, roles: verified.roles, token: verified)
             return forward(route, identity, facts, config)
@@ -129,6 +145,11 @@ public enum Decide {
     /// `session_revoked` (SPEC §3.2 "Sessions follow the users file").
     public static func plan(afterSession lookup: Result<SessionRecord?, SessionStoreError>, wait: SessionWait,
                             facts: RequestFacts, config: borrowing GatewayConfig, now: Int64) -> Plan {
+        shadowing(decide(afterSession: lookup, wait: wait, facts: facts, config: config, now: now), facts, config)
+    }
+
+    private static func decide(afterSession lookup: Result<SessionRecord?, SessionStoreError>, wait: SessionWait,
+                               facts: RequestFacts, config: borrowing GatewayConfig, now: Int64) -> Plan {
         let route = wait.route
         guard let sessions = config.sessions else {
             return unauthenticated(route, facts, config, reason: .sessionUnknown, tried: .session)
@@ -147,14 +168,18 @@ public enum Decide {
         case .revoked: return unauthenticated(route, facts, config, reason: .sessionRevoked, tried: .session)
         case .active: break
         }
-        guard let roles = sessionRoles(of: record.subject, login: sessions.login) else {
+        // OIDC sessions keep their ID token's roles (SPEC §3.2); password sessions follow the users file.
+        guard let roles = record.oidc ? record.roles : sessionRoles(of: record.subject, login: sessions.login) else {
             return unauthenticated(route, facts, config, reason: .sessionRevoked, tried: .session)
         }
+        let identity = Identity(method: .session, subject: record.subject, roles: roles, token: nil)
         if let requirement = wait.requirement, let failed = requirement.evaluate(sessionRoles: roles) {
-            return .refuse(refusal(.forbidden, failed, status: route.denyStatus, route: route, tried: .session,
-                                   subject: record.subject, facts, config))
+            var refused = refusal(.forbidden, failed, status: route.denyStatus, route: route, tried: .session,
+                                  subject: record.subject, facts, config)
+            refused.identity = identity
+            return .refuse(refused)
         }
-        return forward(route, Identity(method: .session, subject: record.subject, roles: roles, token: nil), facts, config)
+        return forward(route, identity, facts, config)
     }
 
     /// The roles a password session's user has under `login` (SPEC §3.2): those of

@@ -41,6 +41,27 @@ public enum Plan: Sendable {
     /// `check.key` (the memory store answers at once, Redis after a round trip), then finish
     /// with ``Decide/plan(afterRateLimit:check:facts:config:)``: the forward, or 429.
     case needsRateLimit(RateLimitCheck)
+    /// An opaque (non-JWS) Bearer token for the issuer with `introspection`, not in this loop's
+    /// cache: ask the provider (without blocking the loop), then finish with
+    /// ``Decide/plan(afterIntrospection:wait:facts:config:now:)`` (SPEC §14.3).
+    case needsIntrospection(IntrospectionWait)
+}
+
+/// What an opaque-token request waits with while the provider is asked: the route and its
+/// `require` from the request's own snapshot, the token (to send; never logged or cached) and
+/// its SHA-256 (the cache key).
+public struct IntrospectionWait: Sendable {
+    public var route: Route
+    public var requirement: Requirement?
+    public var token: String
+    public var key: IntrospectionKey
+
+    public init(route: Route, requirement: Requirement?, token: String, key: IntrospectionKey) {
+        self.route = route
+        self.requirement = requirement
+        self.token = token
+        self.key = key
+    }
 }
 
 /// A request allowed through.
@@ -57,6 +78,25 @@ public struct Forward: Sendable {
     /// A WebSocket handshake on a route with `websocket: true`: forwarded as an upgrade, and on
     /// the upstream's `101` the connection becomes a tunnel (SPEC §12).
     public var tunnel: Bool = false
+    /// On a route in shadow mode (SPEC §15.2): the refusal that was not carried out (logged
+    /// with `shadow: true` and counted); nil when the request was allowed.
+    public var shadow: ShadowVerdict? = nil
+}
+
+/// What a route in shadow mode would have answered (SPEC §15.2).
+public struct ShadowVerdict: Sendable, Equatable {
+    public var decision: Decision
+    public var reason: Reason
+    public var status: Int
+    /// The credential kind that was presented (logged as `auth` when it did not authenticate).
+    public var tried: AuthMethod
+
+    public init(decision: Decision, reason: Reason, status: Int, tried: AuthMethod) {
+        self.decision = decision
+        self.reason = reason
+        self.status = status
+        self.tried = tried
+    }
 }
 
 /// A refusal with everything its answer needs (an `Error` so that steps may return it in a
@@ -80,6 +120,9 @@ public struct Refusal: Error, Sendable {
     public var extraHeaders: [(String, String)]
     /// The connection is closed after the answer (the request's framing cannot be trusted).
     public var closeConnection: Bool
+    /// The caller, when authenticated but refused by the route's `require` (a shadow route
+    /// forwards them with their identity headers, SPEC §15.2).
+    public var identity: Identity? = nil
 
     public init(_ error: GatewayError, _ reason: Reason, status: Int? = nil, route: Route? = nil, tried: AuthMethod = .none,
                 subject: String? = nil, cors: [(String, String)] = [], extraHeaders: [(String, String)] = [],
@@ -90,7 +133,7 @@ public struct Refusal: Error, Sendable {
         self.route = route
         self.tried = tried
         self.subject = subject
-        self.challenge = Challenge.header(error: error, status: self.status, bearerPresented: tried == .jwt)
+        self.challenge = Challenge.header(error: error, status: self.status, bearerPresented: tried == .jwt || tried == .introspection)
         self.cors = cors
         self.extraHeaders = extraHeaders
         self.closeConnection = closeConnection

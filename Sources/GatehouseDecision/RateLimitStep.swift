@@ -123,7 +123,7 @@ extension Decide {
         var refused = refusal(.tooManyRequests, .rateLimited, route: check.forward.route, tried: identity?.method ?? .none,
                               subject: identity?.subject, facts, config)
         refused.extraHeaders = [("Retry-After", String(GCRA.retryAfterSeconds(micros)))]
-        return .refuse(refused)
+        return shadowing(.refuse(refused), facts, config)
     }
 
     /// ``plan(afterRateLimit:check:facts:config:)`` under a ``DecisionConfig``.

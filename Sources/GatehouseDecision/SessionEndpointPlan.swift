@@ -16,6 +16,12 @@ public enum EndpointPlan: Sendable {
     /// Look the session up and revoke it, then ``Decide/afterStoreWrite(_:subject:cors:success:)``;
     /// with no (well-formed) session cookie, answer ``Decide/logoutHeaders(cors:settings:)`` at once.
     case logout(idHash: String?, cors: [(String, String)])
+    /// `GET sessions.oidc.login_path`: start a login at the provider
+    /// (``Decide/oidcAuthorization(_:authorizationEndpoint:returnTo:config:now:using:)``).
+    case oidcLogin(OIDCLoginSettings, returnTo: String?)
+    /// `GET sessions.oidc.callback_path`: ``Decide/oidcCallback(_:query:cookieHeader:now:)``, the
+    /// code exchange, then ``Decide/oidcIdentity(status:body:attempt:oidc:verifier:now:)``.
+    case oidcCallback(OIDCLoginSettings, query: String?)
 }
 
 /// The keepalive after the store's lookup.
@@ -40,6 +46,14 @@ extension Decide {
             }
             return .refuse(Refusal(.corsRejected, .corsRejected))
         }
+        if endpoint == .oidcLogin || endpoint == .oidcCallback {
+            // GET, not CSRF-checked: the login only redirects, and the callback is bound to the
+            // browser's own attempt cookie (a forged callback has none).
+            guard let oidc = settings.oidc, facts.method == "GET" else { return .refuse(Refusal(.notFound, .noRoute, cors: cors)) }
+            return endpoint == .oidcLogin
+                ? .oidcLogin(oidc, returnTo: queryValue(facts.target.query, "return_to"))
+                : .oidcCallback(oidc, query: facts.target.query)
+        }
         guard facts.method == "POST" else { return .refuse(Refusal(.notFound, .noRoute, cors: cors)) }
         let global = config.cors
         guard CSRFCheck.allowsUnsafe(secFetchSite: facts.secFetchSite, origin: facts.origin, host: facts.host,
@@ -55,6 +69,8 @@ extension Decide {
             return .login(login, cors: cors)
         case .logout:
             return .logout(idHash: wellFormed, cors: cors)
+        case .oidcLogin, .oidcCallback:
+            return nil   // answered above
         case .keepalive:
             guard let idHash = wellFormed else {
                 let reason: Reason = facts.sessionCookie == nil ? .missingCredentials : .sessionUnknown
@@ -79,7 +95,7 @@ extension Decide {
             case .expired: return refuse(.unauthorized, .sessionExpired)
             case .revoked: return refuse(.unauthorized, .sessionRevoked)
             case .active:
-                guard sessionRoles(of: record.subject, login: settings.login) != nil else {
+                guard record.oidc || sessionRoles(of: record.subject, login: settings.login) != nil else {
                     return refuse(.unauthorized, .sessionRevoked, record.subject)
                 }
                 return .touch(subject: record.subject)

@@ -48,6 +48,8 @@ public enum TunnelChecks {
         case .refuse(let refusal): return refusal.reason == .noKeys ? nil : refusal.reason
         case .redirect(let redirect): return redirect.credentials
         case .needsKeys: return nil
+        // An opaque token is judged by its provider: its tunnel ends at the `exp` it was given.
+        case .needsIntrospection: return nil
         case .needsSession: return .sessionUnknown
         case .preflight: return .tunnelClosed
         }

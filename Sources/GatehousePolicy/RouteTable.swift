@@ -109,6 +109,15 @@ public enum RouteCORS: Sendable {
     case custom(CORSPolicy)
 }
 
+/// SPEC §2 `routes[].mode`, §15.2: whether a route's refusals are carried out.
+public enum RouteMode: String, Sendable, CaseIterable {
+    /// Refusals are answered (the default).
+    case enforce
+    /// Every request is decided and logged as usual (`shadow: true`), then forwarded anyway;
+    /// path policy, CSRF and the WebSocket Origin rule still refuse.
+    case shadow
+}
+
 /// One route of the route table (SPEC §2 `routes`).
 public struct Route: Sendable {
     public var name: String
@@ -132,6 +141,8 @@ public struct Route: Sendable {
     public var websocket: Bool
     /// `rate_limit` (SPEC §13); nil when the route has none.
     public var rateLimit: RateLimit? = nil
+    /// `mode` (SPEC §15.2).
+    public var mode: RouteMode = .enforce
 
     public init(name: String, match: RouteMatch, upstream: String, auth: AuthRequirement = .required,
                 stripAuthorization: Bool = false, denyStatus: Int = 403, location: SourceLocation,

@@ -22,6 +22,8 @@ public struct Explanation: Sendable {
     /// The route's `rate_limit` and the key this request counts under (SPEC §13).
     public var rateLimit: RateLimit? = nil
     public var rateLimitKey: String? = nil
+    /// Where each issuer's keys come from (files and secrets, a `jwks_url`, discovery).
+    public var keySources: [String] = []
 
     /// One JSON object with `route`, `normalized_path`, `decision`, `status`, `reason`.
     public var json: String {
@@ -58,6 +60,7 @@ public struct Explanation: Sendable {
         if let rateLimit { lines.append("rate limit:      \(rateLimit.description)") }
         if let rateLimitKey { lines.append("counted as:      \(rateLimitKey) (explain does not consult the store)") }
         if let note { lines.append("note:            \(note)") }
+        for source in keySources { lines.append("keys:            \(source)") }
         return lines.joined(separator: "\n")
     }
 }
@@ -68,6 +71,29 @@ public enum Explainer {
     /// and the plan are the server's own (``RequestFacts``, ``Decide``); this prints the plan.
     public static func explain(config: GatewayConfig, method: String, target: String, headers: [(String, String)],
                                now: Int64 = Clock.wallMs() / 1000) -> Explanation {
+        var explanation = decide(config: config, method: method, target: target, headers: headers, now: now)
+        explanation.keySources = keySources(config.jwt)
+        return explanation
+    }
+
+    /// One line per issuer: where its keys come from (SPEC §5.2, §14.1).
+    static func keySources(_ jwt: JWTSettings?) -> [String] {
+        guard let jwt else { return [] }
+        return jwt.verifier.issuers.map { issuer in
+            var parts: [String] = []
+            if !issuer.keys.isEmpty { parts.append("\(issuer.keys.keys.count) key(s) from secret_file/secret_env/jwks_file") }
+            for remote in jwt.remoteJWKS where remote.issuer == issuer.name {
+                parts.append(remote.discoveryIssuer == nil
+                    ? "jwks_url \(remote.url) (fetched at run time, not by explain)"
+                    : "discovery \(remote.url), then its jwks_uri (fetched at run time, not by explain; "
+                        + "the document's issuer must be \"\(remote.discoveryIssuer!)\")")
+            }
+            return "issuer \(issuer.name): " + (parts.isEmpty ? "no keys" : parts.joined(separator: "; "))
+        }
+    }
+
+    private static func decide(config: GatewayConfig, method: String, target: String, headers: [(String, String)],
+                               now: Int64) -> Explanation {
         let auth = AuthContext(verifier: config.jwt?.verifier, cache: nil, now: now)
         switch Pipeline.decide(method: method.uppercased(), rawTarget: target, host: .fromRequest,
                                headers: HeaderPairs(headers), config: config, auth: auth) {
@@ -92,7 +118,11 @@ public enum Explainer {
         case .forward(let forward):
             var e = on(forward.route, .allow, nil, nil)
             e.subject = forward.identity?.subject
-            if forward.tunnel { e.note = "a WebSocket handshake: tunnelled on the upstream's 101" }
+            if let shadow = forward.shadow {
+                e.note = "mode: shadow: forwarded, logged as \(shadow.decision.rawValue) \(shadow.reason.rawValue) "
+                    + "(\(shadow.status) when enforced)"
+            }
+            if forward.tunnel { e.note = (e.note.map { $0 + "; " } ?? "") + "a WebSocket handshake: tunnelled on the upstream's 101" }
             return e
         case .refuse(let refusal):
             var e = on(refusal.route, .deny, refusal.status, refusal.reason)
@@ -105,6 +135,10 @@ public enum Explainer {
         case let .needsKeys(route, _):
             // Not reached: explain never waits for keys (`mayWaitForKeys` is off).
             return on(route, .deny, 401, .unknownKid)
+        case .needsIntrospection(let wait):
+            var e = on(wait.route, .deny, 401, .tokenInactive)
+            e.note = "an opaque token: explain does not call the introspection endpoint, so the token is not known here"
+            return e
         case .needsSession(let wait):
             var e = on(wait.route, .deny, 401, .sessionUnknown)
             e.note = "a session cookie is presented; explain does not read the session store, so the session is unknown here"
@@ -133,6 +167,9 @@ public enum Explainer {
             e.challenge = refusal.challenge
         case .login, .keepalive, .logout:
             break
+        case .oidcLogin, .oidcCallback:
+            e.note = "the gateway's own \(endpoint.rawValue) endpoint (GET; answered by the gateway, never forwarded)"
+            return e
         }
         let answered = e.decision == .allow ? " (CSRF-checked; answered by the gateway, never forwarded)" : ""
         e.note = "the gateway's own \(endpoint.rawValue) endpoint" + answered

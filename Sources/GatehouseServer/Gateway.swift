@@ -42,6 +42,27 @@ final class SharedState: Sendable {
         if let event = OpaquePointer(bitPattern: mainWake.load(ordering: .acquiring)) { event_active(event, 0, 0) }
     }
 
+    /// The accepted discovery documents by issuer name (SPEC §14.1), for the OIDC login's
+    /// endpoints; written by the main loop's ``KeyManager``, read by the loops at login time.
+    let providerMetadata = Mutex<[String: ProviderMetadata]>([:])
+
+    /// Introspection questions of the loops (SPEC §14.3), taken by the main loop when woken.
+    private let introspectionAsks = Mutex<[IntrospectionAsk]>([])
+
+    /// Any thread: asks the main loop's ``Introspector``; the answer comes back to the worker
+    /// through its inbox (`Worker.introspected`).
+    func introspect(_ ask: IntrospectionAsk) {
+        introspectionAsks.withLock { $0.append(ask) }
+        if let event = OpaquePointer(bitPattern: mainWake.load(ordering: .acquiring)) { event_active(event, 0, 0) }
+    }
+
+    func takeIntrospectionAsks() -> [IntrospectionAsk] {
+        introspectionAsks.withLock { asks in
+            defer { asks.removeAll() }
+            return asks
+        }
+    }
+
     func takeKeysWanted() -> Set<String> {
         keysWanted.withLock { wanted in
             defer { wanted.removeAll() }
@@ -73,6 +94,7 @@ public final class Gateway: @unchecked Sendable {
     private let reloadResults = Mutex<[(id: UInt64, result: Result<Snapshot, SnapshotError>)]>([])
     private var reloadEvent: OpaquePointer?
     private var keyManager: KeyManager!
+    private var introspector: Introspector!
     /// Password checks for logins, off the loops; made when sessions are first configured.
     private var passwordPool: PasswordCheckPool?
 
@@ -116,11 +138,21 @@ public final class Gateway: @unchecked Sendable {
             return 1
         }
         let metrics = Metrics(workerCount: config.server.workers)
+        metrics.lastReloadSuccessMs.store(Clock.wallMs(), ordering: .relaxed)
         keyManager = KeyManager(base: mainBase, metrics: metrics)
         snapshot = snapshot.with(verifier: keyManager.configure(config.jwt)).with(sessions: sessionRuntime(config, previous: nil))
         let openFiles = ConnectionLimit.raiseOpenFileLimit()
         shared = SharedState(log: sink, metrics: metrics, snapshot: snapshot, openFileLimit: openFiles)
         keyManager.publish = { [unowned self] verifier in self.publishVerifier(verifier) }
+        keyManager.metadataAccepted = { [unowned self] issuer, metadata in
+            self.shared.providerMetadata.withLock { $0[issuer] = metadata }   // nil removes
+        }
+        introspector = Introspector(base: mainBase, metrics: metrics)
+        introspector.endpoint = { [unowned self] issuer in self.keyManager.metadata(issuer)?.introspectionEndpoint }
+        introspector.answer = { [unowned self] worker, key, result in
+            guard self.workers.indices.contains(worker) else { return }
+            self.workers[worker].post { $0.introspected(key, result) }
+        }
         // After `publish` (the loops' inboxes are FIFO): a woken request sees the new keys.
         keyManager.settled = { [unowned self] issuer in
             for worker in self.workers { worker.post { $0.keysSettled(issuer) } }
@@ -181,6 +213,7 @@ public final class Gateway: @unchecked Sendable {
         let wake = gh_timer_new(mainBase, 1, { _, _, arg in
             let gateway = Unmanaged<Gateway>.fromOpaque(arg!).takeUnretainedValue()
             for issuer in gateway.shared.takeKeysWanted() { gateway.keyManager.keysWanted(issuer) }
+            for ask in gateway.shared.takeIntrospectionAsks() { gateway.introspector.ask(ask) }
         }, me)!
         shared.setMainWake(wake)
     }
@@ -299,6 +332,7 @@ public final class Gateway: @unchecked Sendable {
             admin?.adopt(next.config)
             for worker in workers { worker.post { $0.adopt(next) } }
             shared.metrics.reloads.add(1, ordering: .relaxed)
+            shared.metrics.lastReloadSuccessMs.store(Clock.wallMs(), ordering: .relaxed)
             Gateway.say("configuration reloaded (generation \(next.generation))")
         }
     }

@@ -14,7 +14,8 @@ struct FetchError: Error, CustomStringConvertible {
 
 /// Fetches `http://` and `https://` URLs on an event loop without ever blocking it: names are
 /// resolved by evdns, TLS goes through `bufferevent_openssl` and verifies the peer against the
-/// system trust store (and its host name). Used for JWKS (SPEC §5.2).
+/// system trust store (and its host name). Used for JWKS and discovery documents (SPEC §5.2,
+/// §14.1) and introspection calls (SPEC §14.3, ``postForm(_:body:headers:timeoutSeconds:deadlineMs:completion:)``).
 ///
 /// **Bounded** (SPEC §3.2 Key fetches): a response head over ``maxHead`` bytes or a body over
 /// ``maxBody`` fails the fetch as soon as evhttp has read that much (nothing more is kept), and
@@ -48,6 +49,23 @@ final class HTTPFetcher {
     /// GETs `url`; `completion` runs exactly once, on this loop (possibly before `get` returns).
     func get(_ url: String, timeoutSeconds: Int32 = 10, deadlineMs: Int64 = HTTPFetcher.deadlineMs,
              completion: @escaping (Result<FetchedDocument, FetchError>) -> Void) {
+        send(url, post: nil, headers: [("Accept", "application/json, application/jwk-set+json")],
+             timeoutSeconds: timeoutSeconds, deadlineMs: deadlineMs, completion: completion)
+    }
+
+    /// POSTs `body` (`application/x-www-form-urlencoded`) to `url` with `headers` added, under
+    /// the same caps and deadline as ``get(_:timeoutSeconds:deadlineMs:completion:)`` (RFC 7662
+    /// introspection). `completion` runs exactly once, on this loop.
+    func postForm(_ url: String, body: [UInt8], headers: [(String, String)], timeoutSeconds: Int32 = 5,
+                  deadlineMs: Int64 = 5_000, completion: @escaping (Result<FetchedDocument, FetchError>) -> Void) {
+        send(url, post: body, headers: [("Content-Type", "application/x-www-form-urlencoded")] + headers,
+             timeoutSeconds: timeoutSeconds, deadlineMs: deadlineMs, completion: completion)
+    }
+
+    /// One GET (`post` nil) or POST; header values must hold no CR, LF or NUL (the callers' are fixed
+    /// or configuration values checked at load).
+    private func send(_ url: String, post: [UInt8]?, headers extra: [(String, String)], timeoutSeconds: Int32,
+                      deadlineMs: Int64, completion: @escaping (Result<FetchedDocument, FetchError>) -> Void) {
         guard let uri = evhttp_uri_parse(url) else { return completion(.failure(FetchError(description: "bad URL \(url)"))) }
         defer { evhttp_uri_free(uri) }
         let scheme = evhttp_uri_get_scheme(uri).map { String(cString: $0).lowercased() } ?? ""
@@ -79,10 +97,14 @@ final class HTTPFetcher {
         })
         let headers = HeaderList(evhttp_request_get_output_headers(request))
         headers.add("Host", port == (scheme == "https" ? 443 : 80) ? host : "\(host):\(port)")
-        headers.add("Accept", "application/json, application/jwk-set+json")
+        for (name, value) in extra { headers.add(name, value) }
         headers.add("User-Agent", "gatehouse")
+        if let post {
+            // evhttp adds Content-Length for a POST from the output buffer.
+            _ = post.withUnsafeBytes { evbuffer_add(evhttp_request_get_output_buffer(request), $0.baseAddress, $0.count) }
+        }
         job.start(request, deadlineMs: deadlineMs)   // before the request: it may complete at once
-        if evhttp_make_request(evcon, request, EVHTTP_REQ_GET, target) != 0 {
+        if evhttp_make_request(evcon, request, post == nil ? EVHTTP_REQ_GET : EVHTTP_REQ_POST, target) != 0 {
             job.notSent("cannot send the request to \(host)")
         }
     }

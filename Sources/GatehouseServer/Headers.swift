@@ -19,6 +19,11 @@ struct HeaderList: HeaderSource {
         evhttp_find_header(queue, UnsafeRawPointer(name.utf8Start).assumingMemoryBound(to: CChar.self)).map { String(cString: $0) }
     }
 
+    /// The first value of `name` as evhttp holds it (valid while the request lives): no copy.
+    func raw(_ name: StaticString) -> UnsafePointer<CChar>? {
+        evhttp_find_header(queue, UnsafeRawPointer(name.utf8Start).assumingMemoryBound(to: CChar.self))
+    }
+
     func joined(_ lowercasedName: StaticString, separator: StaticString) -> String? {
         joined(lowercasedName.description, separator: separator.description)
     }

@@ -17,7 +17,11 @@ import GatehouseConfig
 /// Threading: lives on the main loop; fetches never block it (see ``HTTPFetcher``).
 final class KeyManager {
     private struct Source {
+        /// The `jwks_url`, or the discovery URL (then ``discoveryIssuer`` is set).
         var url: String
+        var discoveryIssuer: String? = nil
+        /// The last discovery document accepted (kept when a later one is refused).
+        var metadata: ProviderMetadata? = nil
         var keys: JWKSet?
         var backoffSeconds: Int64 = 1
         var timer: OpaquePointer?
@@ -31,6 +35,9 @@ final class KeyManager {
     private var sources: [String: Source] = [:]
     private(set) var verifier: JWTVerifier?
     var publish: (JWTVerifier?) -> Void = { _ in }
+    /// Called with an issuer's name and its newly accepted discovery document, or nil when a
+    /// reload dropped or replaced the issuer's source (its old document must not serve on).
+    var metadataAccepted: (String, ProviderMetadata?) -> Void = { _, _ in }
     /// Called with an issuer's name when the loops waiting for its keys may decide.
     var settled: (String) -> Void = { _ in }
     /// Issuers whose current fetch loops wait for.
@@ -49,15 +56,22 @@ final class KeyManager {
         var next: [String: Source] = [:]
         var verifier = jwt?.verifier
         for remote in jwt?.remoteJWKS ?? [] {
-            if var old = sources.removeValue(forKey: remote.issuer), old.url == remote.url {
+            let previous = sources.removeValue(forKey: remote.issuer)
+            if var old = previous, old.url == remote.url, old.discoveryIssuer == remote.discoveryIssuer {
                 if let keys = old.keys { verifier = verifier?.replacingKeys(keys, forIssuer: remote.issuer) }
                 old.lastOnDemandNs = 0
                 next[remote.issuer] = old
             } else {
-                next[remote.issuer] = Source(url: remote.url)
+                // A replaced source: its timer and its discovery document go with it.
+                if let timer = previous?.timer { event_free(timer) }
+                if previous?.metadata != nil { metadataAccepted(remote.issuer, nil) }
+                next[remote.issuer] = Source(url: remote.url, discoveryIssuer: remote.discoveryIssuer)
             }
         }
-        for (_, old) in sources { if let timer = old.timer { event_free(timer) } }
+        for (issuer, old) in sources {
+            if let timer = old.timer { event_free(timer) }
+            if old.metadata != nil { metadataAccepted(issuer, nil) }
+        }
         sources = next
         self.verifier = verifier
         for (issuer, source) in sources where source.keys == nil && !source.fetching { fetch(issuer) }
@@ -95,12 +109,45 @@ final class KeyManager {
         if awaited.remove(issuer) != nil { settled(issuer) }
     }
 
+    /// The provider metadata of a `discovery: true` issuer, once a document was accepted.
+    func metadata(_ issuer: String) -> ProviderMetadata? { sources[issuer]?.metadata }
+
     private func fetch(_ issuer: String) {
-        guard let url = sources[issuer]?.url else { return }
+        guard let source = sources[issuer] else { return }
+        let url = source.url
         sources[issuer]?.fetching = true
-        fetcher.get(url) { [weak self] result in
-            self?.fetched(issuer, url: url, result)
+        guard let expected = source.discoveryIssuer else {
+            return fetcher.get(url) { [weak self] result in self?.fetched(issuer, url: url, result) }
         }
+        fetcher.get(url) { [weak self] result in self?.discovered(issuer, url: url, expected: expected, result) }
+    }
+
+    /// SPEC §14.1: the discovery document arrived (or not). Accepted only when its `issuer` is
+    /// the configured one exactly; then its `jwks_uri` is fetched as a `jwks_url` would be. A
+    /// refused document fails this refresh like a failed fetch (backoff, last good keys kept).
+    private func discovered(_ issuer: String, url: String, expected: String, _ result: Result<FetchedDocument, FetchError>) {
+        let metadata: ProviderMetadata
+        switch result {
+        case .failure(let error): return fetched(issuer, url: url, .failure(FetchError(description: "discovery: \(error)")))
+        case .success(let document):
+            guard document.status == 200 else {
+                return fetched(issuer, url: url, .failure(FetchError(description: "discovery: \(url): HTTP status \(document.status)")))
+            }
+            do throws(ProviderMetadataError) {
+                metadata = try ProviderMetadata(json: document.body, expectedIssuer: expected)
+            } catch {
+                metrics.discoveryRefusals.add(1, ordering: .relaxed)
+                return fetched(issuer, url: url, .failure(FetchError(description: "discovery document from \(url) refused: \(error)")))
+            }
+        }
+        guard sources[issuer]?.url == url else { return fetched(issuer, url: url, result) }
+        if sources[issuer]?.metadata != metadata {
+            Gateway.say("discovery: issuer \(issuer): jwks_uri \(metadata.jwksURI)"
+                        + (metadata.introspectionEndpoint.map { ", introspection_endpoint \($0)" } ?? ""))
+        }
+        sources[issuer]?.metadata = metadata
+        metadataAccepted(issuer, metadata)
+        fetcher.get(metadata.jwksURI) { [weak self] result in self?.fetched(issuer, url: url, result) }
     }
 
     private func fetched(_ issuer: String, url: String, _ result: Result<FetchedDocument, FetchError>) {

@@ -155,9 +155,8 @@ final class ProxyExchange {
                 }
                 return
             }
-            if filter.removes(name, trustedPeer: trustedPeer) { return }
-            if strip && HeaderRules.nameEquals(name, "authorization") { return }
-            if named.contains(name) { return }
+            if UpstreamHeaders.drops(name, filter: filter, trustedPeer: trustedPeer, stripAuthorization: strip,
+                                     named: named) { return }
             out.header(name, value)
         }
         let originalHost = host
@@ -171,6 +170,7 @@ final class ProxyExchange {
         out.header("X-Forwarded-Proto", connection.isTLS ? "https" : "http")
         if let originalHost { out.header("X-Forwarded-Host", originalHost) }
         out.header("X-Request-Id", log.requestID)
+        if !log.trace.isNone { out.traceparent(log.trace) }
         for (name, value) in identityHeaders { out.header(name, value) }
         if tunnelFacts != nil {
             // Exactly these two of the hop-by-hop kind (SPEC §12); the Sec-WebSocket-* pass as they are.

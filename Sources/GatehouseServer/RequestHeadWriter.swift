@@ -1,4 +1,5 @@
 import Glibc
+import GatehouseCore
 import GatehousePolicy
 
 /// Bytes of an upstream request head (request line and header lines), appended without
@@ -24,6 +25,21 @@ struct RequestHeadWriter {
     mutating func append(_ text: String) {
         var text = text
         text.withUTF8 { bytes.append(contentsOf: $0) }
+    }
+
+    /// `traceparent: 00-…` CRLF (SPEC §15.3): the value is made of hex digits and `-` only.
+    /// The line is made in place and appended at once.
+    mutating func traceparent(_ trace: TraceContext) {
+        let name: StaticString = "traceparent: "
+        let count = name.utf8CodeUnitCount + TraceContext.length + 2
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: count) { buffer in
+            let line = buffer.baseAddress!
+            line.update(from: name.utf8Start, count: name.utf8CodeUnitCount)
+            trace.write(headerValueAt: line + name.utf8CodeUnitCount)
+            line[count - 2] = 13
+            line[count - 1] = 10
+            bytes.append(contentsOf: UnsafeBufferPointer(buffer))
+        }
     }
 
     /// `name: value` CRLF, from evhttp's NUL-terminated header strings.

@@ -27,6 +27,8 @@ struct RequestHeaderFilter: Sendable {
         "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-request-id", "x-real-ip",
         "x-original-url", "x-rewrite-url", "x-original-uri",
         "x-http-method-override", "x-http-method", "x-method-override",
+        // The gateway writes the request's own (the client's when valid, SPEC §15.3).
+        "traceparent",
     ]
 
     /// Headers removed unless the peer is a trusted proxy (lowercase, `-`).

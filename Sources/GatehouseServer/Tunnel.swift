@@ -240,8 +240,11 @@ final class Tunnel {
         timer = nil
         bufferevent_free(upstream)
         log.status = 101
-        log.decision = .allow
-        log.reason = reason
+        if !log.shadow {
+            // A shadow route's line keeps the refusal it would have made (SPEC §15.2).
+            log.decision = .allow
+            log.reason = reason
+        }
         log.bytesSent = bytesToClient
         log.bytesReceived = bytesFromClient
         worker.finishLog(&log, startNs: startNs)

@@ -48,7 +48,8 @@ extension Worker {
             return carryOut(endpoint, req: req, own: snapshot, facts: facts, log: log, startNs: startNs)
         }
         let auth = AuthContext(verifier: snapshot.verifier, cache: tokenCache, now: Clock.wallMs() / 1000,
-                               mayWaitForKeys: true, refreshableIssuers: snapshot.refreshableIssuers)
+                               mayWaitForKeys: true, refreshableIssuers: snapshot.refreshableIssuers,
+                               introspectionCache: introspectionCache)
         let plan = Decide.plan(facts, under: snapshot.decision, auth: auth)
         carryOut(plan, req: req, own: snapshot, facts: facts, log: log, startNs: startNs, connection: conn)
     }
@@ -115,6 +116,10 @@ extension Worker {
             log.note(route: wait.route, auth: .session)
             continueWithSession(PendingRequest(req: req, snapshot: own, facts: facts, log: log, startNs: startNs,
                                                connection: connection), wait: wait)
+        case let .needsIntrospection(wait):
+            log.note(route: wait.route, auth: .introspection)
+            waitForIntrospection(PendingRequest(req: req, snapshot: own, facts: facts, log: log, startNs: startNs,
+                                                connection: connection), wait: wait)
         case let .needsKeys(route, issuer):
             log.note(route: route, auth: .jwt)
             waitForKeys(PendingRequest(req: req, snapshot: own, facts: facts, log: log, startNs: startNs,
@@ -135,10 +140,21 @@ extension Worker {
         }
         log.note(route: forward.route, auth: forward.identity?.method ?? .none)
         log.subject = forward.identity?.subject
+        if let shadow = forward.shadow { noteShadow(shadow, route: forward.route, identity: forward.identity, log: &log) }
         let exchange = ProxyExchange(worker: self, request: req, snapshot: own, forward: forward, upstream: upstream,
                                      target: facts.target, host: facts.host, log: log, startNs: startNs,
                                      connection: connection, tunnelFacts: forward.tunnel ? facts : nil)
         exchange.start()
+    }
+
+    /// A refusal a shadow route did not carry out (SPEC §15.2): logged as the decision it would
+    /// have been, with `shadow: true`, and counted.
+    func noteShadow(_ shadow: ShadowVerdict, route: Route, identity: Identity?, log: inout AccessLogRecord) {
+        log.decision = shadow.decision
+        log.reason = shadow.reason
+        log.shadow = true
+        if identity == nil { log.auth = shadow.tried }
+        shared.metrics.shadowRefused(worker: index, route: route.name, reason: shadow.reason)
     }
 
     /// ``carryOut(_:req:own:facts:log:startNs:connection:)`` for a request that waited (or the
@@ -194,6 +210,7 @@ extension Worker {
         } else {
             log.requestID = ids.next()
         }
+        log.trace = headers.raw("traceparent").flatMap(TraceContext.parse(cString:)) ?? ids.trace()
         log.client = peerAddress(of: req)
         if !trustedProxies.isEmpty {
             log.client = ForwardedFor.clientAddress(peer: log.client, incoming: headers.joined("x-forwarded-for"),
@@ -314,6 +331,7 @@ extension Worker {
         let startNs = Clock.monotonicNs()
         log.startMs = Clock.wallMs()
         log.requestID = ids.next()
+        log.trace = ids.trace()  // the head was not parsed: its traceparent is not read
         log.client = peerAddress(of: req)
         log.method = Worker.methodName(evhttp_request_get_command(req))
         log.rawTarget = "-"

@@ -73,6 +73,7 @@ extension Worker {
         var log = AccessLogRecord()
         log.startMs = Clock.wallMs()
         log.requestID = ids.next()
+        log.trace = ids.trace()  // no head arrived: no traceparent to keep
         log.client = conn.peer
         log.method = "-"
         log.rawTarget = "-"

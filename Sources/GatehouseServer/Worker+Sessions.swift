@@ -62,6 +62,12 @@ extension Worker {
                 return replyEmpty(req, status: 204, headers: headers, log: &log, startNs: startNs)
             }
             logout(req, idHash: idHash, runtime: runtime, cors: cors, log: log, startNs: startNs)
+        case let .oidcLogin(oidc, returnTo):
+            log.auth = .session
+            startOIDCLogin(req, oidc: oidc, returnTo: returnTo, own: own, log: log, startNs: startNs)
+        case let .oidcCallback(oidc, query):
+            log.auth = .session
+            finishOIDCLogin(req, oidc: oidc, query: query, own: own, runtime: runtime, log: log, startNs: startNs)
         }
     }
 

@@ -4,6 +4,7 @@ import Glibc
 import Synchronization
 import GatehouseCore
 import GatehouseAuth
+import GatehouseDecision
 import GatehouseConfig
 import GatehousePolicy
 
@@ -29,6 +30,12 @@ final class Worker: @unchecked Sendable {
     let tokenCache = VerifiedTokenCache()
     /// Requests waiting for an issuer's keys, by issuer name (see Worker+KeyWait.swift).
     var keyWaits: [String: KeyWaitQueue] = [:]
+    /// This loop's introspection answers, and the requests waiting for one by token hash
+    /// (see Worker+Introspection.swift).
+    let introspectionCache = IntrospectionCache()
+    var introspectionWaits: [IntrospectionKey: [(PendingRequest, IntrospectionWait)]] = [:]
+    /// This loop's HTTP client for OIDC code exchanges (made at the first callback).
+    var oidcFetcher: HTTPFetcher?
     /// This loop's Redis connection for sessions, and the settings it was made for.
     var redisStore: RedisSessionStore?
     var redisSetting: SessionStoreSetting?

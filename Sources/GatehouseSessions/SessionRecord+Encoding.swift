@@ -23,6 +23,10 @@ extension SessionRecord {
             "x=\(absoluteExpiry)",
             "rv=" + (revoked ? "1" : "0"),
         ]
+        // Only when set: a record without it reads the same in older versions (which ignore
+        // unknown fields and would then treat an OIDC session as a password one — and refuse
+        // it, its subject not being in the users file: safe).
+        if oidc { fields.append("o=1") }
         fields.reserveCapacity(fields.count + roles.count)
         for role in roles { fields.append("role=" + PercentEncoding.encode(role)) }
         return fields.joined(separator: "&")
@@ -40,7 +44,7 @@ extension SessionRecord {
             switch key {
             case "role":
                 roles.append(value)
-            case "v", "id", "sub", "c", "s", "x", "rv":
+            case "v", "id", "sub", "c", "s", "x", "rv", "o":
                 guard single.updateValue(value, forKey: key) == nil else { return nil }
             default:
                 continue
@@ -52,7 +56,7 @@ extension SessionRecord {
               let absoluteExpiry = single["x"].flatMap(Self.decimal),
               let revoked = single["rv"], revoked == "0" || revoked == "1" else { return nil }
         self.init(idHash: idHash, subject: subject, roles: roles, createdAt: createdAt, lastSeen: lastSeen,
-                  absoluteExpiry: absoluteExpiry, revoked: revoked == "1")
+                  absoluteExpiry: absoluteExpiry, revoked: revoked == "1", oidc: single["o"] == "1")
     }
 
     /// `-?[0-9]+` that fits an Int64.

@@ -17,10 +17,14 @@ public struct SessionRecord: Sendable, Hashable {
     /// Set by logout; the record stays (a tombstone) until ``absoluteExpiry`` so that the id
     /// reports ``SessionState/revoked`` everywhere until it would have expired anyway.
     public var revoked: Bool
+    /// Made by the OIDC login (SPEC §14.2): its roles are the ID token's, kept for its life,
+    /// not re-read from the users file (SPEC §3.2).
+    public var oidc: Bool = false
 
     /// Makes a record.
     public init(idHash: String, subject: String, roles: [String], createdAt: Int64, lastSeen: Int64,
-                absoluteExpiry: Int64, revoked: Bool = false) {
+                absoluteExpiry: Int64, revoked: Bool = false, oidc: Bool = false) {
+        self.oidc = oidc
         self.idHash = idHash
         self.subject = subject
         self.roles = roles

@@ -13,12 +13,12 @@ struct GatehouseCommand: ParsableCommand {
         commandName: "gatehouse",
         abstract: "A reverse-proxy authentication gateway.",
         version: GatehouseVersion.current,
-        subcommands: [Run.self, Check.self, Explain.self, Echo.self, HashPassword.self]
+        subcommands: [Run.self, Check.self, Explain.self, PolicyTest.self, Echo.self, HashPassword.self]
     )
 }
 
 enum GatehouseVersion {
-    static let current = "gatehouse 0.1.0"
+    static let current = "gatehouse \(BuildInfo.version)"
 }
 
 enum Machine {
@@ -73,6 +73,48 @@ struct Explain: ParsableCommand {
     }
 }
 
+/// `gatehouse test` (SPEC §15.1). Exit 0 when every case passes, 1 when one fails, 2 when the
+/// configuration or a cases file is invalid (nothing runs then).
+struct PolicyTest: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "test",
+        abstract: "Run policy test cases against the configuration, without starting a server.")
+    @Option(name: .long, help: "The config file.") var config = "./gatehouse.yaml"
+    @Option(name: .long, help: "Also write the results as JUnit XML to this file.") var junit: String?
+    @Argument(help: "Cases files (YAML: cases: [...]).") var cases: [String]
+
+    func validate() throws {
+        if cases.isEmpty { throw ValidationError("give at least one cases file") }
+    }
+
+    func run() throws {
+        let result = ConfigLoader.load(path: config, cpuCount: Machine.cpuCount, tlsCheck: ServerTLSContext.check)
+        guard let loaded = result.config else {
+            let report = CheckReport.render(result: result, configPath: config)
+            FileOutput.write(report.stderr, fd: 2)
+            FileOutput.write(report.stdout, fd: 1)
+            throw ExitCode(2)
+        }
+        let read = PolicyTestCases.load(paths: cases, config: loaded)
+        let problems = CheckReport.render(result: ConfigLoadResult(config: nil, problems: read.problems), configPath: config)
+        FileOutput.write(problems.stderr, fd: 2)
+        if !read.errors.isEmpty {
+            let count = read.errors.count
+            FileOutput.write("cases have \(count) \(count == 1 ? "error" : "errors"); nothing was run\n", fd: 1)
+            throw ExitCode(2)
+        }
+        let results = read.cases.map { PolicyTester.run($0, config: loaded) }
+        FileOutput.write(PolicyTester.report(results), fd: 1)
+        if let junit {
+            guard FileOutput.replace(junit, with: PolicyTester.junit(results)) else {
+                FileOutput.write("cannot write \(junit)\n", fd: 2)
+                throw ExitCode(2)
+            }
+        }
+        if results.contains(where: { !$0.passed }) { throw ExitCode(1) }
+    }
+}
+
 struct Echo: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "A tiny upstream that echoes each request as JSON.")
     @Option(name: .long, help: "HOST:PORT to listen on.") var listen = "127.0.0.1:9000"
@@ -108,6 +150,14 @@ struct HashPassword: ParsableCommand {
 }
 
 enum FileOutput {
+    /// Writes `text` to a new file at `path` (replacing one that is there); false on failure.
+    static func replace(_ path: String, with text: String) -> Bool {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return false }
+        write(text, fd: fd)
+        return close(fd) == 0
+    }
+
     static func write(_ text: String, fd: Int32) {
         var text = text
         text.withUTF8 { bytes in

@@ -67,6 +67,11 @@ enum PipelineFixture {
               rate_limit: { rate: 10/m, burst: 1, key: client } }
           - { name: limited-keyed, match: { path: "/keyed/**" }, upstream: api, auth: none,
               rate_limit: { rate: 5/h, burst: 3, key: "header:X-Api-Key" } }
+          - { name: shadow, match: { path: "/shadow/**" }, upstream: api, mode: shadow, require: { roles_any: [admin] },
+              cors: { allow_origins: ["\(partnerOrigin)"], allow_credentials: true } }
+          - { name: shadow-app, match: { path: "/shadow-app/**" }, upstream: api, mode: shadow,
+              login_redirect: "/auth/login.html" }
+          - { name: enforced, match: { path: "/enforced/**" }, upstream: api, mode: enforce, require: { roles_any: [admin] } }
           - { name: api, match: { path: "/api/**" }, upstream: api }
         """
 

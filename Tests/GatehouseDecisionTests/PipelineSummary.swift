@@ -47,6 +47,9 @@ struct Summary: Equatable, CustomStringConvertible {
         switch plan {
         case .forward(let f):
             self.init(kind: "forward", route: f.route.name, headers: (f.cors ?? []) + f.identityHeaders)
+            if let shadow = f.shadow {
+                self.headers["x-shadow"] = "\(shadow.decision.rawValue) \(shadow.reason.rawValue) \(shadow.status) \(shadow.tried.rawValue)"
+            }
         case .refuse(let r):
             self.init(r)
         case .redirect(let r):
@@ -63,6 +66,8 @@ struct Summary: Equatable, CustomStringConvertible {
         case .needsRateLimit(let check):
             self.init(kind: "needsRateLimit", route: check.forward.route.name)
             self.headers["x-key"] = check.key.description
+        case .needsIntrospection(let wait):
+            self.init(kind: "needsIntrospection", route: wait.route.name)
         }
     }
 
@@ -73,6 +78,8 @@ struct Summary: Equatable, CustomStringConvertible {
         case .login(_, let cors): self.init(kind: "login", headers: cors)
         case .keepalive(_, let cors): self.init(kind: "keepalive", headers: cors)
         case .logout(let idHash, let cors): self.init(kind: idHash == nil ? "logout-now" : "logout", headers: cors)
+        case .oidcLogin: self.init(kind: "oidcLogin")
+        case .oidcCallback: self.init(kind: "oidcCallback")
         }
     }
 }

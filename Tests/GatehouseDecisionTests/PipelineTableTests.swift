@@ -316,6 +316,10 @@ final class PipelineTableTests: XCTestCase {
         .malformedRequest, .headersTooLarge, .payloadTooLarge, .headerTimeout, .invalidCredentials, .throttled,
         .concurrentLogins, .upstreamTimeout, .upstreamConnectFailed, .upstreamError, .upstreamDown, .clientClosed,
         .wrongIssuer, .tunnelClosed, .tunnelIdle,
+        // after an introspection call (SPEC §14.3): IntrospectionDecisionTests
+        .tokenInactive, .introspectionUnavailable, .introspectionBusy,
+        // the OIDC login's steps after its endpoint plan (SPEC §14.2): OIDCLoginTests
+        .oidcStateInvalid, .oidcCodeRefused, .oidcIDTokenInvalid, .oidcProviderUnavailable,
     ]
 
     func testEveryPipelineReasonIsReached() {

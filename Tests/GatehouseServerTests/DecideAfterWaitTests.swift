@@ -55,6 +55,7 @@ final class DecideAfterWaitTests: XCTestCase {
         case redirect(reason: Reason)
         case needsKeys(route: String, issuer: String)
         case needsSession(route: String, hasRequirement: Bool)
+        case needsIntrospection(route: String)
         case preflight
         case needsRateLimit(route: String)
     }
@@ -66,6 +67,7 @@ final class DecideAfterWaitTests: XCTestCase {
         case let .redirect(r): return .redirect(reason: r.credentials)
         case let .needsKeys(route, issuer): return .needsKeys(route: route.name, issuer: issuer)
         case let .needsSession(wait): return .needsSession(route: wait.route.name, hasRequirement: wait.requirement != nil)
+        case let .needsIntrospection(wait): return .needsIntrospection(route: wait.route.name)
         case .preflight: return .preflight
         case let .needsRateLimit(check): return .needsRateLimit(route: check.forward.route.name)
         }

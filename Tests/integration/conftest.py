@@ -185,3 +185,40 @@ def yaml_dump():
 @pytest.fixture
 def helpers():
     return support
+
+
+# ---------------------------------------------------------------------------------------------
+# A real OpenID provider (django-oidc-provider; see oidc_support.py)
+
+@pytest.fixture(scope="session")
+def oidc_template(tmp_path_factory):
+    """The provider's migrated and set-up database, made once per session."""
+    import oidc_support
+    return oidc_support.template_database(tmp_path_factory.mktemp("oidc-template"))
+
+
+@pytest.fixture
+def oidc_providers(oidc_template, tmp_path, request):
+    """Starts OIDC providers, each with its own copy of the database; all stopped at teardown.
+    start(name="idp", start=True, id_token_expire=600, token_expire=3600) -> an OIDCProvider,
+    started unless start=False."""
+    import oidc_support
+    started: list = []
+
+    def start(name: str | None = None, start: bool = True, **kw):
+        provider = oidc_support.OIDCProvider(tmp_path, oidc_template, name=name or f"idp{len(started)}", **kw)
+        started.append(provider)
+        return provider.start() if start else provider
+
+    yield start
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    for provider in started:
+        provider.stop()
+        if failed:
+            print(f"---- log of provider {provider.name} ----\n{provider.log()[-4000:]}")
+
+
+@pytest.fixture
+def oidc_provider(oidc_providers):
+    """One started provider for this test."""
+    return oidc_providers()

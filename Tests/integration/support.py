@@ -41,9 +41,9 @@ UNIFORM_MESSAGES = {
     "gateway_timeout": "Gateway timeout",
 }
 
-# SPEC §9: every field of a JSON access-log line.
+# SPEC §9: every field of a JSON access-log line (`trace_id` of §15.3 is on every line too).
 ACCESS_LOG_FIELDS = (
-    "ts", "request_id", "client", "method", "path", "status", "bytes_sent", "duration_ms",
+    "ts", "request_id", "trace_id", "client", "method", "path", "status", "bytes_sent", "duration_ms",
     "route", "upstream", "upstream_status", "upstream_ms", "auth", "subject", "decision",
     "reason", "user_agent",
 )

@@ -264,7 +264,7 @@ def test_version_prints_name_and_version(run_cli):
 def test_help_lists_the_commands(run_cli):
     p = run_cli("--help")
     assert p.returncode == 0
-    for command in ["run", "check", "explain", "echo"]:
+    for command in ["run", "check", "explain", "test", "echo"]:
         assert command in p.stdout
 
 

@@ -21,6 +21,9 @@
 #                  the same routes, every request a different valid token (jwt_rotate.lua over
 #                  TOKENS_HS / TOKENS_RS / TOKENS_ES distinct tokens, > the 4096-entry cache):
 #                  a full verification per request ("nc": not cached)
+#   gh-intro       gatehouse, route with issuers: [intro] and require: {roles_any: [admin]}; an
+#                  opaque token checked by introspection (SPEC §14.3) at introspection_stub.py,
+#                  the same token every request: the per-worker introspection cache is warm
 #   hap-public     HAProxy (run.sh's config) with the JWT rules present but not applying
 #   hap-rs256 hap-es256 hap-hs256
 #                  HAProxy 2.6: alg, jwt_verify, iss, exp and roles[0] == admin on the same
@@ -31,7 +34,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
-ALL="gh-public gh-rs256 gh-es256 gh-hs256 gh-hs256-lua gh-hs256-nc gh-rs256-nc gh-es256-nc hap-public hap-rs256 hap-es256 hap-hs256 nginx"
+ALL="gh-public gh-rs256 gh-es256 gh-hs256 gh-hs256-lua gh-hs256-nc gh-rs256-nc gh-es256-nc gh-intro hap-public hap-rs256 hap-es256 hap-hs256 nginx"
 ONLY="${ONLY:-$ALL}"
 ROUNDS="${ROUNDS:-1}"
 RESULTS="${RESULTS:-}"        # optional: also write the table as TSV to this file
@@ -75,7 +78,7 @@ to_ms() {
 
 # --- what each scenario is ------------------------------------------------------------------
 proxy_of() { case "$1" in gh-*) echo gatehouse ;; hap-*) echo haproxy ;; nginx) echo nginx ;; esac; }
-alg_of() { case "$1" in *rs256*) echo rs ;; *es256*) echo es ;; *hs256*) echo hs ;; *) echo "" ;; esac; }
+alg_of() { case "$1" in *rs256*) echo rs ;; *es256*) echo es ;; *hs256*) echo hs ;; *intro*) echo intro ;; *) echo "" ;; esac; }
 path_of() { local a; a=$(alg_of "$1"); if [ -n "$a" ]; then echo "/$a/bench"; else echo /bench; fi; }
 port_of() {
     case "$(proxy_of "$1")" in
@@ -91,6 +94,13 @@ start_gatehouse_jwt() { # dir -> SPAWNED
     port_free "$GATEHOUSE_PORT" || die "port $GATEHOUSE_PORT busy (set BASE_PORT)"
     spawn proxy "$1/gatehouse/stderr.log" "$GATEHOUSE_BIN" run --config "$1/gatehouse/gatehouse.yaml"
     wait_port "$GATEHOUSE_PORT" || die "gatehouse did not start: $(cat "$1/gatehouse/stderr.log")"
+    if [ -n "${INTRO_PORT:-}" ]; then   # the discovery document first (else the intro row answers 503)
+        local i
+        for i in $(seq 1 100); do
+            [ "$(status_of "$GATEHOUSE_PORT" /intro/bench "$(head -n1 "$KEYS/intro.token")")" = 200 ] && break
+            sleep 0.1
+        done
+    fi
 }
 
 # HAProxy: run.sh's config plus, for /rs/ /es/ /hs/, what gatehouse checks there: a Bearer
@@ -255,6 +265,14 @@ python3 "$HERE/jwt_tokens.py" "$KEYS" "$TOKENS_HS" "$TOKENS_RS" "$TOKENS_ES" || 
 
 start_upstream "$BENCH_DIR"
 UPSTREAM_PID=$SPAWNED
+case " $ONLY " in
+    *" gh-intro "*)
+        INTRO_PORT=$((GATEHOUSE_PORT + 50))
+        port_free "$INTRO_PORT" || die "port $INTRO_PORT busy (set BASE_PORT)"
+        spawn stub "$BENCH_DIR/introspection-stub.log" python3 "$HERE/introspection_stub.py" "$INTRO_PORT" "$KEYS"
+        wait_port "$INTRO_PORT" || die "the introspection stub did not start: $(cat "$BENCH_DIR/introspection-stub.log")"
+        ;;
+esac
 
 for round in $(seq 1 "$ROUNDS"); do
     [ "$ROUNDS" = 1 ] || log "round $round of $ROUNDS"
@@ -320,6 +338,10 @@ done
 echo "(CPU/public and +us/public: per round against gh-public of the same round, median over the rounds)"
 
 echo
+if have gh-intro && have gh-rs256; then
+    IFS='|' read -r m per <<<"$(per_round ratio gh-intro gh-rs256)"
+    echo "goal (issue 13): introspected opaque token, warm cache: CPU/request gh-intro / gh-rs256 = $m (goal <= 1.10; per round: $per)"
+fi
 if have gh-public && have gh-rs256; then
     IFS='|' read -r m per <<<"$(per_round ratio gh-rs256 gh-public)"
     echo "GOAL gatehouse RS256 + role, warm cache / public route CPU = ${m}x (goal <= 1.10: $(awk -v m="$m" 'BEGIN {print (m <= 1.10) ? "met" : "NOT met"}'); per round: $per)"

@@ -241,10 +241,12 @@ jwt:
     - { name: hs, issuer: bench-hs, algorithms: [HS256], secret_file: $KEYS/hs.secret }
     - { name: rs, issuer: bench-rs, algorithms: [RS256], jwks_file: $KEYS/jwks.json }
     - { name: es, issuer: bench-es, algorithms: [ES256], jwks_file: $KEYS/jwks.json }
+$([ -z "${INTRO_PORT:-}" ] || echo "    - { name: intro, issuer: \"http://127.0.0.1:$INTRO_PORT\", audiences: [bench-api], algorithms: [RS256], discovery: true, introspection: { client_id: bench, client_secret_file: $KEYS/hs.secret } }")
 routes:
   - { name: rs, match: { path: "/rs/**" }, upstream: api, issuers: [rs], require: { roles_any: [admin] } }
   - { name: es, match: { path: "/es/**" }, upstream: api, issuers: [es], require: { roles_any: [admin] } }
   - { name: hs, match: { path: "/hs/**" }, upstream: api, issuers: [hs], require: { roles_any: [admin] } }
+$([ -z "${INTRO_PORT:-}" ] || echo '  - { name: intro, match: { path: "/intro/**" }, upstream: api, issuers: [intro], require: { roles_any: [admin] } }')
   - { name: public, match: { path: "/**" }, upstream: api, auth: none }
 access_log: { path: $d/gatehouse/access.log, format: json }
 EOF
