@@ -614,3 +614,19 @@ def test_a_rate_limited_route_counts_handshakes(session_gateways, tmp_path, upst
         assert status == 429 and b'"too_many_requests"' in body and "retry-after" in headers
         ws.send("the open tunnel is not limited")
         assert ws.recv(timeout=5) == "the open tunnel is not limited"
+
+
+def test_a_shadow_route_tunnels_what_it_would_refuse_and_logs_it(session_gateways, tmp_path, upstream):
+    routes = [{"name": "shadowed", "match": {"path": "/shadow/**"}, "upstream": "api", "websocket": True,
+               "mode": "shadow", "require": {"roles_any": ["admin"]}}]
+    gw = start_gateway(session_gateways, tmp_path, upstream, routes=routes)
+    with ws_connect(gw, "/shadow/x", token=token(roles=["reader"]), headers=[("X-Request-Id", "ws-shadow-1")]) as ws:
+        ws.send("let through")
+        assert ws.recv(timeout=5) == "let through"
+    rec = support.wait_until(lambda: [r for r in tunnel_lines(gw) if r["request_id"] == "ws-shadow-1"], 5)[0]
+    assert rec["shadow"] is True and rec["reason"] == "insufficient_role" and rec["decision"] == "deny"
+    assert rec["bytes_received"] > 0 and rec["trace_id"]
+    # The Origin rule is never shadowed.
+    cookie = gw.login_cookie("alice")
+    status, _, _ = refused_status(gw, "/shadow/x", cookie=cookie, origin=FOREIGN_ORIGIN)
+    assert status == 403
