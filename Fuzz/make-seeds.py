@@ -150,6 +150,18 @@ def main():
     write("rawhead", [b"\x00\x10" + line.encode() + b.encode()
                       for b in blocks for line in ("GET / HTTP/1.1\r\n", "POST http://a/x?y HTTP/1.0\n")]
           + [b"\x00\x05GET /a\x00b HTTP/1.1\r\nHost: a\r\n\r\n", b"\x00\x20GET / HTTP/1.1\r\nX: a\x0bb\r\nHost: a\r\n\r\n"])
+    fwd_headers = {
+        0: ["X-Forwarded-Method: POST", "X-Forwarded-Uri: /api/x?a=1", "X-Forwarded-Host: api.example.com",
+            "X-Forwarded-Proto: https"],
+        1: ["X-Original-Method: GET", "X-Original-URI: /api/%2e%2e/admin", "X-Forwarded-Host: h:8080"],
+        2: ["GET: x", "Host: api.example.com"],
+    }
+    fwd = [bytes([style]) + "\n".join([target] + lines).encode()
+           for style, lines in fwd_headers.items()
+           for target in ("/_gatehouse/auth", "/_gatehouse/auth?x=/y", "/_gatehouse/auth/api/x?q=1", "/_gatehouse/authz")]
+    fwd += [bytes([style]) + s.encode() for s in lit("Tests/GatehouseDecisionTests/ForwardAuthRequestTests.swift")
+            for style in (0, 1, 2)]
+    write("fwdreq", fwd)
     # Issue 9 item 15: alias keys that Yams' duplicate-key check hashes again at every level
     # (minutes to compose ~600 bytes), billion laughs, nested merge keys.
     bomb = ["k0: &k0 [a, b, c, d, e, f, g, h]"]

@@ -9,7 +9,7 @@ for pkg in libevent-dev libhiredis-dev libssl-dev libcrypt-dev pkg-config; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ "${GATEHOUSE_TEST_DEPS:-0}" = 1 ]; then
-    for pkg in python3 python3-pip curl redis-server haproxy; do
+    for pkg in python3 python3-pip curl redis-server haproxy nginx caddy; do
         dpkg -s "$pkg" >/dev/null 2>&1 || command -v "${pkg%%-*}" >/dev/null 2>&1 || need_apt+=("$pkg")
     done
 fi

@@ -1,8 +1,8 @@
 /// The key tables of the configuration (SPEC §2), in documentation order — the order in which
 /// an "unknown key" message lists the valid ones.
 enum ConfigKeys {
-    static let topLevel = ["server", "admin", "upstreams", "jwt", "sessions", "cors", "identity_headers", "routes",
-                           "policy_files", "access_log", "rate_limits"]
+    static let topLevel = ["server", "admin", "upstreams", "jwt", "sessions", "forward_auth", "cors", "identity_headers",
+                           "routes", "policy_files", "access_log", "rate_limits"]
     static let server = ["listen", "workers", "max_header_bytes", "max_body_bytes", "read_timeout",
                          "shutdown_grace", "trusted_proxies", "public_origin", "path_policy", "tls", "header_timeout",
                          "max_connections", "tunnel_idle_timeout"]
@@ -19,6 +19,7 @@ enum ConfigKeys {
                                "roles_claim"]
     static let sessionCookie = ["name", "secure", "same_site", "domain", "path"]
     static let login = ["path", "users_file", "roles", "max_failures", "failure_window"]
+    static let forwardAuth = ["path", "style", "allow_from"]
     static let cors = ["allow_origins", "allow_methods", "allow_headers", "expose_headers", "allow_credentials",
                        "max_age"]
     static let identityHeaders = ["subject", "roles", "method", "claims"]

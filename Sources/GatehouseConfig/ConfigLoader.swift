@@ -37,7 +37,7 @@ public enum ConfigLoader {
         let directory = ConfigPaths.directory(of: path)
         let top = root.fields(ConfigKeys.topLevel, diagnostics)
 
-        let server = SettingsSections.server(top?["server"], configDirectory: directory, cwd: cwd, cpuCount: cpuCount,
+        var server = SettingsSections.server(top?["server"], configDirectory: directory, cwd: cwd, cpuCount: cpuCount,
                                              tlsCheck: tlsCheck, diagnostics)
         let admin = SettingsSections.admin(top?["admin"], publicListen: server.listen, diagnostics)
         let upstreams = UpstreamsSection(top?["upstreams"], diagnostics)
@@ -46,6 +46,7 @@ public enum ConfigLoader {
         let serverHasTLS = top?["server"]?.node.mapping?["tls"] != nil
         let sessions = SessionsSection(top?["sessions"], configDirectory: directory, cwd: cwd,
                                        serverHasTLS: serverHasTLS, diagnostics)
+        let forwardAuth = ForwardAuthSection.read(top?["forward_auth"], sessionEndpoints: sessions.endpoints, diagnostics)
         let cors = top?["cors"].flatMap { CORSSection.policy($0, diagnostics) }
         let identityHeaders = IdentityHeadersSection.read(top?["identity_headers"], diagnostics)
 
@@ -89,10 +90,15 @@ public enum ConfigLoader {
         sessions.oidc?.crossCheck(jwt: jwt.settings, jwtPresent: jwt.isPresent, publicOrigin: server.publicOrigin, diagnostics)
 
         guard !diagnostics.hasErrors else { return ConfigLoadResult(config: nil, problems: diagnostics.problems) }
+        // The peers that may ask forward auth count as trusted proxies (SPEC §11): the client
+        // address comes from their X-Forwarded-For.
+        for cidr in forwardAuth?.allowFrom ?? [] where !server.trustedProxies.contains(cidr) {
+            server.trustedProxies.append(cidr)
+        }
         var config = GatewayConfig(path: path, server: server, admin: admin, upstreams: upstreams.settings,
                                    routes: table, accessLog: accessLog, jwt: jwt.settings,
                                    identityHeaders: identityHeaders, cors: cors, requirements: routes.requirements,
-                                   sessions: sessions.settings)
+                                   sessions: sessions.settings, forwardAuth: forwardAuth)
         config.rateLimits = rateLimits
         config.rateLimitHeaders = RateLimitSection.headerNames(table.routes)
         config.hasRateLimits = table.routes.contains { $0.rateLimit != nil }

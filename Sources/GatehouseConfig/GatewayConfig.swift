@@ -22,6 +22,8 @@ public struct GatewayConfig: Sendable {
     /// The global CORS policy (SPEC §2 `cors`, §6); nil when absent. A route's own policy is
     /// ``Route/cors``.
     public var cors: CORSPolicy?
+    /// SPEC §2 `forward_auth`, §11; nil when absent (no decision endpoint).
+    public var forwardAuth: ForwardAuthSettings?
     /// Each route's `require`, indexed by ``Route/index``; nil when the route has none.
     /// Prefer ``requirement(for:)``.
     public var requirements: [Requirement?]
@@ -37,10 +39,12 @@ public struct GatewayConfig: Sendable {
     public init(path: String, server: ServerSettings, admin: AdminSettings?, upstreams: [String: UpstreamSettings],
                 routes: RouteTable, accessLog: AccessLogSettings, jwt: JWTSettings? = nil,
                 identityHeaders: IdentityHeaders = IdentityHeaders(), cors: CORSPolicy? = nil,
-                requirements: [Requirement?] = [], sessions: SessionSettings? = nil) {
+                requirements: [Requirement?] = [], sessions: SessionSettings? = nil,
+                forwardAuth: ForwardAuthSettings? = nil) {
         self.path = path; self.server = server; self.admin = admin; self.upstreams = upstreams
         self.routes = routes; self.accessLog = accessLog; self.jwt = jwt; self.identityHeaders = identityHeaders
         self.cors = cors; self.requirements = requirements; self.sessions = sessions
+        self.forwardAuth = forwardAuth
     }
 
     /// The route's `require`; nil when it has none (also for an index outside ``requirements``,

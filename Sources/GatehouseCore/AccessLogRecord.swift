@@ -36,6 +36,8 @@ public struct AccessLogRecord: Sendable {
     /// A refusal on a route in shadow mode, forwarded anyway (SPEC §15.2): `decision` and
     /// `reason` are what would have happened. Written only when true.
     public var shadow: Bool = false
+    /// A forward-auth decision (SPEC §11): logged as `forward_auth: true`, absent otherwise.
+    public var forwardAuth: Bool = false
 
     public init() {}
 
@@ -141,9 +143,9 @@ public enum JSONText {
     /// A millisecond figure with three decimals (microsecond resolution).
     public static func milliseconds(_ value: Double) -> String {
         let micros = Int64((value * 1000).rounded())
-        let whole = micros / 1000, frac = micros % 1000
+        let whole = micros.magnitude / 1000, frac = micros.magnitude % 1000
         let f = String(frac)
-        return "\(whole)." + String(repeating: "0", count: 3 - f.count) + f
+        return (micros < 0 ? "-" : "") + "\(whole)." + String(repeating: "0", count: 3 - f.count) + f
     }
 }
 
@@ -174,36 +176,58 @@ public enum CombinedText {
 extension AccessLogRecord {
     /// Appends the JSON line; `timestampPrefix` is `YYYY-MM-DDTHH:MM:SS.` (cached per second).
     public func appendJSON(timestampPrefix: [UInt8], millis: Int, to out: inout [UInt8]) {
-        out.append(contentsOf: #"{"ts":""#.utf8)
-        out.append(contentsOf: timestampPrefix)
-        JSONBytes.digits(millis, width: 3, to: &out)
-        out.append(contentsOf: #"Z","request_id":"#.utf8); JSONBytes.string(requestID, to: &out)
-        if trace.isNone {
-            out.append(contentsOf: #","trace_id":null"#.utf8)
-        } else {
-            out.append(contentsOf: #","trace_id":""#.utf8); trace.appendTraceID(to: &out); out.append(0x22)
+        let start = out.count, bound = jsonBound(prefixCount: timestampPrefix.count)
+        out.append(contentsOf: repeatElement(0, count: bound))
+        let written = out.withUnsafeMutableBufferPointer { buffer in
+            timestampPrefix.withUnsafeBufferPointer { prefix in
+                var w = JSONLineWriter(buffer.baseAddress! + start)
+                writeJSON(&w, prefix: prefix, millis: millis)
+                return w.count
+            }
         }
-        out.append(contentsOf: #","client":"#.utf8); JSONBytes.string(client, to: &out)
-        out.append(contentsOf: #","method":"#.utf8); JSONBytes.string(method, to: &out)
-        out.append(contentsOf: #","path":"#.utf8); JSONBytes.string(path, to: &out)
-        out.append(contentsOf: #","status":"#.utf8); JSONBytes.int(status, to: &out)
-        out.append(contentsOf: #","bytes_sent":"#.utf8); JSONBytes.int(bytesSent, to: &out)
-        if let bytesReceived { out.append(contentsOf: #","bytes_received":"#.utf8); JSONBytes.int(bytesReceived, to: &out) }
-        out.append(contentsOf: #","duration_ms":"#.utf8); JSONBytes.ms(durationMs, to: &out)
-        out.append(contentsOf: #","route":"#.utf8); JSONBytes.optional(route, to: &out)
-        out.append(contentsOf: #","upstream":"#.utf8); JSONBytes.optional(upstream, to: &out)
-        out.append(contentsOf: #","upstream_status":"#.utf8)
-        if let upstreamStatus { JSONBytes.int(upstreamStatus, to: &out) } else { out.append(contentsOf: "null".utf8) }
-        out.append(contentsOf: #","upstream_ms":"#.utf8)
-        if let upstreamMs { JSONBytes.ms(upstreamMs, to: &out) } else { out.append(contentsOf: "null".utf8) }
-        out.append(contentsOf: #","auth":""#.utf8); out.append(contentsOf: auth.rawValue.utf8)
-        out.append(contentsOf: #"","subject":"#.utf8); JSONBytes.optional(subject, to: &out)
-        out.append(contentsOf: #","decision":""#.utf8); out.append(contentsOf: decision.rawValue.utf8)
-        out.append(contentsOf: #"","reason":"#.utf8)
-        if let reason { out.append(0x22); out.append(contentsOf: reason.rawValue.utf8); out.append(0x22) } else { out.append(contentsOf: "null".utf8) }
-        if shadow { out.append(contentsOf: #","shadow":true"#.utf8) }
-        out.append(contentsOf: #","user_agent":"#.utf8); JSONBytes.optional(userAgent.map { Self.cut($0) }, to: &out)
-        out.append(contentsOf: "}\n".utf8)
+        precondition(written <= bound, "access-log line over its bound")
+        out.removeLast(bound - written)
+    }
+
+    /// The most bytes ``appendJSON`` can write: the fixed text, and every string field escaped
+    /// at its worst (6 bytes per byte, `\u00XX`).
+    func jsonBound(prefixCount: Int) -> Int {
+        var strings = requestID.utf8.count + client.utf8.count + method.utf8.count + path.utf8.count
+        strings += (route?.utf8.count ?? 0) + (upstream?.utf8.count ?? 0) + (subject?.utf8.count ?? 0)
+        strings += min(userAgent?.utf8.count ?? 0, Self.fieldLimit)
+        return 560 + prefixCount + 6 * strings  // 512, and a tunnel line's `bytes_received`
+    }
+
+    private func writeJSON(_ w: inout JSONLineWriter, prefix: UnsafeBufferPointer<UInt8>, millis: Int) {
+        w.literal(#"{"ts":""#); w.bytes(prefix); w.digits(millis, width: 3)
+        w.literal(#"Z","request_id":"#); w.string(requestID)
+        if trace.isNone {
+            w.literal(#","trace_id":null"#)
+        } else {
+            w.literal(#","trace_id":""#); trace.writeTraceID(&w); w.byte(0x22)
+        }
+        w.literal(#","client":"#); w.string(client)
+        w.literal(#","method":"#); w.string(method)
+        w.literal(#","path":"#); w.string(path)
+        w.literal(#","status":"#); w.int(status)
+        w.literal(#","bytes_sent":"#); w.int(bytesSent)
+        if let bytesReceived { w.literal(#","bytes_received":"#); w.int(bytesReceived) }
+        w.literal(#","duration_ms":"#); w.ms(durationMs)
+        w.literal(#","route":"#); w.optional(route)
+        w.literal(#","upstream":"#); w.optional(upstream)
+        w.literal(#","upstream_status":"#)
+        if let upstreamStatus { w.int(upstreamStatus) } else { w.literal("null") }
+        w.literal(#","upstream_ms":"#)
+        if let upstreamMs { w.ms(upstreamMs) } else { w.literal("null") }
+        w.literal(#","auth":""#); w.raw(auth.rawValue)
+        w.literal(#"","subject":"#); w.optional(subject)
+        w.literal(#","decision":""#); w.raw(decision.rawValue)
+        w.literal(#"","reason":"#)
+        if let reason { w.byte(0x22); w.raw(reason.rawValue); w.byte(0x22) } else { w.literal("null") }
+        if shadow { w.literal(#","shadow":true"#) }
+        w.literal(#","user_agent":"#); w.optional(userAgent.map { Self.cut($0) })
+        if forwardAuth { w.literal(#","forward_auth":true"#) }
+        w.literal("}\n")
     }
 }
 

@@ -65,6 +65,12 @@ public enum Reason: String, Sendable, CaseIterable {
     case oidcIDTokenInvalid = "oidc_id_token_invalid"
     /// The provider's endpoints are not known yet or its token endpoint did not answer: 503.
     case oidcProviderUnavailable = "oidc_provider_unavailable"
+    // forward auth (SPEC §11)
+    /// A decision request whose description of the original request (the headers of
+    /// `forward_auth.style`) is missing, repeated or malformed: 403.
+    case forwardAuthIncomplete = "forward_auth_incomplete"
+    /// A decision request from a peer outside `forward_auth.allow_from`: 404.
+    case forwardAuthPeer = "forward_auth_peer"
     // WebSocket tunnels (SPEC §12): how an open tunnel ended (also `token_expired`, `session_expired`)
     /// Either side closed the tunnel, or the gateway did (a reload that refuses it, a stop).
     case tunnelClosed = "tunnel_closed"

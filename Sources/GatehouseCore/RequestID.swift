@@ -22,15 +22,18 @@ public enum RequestID {
 /// (from the system's random source, once) and a counter. One generator per event loop;
 /// not thread-safe by design.
 public struct RequestIDGenerator {
-    private let prefix: String
+    /// The prefix's 16 lowercase hex digits.
+    private let prefix: [UInt8]
     /// The random prefix as a number: the seed of new traces (``trace()``).
     private let seed: UInt64
     private var counter: UInt64 = 0
 
-    public init<R: RandomNumberGenerator>(using rng: inout R) {
+    /// `counter`: the count before the first id (tests start it high to see the id widen).
+    public init<R: RandomNumberGenerator>(using rng: inout R, counter: UInt64 = 0) {
+        self.counter = counter
         let high = rng.next() as UInt64
         seed = high
-        prefix = String(high, radix: 16).leftPadded(to: 16)
+        prefix = Array(String(high, radix: 16).leftPadded(to: 16).utf8)
     }
 
     public init() {
@@ -38,10 +41,26 @@ public struct RequestIDGenerator {
         self.init(using: &rng)
     }
 
-    /// The next id: 16 hex digits of prefix, `-`, the counter in hex.
+    /// The next id: 16 hex digits of prefix, `-`, the counter in hex (at least 8 digits).
+    /// Written straight into the string's storage: one allocation.
     public mutating func next() -> String {
         counter &+= 1
-        return prefix + "-" + String(counter, radix: 16).leftPadded(to: 8)
+        var digits = 8
+        while digits < 16 && counter >> (4 * UInt64(digits)) != 0 { digits += 1 }
+        let count = 17 + digits, value = counter
+        return prefix.withUnsafeBufferPointer { prefix in
+            String(unsafeUninitializedCapacity: count) { out in
+                for i in 0..<16 { out[i] = prefix[i] }
+                out[16] = UInt8(ascii: "-")
+                var rest = value
+                for i in stride(from: count - 1, through: 17, by: -1) {
+                    let nibble = UInt8(truncatingIfNeeded: rest & 15)
+                    out[i] = nibble < 10 ? nibble + UInt8(ascii: "0") : nibble - 10 + UInt8(ascii: "a")
+                    rest >>= 4
+                }
+                return count
+            }
+        }
     }
 
     /// A new W3C trace (SPEC §15.3) from the same randomness: the random prefix and the next

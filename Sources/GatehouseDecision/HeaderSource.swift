@@ -11,6 +11,19 @@ public protocol HeaderSource {
     /// Every value of the field `lowercasedName` joined with `separator` (RFC 9110 §5.3), or
     /// nil when there is none. The name is given in lowercase.
     func joined(_ lowercasedName: StaticString, separator: StaticString) -> String?
+    /// The value of the field `lowercasedName` when it is present exactly once; nil when it is
+    /// absent or repeated (forward auth's description headers, SPEC §11). The name is given in
+    /// lowercase. A default implementation reads ``joined(_:separator:)``.
+    func single(_ lowercasedName: StaticString) -> String?
+}
+
+extension HeaderSource {
+    public func single(_ lowercasedName: StaticString) -> String? {
+        // Repeats are joined with a newline, which no accepted header value holds (the raw head
+        // check refuses control bytes).
+        guard let value = joined(lowercasedName, separator: "\n"), !value.utf8.contains(0x0A) else { return nil }
+        return value
+    }
 }
 
 /// Header fields as a plain list of (name, value), in order.

@@ -41,6 +41,24 @@ struct HeaderList: HeaderSource {
         return values.isEmpty ? first : ([first] + values).joined(separator: separator)
     }
 
+    /// One walk of the list comparing the literal's own bytes (no String per name), the value
+    /// copied out only when the field is there exactly once.
+    func single(_ lowercasedName: StaticString) -> String? {
+        let wanted = UnsafeRawPointer(lowercasedName.utf8Start).assumingMemoryBound(to: CChar.self)
+        var found: UnsafeMutablePointer<CChar>? = nil
+        var entry = gh_headers_first(queue)
+        while let kv = entry {
+            // The first byte, folded, rules most names out without a call (names are ASCII
+            // letters, digits and token characters; `| 0x20` folds only letters into `wanted`'s).
+            if kv.pointee.key[0] | 0x20 == wanted[0], evutil_ascii_strcasecmp(kv.pointee.key, wanted) == 0 {
+                if found != nil { return nil }
+                found = kv.pointee.value
+            }
+            entry = gh_header_next(kv)
+        }
+        return found.map { String(cString: $0) }
+    }
+
     func add(_ name: String, _ value: String) {
         _ = evhttp_add_header(queue, name, value)
     }

@@ -33,6 +33,11 @@ extension Worker {
         if let refusal = precheck(req, rawTarget: log.rawTarget, bodyLength: bodyLength, snapshot: snapshot) {
             return refuse(req, refusal, log: &log, startNs: startNs)
         }
+        if head == nil, let forwardAuth = snapshot.config.forwardAuth,
+           ForwardAuthRequest.isEndpoint(log.rawTarget, settings: forwardAuth) {
+            return handleForwardAuth(req, settings: forwardAuth, snapshot: snapshot, log: log, startNs: startNs,
+                                     connection: conn)
+        }
         let facts: RequestFacts
         if let head {
             facts = head.facts

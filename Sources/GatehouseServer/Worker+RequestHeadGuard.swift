@@ -129,6 +129,10 @@ extension Worker {
         if let refusal = precheck(req, rawTarget: rawTarget, bodyLength: declared, snapshot: snapshot) {
             return EarlyRefusal(refusal: refusal, path: "")
         }
+        // A forward-auth decision request is decided by `handle` (Worker+ForwardAuth).
+        if let forwardAuth = snapshot.config.forwardAuth, ForwardAuthRequest.isEndpoint(rawTarget, settings: forwardAuth) {
+            return nil
+        }
         guard let target = PathNormalizer.normalize(target: rawTarget, policy: snapshot.config.server.pathPolicy) else {
             return EarlyRefusal(refusal: pathRefusal(req, rawTarget: rawTarget, snapshot: snapshot),
                                 path: AccessLogRecord.receivedPath(rawTarget))  // what was tried (SPEC §3.2)

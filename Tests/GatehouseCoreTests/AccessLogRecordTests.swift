@@ -115,4 +115,15 @@ final class AccessLogRecordTests: XCTestCase {
         XCTAssertTrue(json.contains(#""path":"/a\"\\\n\u001b\u007f""#), json)
         XCTAssertTrue(isPrintableASCIILine(json))
     }
+
+    /// SPEC §9, §11: `forward_auth: true` on a forward-auth decision's line, absent elsewhere.
+    func testForwardAuthFieldAppearsOnlyWhenSet() {
+        var line = record().json(timestamp: "2026-12-05T12:00:00.123Z")
+        XCTAssertFalse(line.contains("forward_auth"), line)
+        var decision = record()
+        decision.forwardAuth = true
+        line = decision.json(timestamp: "2026-12-05T12:00:00.123Z")
+        XCTAssertTrue(line.hasSuffix(#","forward_auth":true}"# + "\n"), line)
+    }
 }
+

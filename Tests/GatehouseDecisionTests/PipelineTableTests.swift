@@ -309,6 +309,8 @@ final class PipelineTableTests: XCTestCase {
     ///   and password check (Worker+Login, GatehouseSessions);
     /// - `upstream_timeout`, `upstream_connect_failed`, `upstream_error`, `upstream_down`,
     ///   `client_closed`: forwarding (ProxyExchange, UpstreamConnection, Worker+KeyWait);
+    /// - `forward_auth_incomplete`, `forward_auth_peer`: forward auth's description of the
+    ///   request and its peer check (ForwardAuthRequest, Worker+ForwardAuth; ForwardAuthRequestTests);
     /// - `tunnel_closed`, `tunnel_idle`: how an open WebSocket tunnel ended (Tunnel.swift);
     /// - `wrong_issuer`: in the log vocabulary but produced nowhere (the issuer is picked by
     ///   `iss`, so a mismatch is `unknown_issuer`).
@@ -320,6 +322,8 @@ final class PipelineTableTests: XCTestCase {
         .tokenInactive, .introspectionUnavailable, .introspectionBusy,
         // the OIDC login's steps after its endpoint plan (SPEC §14.2): OIDCLoginTests
         .oidcStateInvalid, .oidcCodeRefused, .oidcIDTokenInvalid, .oidcProviderUnavailable,
+        // forward auth's description and peer check (ForwardAuthRequest, Worker+ForwardAuth): ForwardAuthRequestTests
+        .forwardAuthIncomplete, .forwardAuthPeer,
     ]
 
     func testEveryPipelineReasonIsReached() {

@@ -51,6 +51,8 @@ final class SnapshotDisciplineTests: XCTestCase {
         let rows: [(file: String, function: String, allowed: [String])] = [
             ("Worker+Request.swift", "carryOut", []),
             ("Worker+Sessions.swift", "continueWithSession", []),
+            ("Worker+ForwardAuth.swift", "carryOutForwardAuth", []),
+            ("Worker+ForwardAuth.swift", "answerForwardAuth", []),
             ("Worker+KeyWait.swift", "waitForKeys", []),
             ("Worker+KeyWait.swift", "keysSettled", []),
             ("Worker+KeyWait.swift", "resume", []),
