@@ -1,6 +1,7 @@
 import Crypto
 import _CryptoExtras
 import Foundation
+import GatehouseCore
 
 /// A private signing key read from PEM, for `gatehouse test` (SPEC §15.1): its public half
 /// stands in for the issuer's keys while the test runs, so tokens verify without a JWKS.
@@ -157,20 +158,8 @@ public enum JWTMinter {
     }
 
     private static func quote(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20 || scalar.value == 0x7F:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
+        var out = ""
+        JSONText.appendString(text, to: &out)
+        return out
     }
 }

@@ -25,7 +25,7 @@ extension Decide {
         let key = IntrospectionKey(token: token)
         let wait = IntrospectionWait(route: route, requirement: requirement, token: "", key: key)
         if let entry = auth.introspectionCache?.lookup(key, now: auth.now) {
-            return plan(afterIntrospection: .success(entry), wait: wait, facts: facts, config: config, now: auth.now)
+            return decide(afterIntrospection: .success(entry), wait: wait, facts: facts, config: config, now: auth.now)
         }
         return .needsIntrospection(IntrospectionWait(route: route, requirement: requirement, token: String(token), key: key))
     }
@@ -35,6 +35,12 @@ extension Decide {
     /// `introspectionUnavailable` and `introspectionBusy` are 503s for this token only.
     public static func plan(afterIntrospection result: Result<IntrospectionCache.Entry, Reason>, wait: IntrospectionWait,
                             facts: RequestFacts, config: borrowing GatewayConfig, now: Int64) -> Plan {
+        // A shadow route forwards what it would refuse (SPEC §15.2), as after the other waits.
+        shadowing(decide(afterIntrospection: result, wait: wait, facts: facts, config: config, now: now), facts, config)
+    }
+
+    private static func decide(afterIntrospection result: Result<IntrospectionCache.Entry, Reason>, wait: IntrospectionWait,
+                               facts: RequestFacts, config: borrowing GatewayConfig, now: Int64) -> Plan {
         let route = wait.route
         let entry: IntrospectionCache.Entry
         switch result {
@@ -52,11 +58,13 @@ extension Decide {
         case .failure(let reason):
             return unauthenticated(route, facts, config, reason: reason, tried: .introspection)
         case .success(let verified):
-            if let requirement = wait.requirement, let failed = requirement.evaluate(verified) {
-                return .refuse(refusal(.forbidden, failed, status: route.denyStatus, route: route, tried: .introspection,
-                                       subject: verified.subject, facts, config))
-            }
             let identity = Identity(method: .introspection, subject: verified.subject, roles: verified.roles, token: verified)
+            if let requirement = wait.requirement, let failed = requirement.evaluate(verified) {
+                var refused = refusal(.forbidden, failed, status: route.denyStatus, route: route, tried: .introspection,
+                                      subject: verified.subject, facts, config)
+                refused.identity = identity  // a shadow route forwards them with their identity headers
+                return .refuse(refused)
+            }
             return forward(route, identity, facts, config)
         }
     }

@@ -9,8 +9,12 @@ import GatehousePolicy
 extension Decide {
     /// `plan` as carried out on its route: unchanged on an enforcing route, and for an allowed
     /// request, a preflight, or a wait (the decision after the wait is shadowed in its turn).
+    ///
+    /// The common plans (a forward, a wait) return at the first test, which binds no payload:
+    /// binding one copied the plan's route on every request (~1,000 instructions, callgrind).
     @inline(__always)
-    static func shadowing(_ plan: Plan, _ facts: RequestFacts, _ config: borrowing GatewayConfig) -> Plan {
+    static func shadowing(_ plan: consuming Plan, _ facts: RequestFacts, _ config: borrowing GatewayConfig) -> Plan {
+        guard plan.isRefusalOrRedirect else { return plan }
         switch plan {
         case .refuse(let refusal):
             guard let route = refusal.route, route.mode == .shadow, isShadowable(refusal.reason) else { return plan }
@@ -42,5 +46,17 @@ extension Decide {
         var forward = forwarding(route, identity, facts, config)
         forward.shadow = verdict
         return .forward(forward)
+    }
+}
+
+extension Plan {
+    /// A refusal or a login redirect: the plans shadow mode may turn into a forward. Tested
+    /// without binding the payload (no copy).
+    @inline(__always)
+    var isRefusalOrRedirect: Bool {
+        switch self {
+        case .refuse, .redirect: return true
+        default: return false
+        }
     }
 }

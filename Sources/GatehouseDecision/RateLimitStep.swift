@@ -123,6 +123,7 @@ extension Decide {
         var refused = refusal(.tooManyRequests, .rateLimited, route: check.forward.route, tried: identity?.method ?? .none,
                               subject: identity?.subject, facts, config)
         refused.extraHeaders = [("Retry-After", String(GCRA.retryAfterSeconds(micros)))]
+        refused.identity = identity  // a shadow route forwards the caller with their identity headers
         return shadowing(.refuse(refused), facts, config)
     }
 

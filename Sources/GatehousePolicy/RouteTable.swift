@@ -168,7 +168,11 @@ public struct RouteTable: Sendable {
     /// The first route, in order, that matches the request (see `RouteMatch.matches`); nil
     /// means 404 `not_found`.
     public func match(method: String, path: String, host: String?) -> Route? {
-        routes.first { $0.match.matches(method: method, path: path, host: host) }
+        // By index: `first(where:)` copies every route it looks at (a retain per field).
+        for index in routes.indices where routes[index].match.matches(method: method, path: path, host: host) {
+            return routes[index]
+        }
+        return nil
     }
 
     /// Pairs (shadowed, shadowing earlier route) for `check` warnings: every route that an

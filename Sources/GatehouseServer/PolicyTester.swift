@@ -53,7 +53,8 @@ public enum PolicyTester {
         }
         let auth = AuthContext(verifier: verifier, cache: nil, now: now)
         switch Pipeline.decide(method: testCase.method, rawTarget: testCase.target, host: .fromRequest,
-                               headers: HeaderPairs(headers), config: config, auth: auth) {
+                               headers: HeaderPairs(headers), config: config, auth: auth,
+                               client: client(of: testCase, headers: headers, config: config)) {
         case .refused(let refusal):
             return PolicyTestObservation(status: refusal.status, route: nil, reason: refusal.reason, decision: refusal.decision.rawValue)
         case .endpoint(let plan, _):
@@ -87,6 +88,24 @@ public enum PolicyTester {
         default:
             return plan
         }
+    }
+
+    /// Who asks, as the edge tells the pipeline (rate-limit keys, SPEC §13): the client address
+    /// of SPEC §7.1 from the case's peer, and from a trusted peer the `header:NAME` values.
+    static func client(of testCase: PolicyTestCase, headers: [(String, String)], config: GatewayConfig) -> ClientFacts {
+        let trusted = config.server.trustedProxies
+        let pairs = HeaderPairs(headers)
+        let address = trusted.isEmpty ? testCase.client
+            : ForwardedFor.clientAddress(peer: testCase.client, incoming: pairs.joined("x-forwarded-for", separator: ", "),
+                                         trusted: trusted)
+        var facts = ClientFacts(address: address, peerTrusted: ProxyExchange.isTrusted(testCase.client, trusted))
+        if facts.peerTrusted {
+            for name in config.rateLimitHeaders {
+                let values = headers.filter { UpstreamHeaders.sameName($0.0, name.lowercasedASCII) }.map(\.1)
+                if !values.isEmpty { facts.headers.append((name, values.joined(separator: ", "))) }
+            }
+        }
+        return facts
     }
 
     static func observation(of plan: Plan, testCase: PolicyTestCase, headers: [(String, String)], facts: RequestFacts,

@@ -151,7 +151,7 @@ final class ProxyExchange {
             if let sessionCookie, HeaderRules.nameEquals(name, "cookie") {
                 // The gateway's own cookie never reaches the upstream (SPEC §5.3); other cookies do.
                 if let rest = sessionCookie.strippingSelf(fromCookieHeader: String(cString: value)) {
-                    out.header("Cookie", rest)
+                    out.ownHeader("Cookie", rest)
                 }
                 return
             }
@@ -161,15 +161,15 @@ final class ProxyExchange {
         }
         let originalHost = host
         if upstream.preserveHost, let originalHost {
-            out.header("Host", originalHost)
+            out.ownHeader("Host", originalHost)
         } else {
-            out.header("Host", pool!.target.target.hostHeader)
+            out.ownHeader("Host", pool!.target.target.hostHeader)
         }
-        if !log.client.isEmpty { out.header("X-Real-IP", log.client) }
-        out.header("X-Forwarded-For", ForwardedFor.outgoing(peer: peer, incoming: input.joined("x-forwarded-for"), trusted: trusted))
-        out.header("X-Forwarded-Proto", connection.isTLS ? "https" : "http")
-        if let originalHost { out.header("X-Forwarded-Host", originalHost) }
-        out.header("X-Request-Id", log.requestID)
+        if !log.client.isEmpty { out.ownHeader("X-Real-IP", log.client) }
+        out.ownHeader("X-Forwarded-For", ForwardedFor.outgoing(peer: peer, incoming: input.joined("x-forwarded-for"), trusted: trusted))
+        out.ownHeader("X-Forwarded-Proto", connection.isTLS ? "https" : "http")
+        if let originalHost { out.ownHeader("X-Forwarded-Host", originalHost) }
+        out.ownHeader("X-Request-Id", log.requestID)
         if !log.trace.isNone { out.traceparent(log.trace) }
         for (name, value) in identityHeaders { out.header(name, value) }
         if tunnelFacts != nil {
@@ -179,10 +179,10 @@ final class ProxyExchange {
         }
         let length = evbuffer_get_length(evhttp_request_get_input_buffer(creq))
         if length > 0 || method == EVHTTP_REQ_POST || method == EVHTTP_REQ_PUT || method == EVHTTP_REQ_PATCH {
-            out.header("Content-Length", String(length))
+            out.ownHeader("Content-Length", String(length))
         }
         out.append("\r\n")
-        requestHead = out.bytes
+        requestHead = out.finish()
     }
 
     /// The request method as sent upstream (only methods evhttp accepted reach here).

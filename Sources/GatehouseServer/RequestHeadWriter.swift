@@ -12,19 +12,46 @@ import GatehousePolicy
 /// dropped here; leaving the line out keeps the head well-formed whatever a future caller
 /// passes (and is what evhttp's `evhttp_add_header` did with CR and LF).
 struct RequestHeadWriter {
-    private(set) var bytes: [UInt8] = []
+    /// Zero-filled room, written in place: `used` bytes are the head so far. (Growing an array
+    /// piece by piece costs a capacity and uniqueness check per piece; this is one per line.)
+    private var storage: [UInt8]
+    private var used = 0
     /// Header lines left out because they could not be written safely.
     private(set) var dropped = 0
 
-    init(capacity: Int) { bytes.reserveCapacity(capacity) }
+    init(capacity: Int) { storage = [UInt8](repeating: 0, count: max(capacity, 64)) }
+
+    /// The head written so far (a copy; ``finish()`` hands the storage over).
+    var bytes: [UInt8] { Array(storage[..<used]) }
+
+    /// The head, the writer's storage cut to it.
+    consuming func finish() -> [UInt8] {
+        storage.removeLast(storage.count - used)
+        return storage
+    }
+
+    /// Room for `count` more bytes, then `body` writes them at the pointer it is given.
+    private mutating func write(_ count: Int, _ body: (UnsafeMutablePointer<UInt8>) -> Void) {
+        if used + count > storage.count {
+            storage.append(contentsOf: repeatElement(0, count: max(count, storage.count)))
+        }
+        let at = used
+        storage.withUnsafeMutableBufferPointer { body($0.baseAddress! + at) }
+        used += count
+    }
+
+    private mutating func write(_ piece: UnsafeBufferPointer<UInt8>) {
+        guard let base = piece.baseAddress else { return }
+        write(piece.count) { $0.update(from: base, count: piece.count) }
+    }
 
     mutating func append(_ text: StaticString) {
-        bytes.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+        write(UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
     }
 
     mutating func append(_ text: String) {
         var text = text
-        text.withUTF8 { bytes.append(contentsOf: $0) }
+        text.withUTF8 { write($0) }
     }
 
     /// `traceparent: 00-…` CRLF (SPEC §15.3): the value is made of hex digits and `-` only.
@@ -38,7 +65,7 @@ struct RequestHeadWriter {
             trace.write(headerValueAt: line + name.utf8CodeUnitCount)
             line[count - 2] = 13
             line[count - 1] = 10
-            bytes.append(contentsOf: UnsafeBufferPointer(buffer))
+            write(UnsafeBufferPointer(buffer))
         }
     }
 
@@ -59,22 +86,59 @@ struct RequestHeadWriter {
         name.withUTF8 { name in value.withUTF8 { value in line(name, value) } }
     }
 
-    private mutating func line(_ name: UnsafeBufferPointer<UInt8>, _ value: UnsafeBufferPointer<UInt8>) {
-        guard RequestHeadWriter.isWritable(name: name, value: value) else {
+    /// A header of the gateway's own (a constant token name, as `X-Request-Id`): only the value
+    /// is checked.
+    mutating func ownHeader(_ name: StaticString, _ value: String) {
+        var value = value
+        value.withUTF8 { value in
+            line(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount), value, nameChecked: true)
+        }
+    }
+
+    private mutating func line(_ name: UnsafeBufferPointer<UInt8>, _ value: UnsafeBufferPointer<UInt8>,
+                               nameChecked: Bool = false) {
+        guard nameChecked ? PlainBytes.isFieldValue(value) : RequestHeadWriter.isWritable(name: name, value: value) else {
             dropped += 1
             return
         }
-        bytes.append(contentsOf: name)
-        bytes.append(UInt8(ascii: ":"))
-        bytes.append(UInt8(ascii: " "))
-        bytes.append(contentsOf: value)
-        bytes.append(13)
-        bytes.append(10)
+        write(name.count + value.count + 4) { at in
+            var at = at
+            if let base = name.baseAddress { at.update(from: base, count: name.count) }
+            at += name.count
+            at[0] = UInt8(ascii: ":")
+            at[1] = UInt8(ascii: " ")
+            at += 2
+            if let base = value.baseAddress { at.update(from: base, count: value.count) }
+            at += value.count
+            at[0] = 13
+            at[1] = 10
+        }
     }
 
     /// A name of token characters (RFC 9110 §5.1) and a value with no control byte but HTAB.
     static func isWritable(name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard !name.isEmpty, name.allSatisfy(HeaderRules.isTokenByte) else { return false }
+        guard !name.isEmpty, name.allSatisfy(isTokenByte) else { return false }
         return PlainBytes.isFieldValue(value)
     }
+
+    /// RFC 9110 §5.6.2 `tchar`, from a 256-bit table (the same set as `HeaderRules.isTokenByte`).
+    @inline(__always)
+    static func isTokenByte(_ c: UInt8) -> Bool {
+        let word: UInt64
+        switch c >> 6 {
+        case 0: word = tokenBits.0
+        case 1: word = tokenBits.1
+        default: return false
+        }
+        return (word >> UInt64(c & 63)) & 1 == 1
+    }
+
+    /// Bits 0-63 and 64-127 of the token set (bytes 128 and up are never token bytes).
+    static let tokenBits: (UInt64, UInt64) = {
+        var low: UInt64 = 0, high: UInt64 = 0
+        for c in 0..<128 where HeaderRules.isTokenByte(UInt8(c)) {
+            if c < 64 { low |= 1 << UInt64(c) } else { high |= 1 << UInt64(c - 64) }
+        }
+        return (low, high)
+    }()
 }

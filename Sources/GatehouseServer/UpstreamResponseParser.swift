@@ -303,64 +303,7 @@ final class UpstreamResponseParser {
 
     /// Parses `buffer[0..<used]` in place (it ends with the empty line).
     private func parseHead() -> Bool {
-        // Status line: HTTP/1.x SP 3DIGIT [SP reason] (CR)? LF
-        var lineEnd = 0
-        while buffer[lineEnd] != UInt8(ascii: "\n") { lineEnd += 1 }
-        let line = lineEnd > 0 && buffer[lineEnd - 1] == UInt8(ascii: "\r") ? lineEnd - 1 : lineEnd
-        guard line >= 12,
-              buffer[0] == UInt8(ascii: "H"), buffer[1] == UInt8(ascii: "T"), buffer[2] == UInt8(ascii: "T"),
-              buffer[3] == UInt8(ascii: "P"), buffer[4] == UInt8(ascii: "/"), buffer[5] == UInt8(ascii: "1"),
-              buffer[6] == UInt8(ascii: "."), buffer[7] == UInt8(ascii: "0") || buffer[7] == UInt8(ascii: "1"),
-              buffer[8] == UInt8(ascii: " ") else { return false }
-        minor = Int(buffer[7] - UInt8(ascii: "0"))
-        var code = 0
-        for k in 9..<12 {
-            let d = buffer[k]
-            guard d >= UInt8(ascii: "0") && d <= UInt8(ascii: "9") else { return false }
-            code = code * 10 + Int(d - UInt8(ascii: "0"))
-        }
-        guard code >= 100 else { return false }
-        if line > 12 {
-            guard buffer[12] == UInt8(ascii: " ") else { return false }
-            for k in 13..<line where buffer[k] < 0x20 && buffer[k] != 0x09 || buffer[k] == 0x7F { return false }
-            reasonOffset = 13
-        } else {
-            reasonOffset = 12
-        }
-        buffer[line] = 0
-        status = code
-
-        // Header fields.
-        headers.removeAll(keepingCapacity: true)
-        var framing = UpstreamResponseFraming()
-        var p = lineEnd + 1
-        while p < used {
-            var e = p
-            while buffer[e] != UInt8(ascii: "\n") { e += 1 }
-            let lineStop = e > p && buffer[e - 1] == UInt8(ascii: "\r") ? e - 1 : e
-            if lineStop == p { break }   // the empty line
-            // obs-fold and a leading space are refused (RFC 9112 §5.2).
-            var colon = p
-            while colon < lineStop && buffer[colon] != UInt8(ascii: ":") {
-                guard HeaderRules.isTokenByte(buffer[colon]) else { return false }
-                colon += 1
-            }
-            guard colon > p, colon < lineStop else { return false }
-            var v = colon + 1
-            while v < lineStop && (buffer[v] == UInt8(ascii: " ") || buffer[v] == UInt8(ascii: "\t")) { v += 1 }
-            var ve = lineStop
-            while ve > v && (buffer[ve - 1] == UInt8(ascii: " ") || buffer[ve - 1] == UInt8(ascii: "\t")) { ve -= 1 }
-            for k in v..<ve where (buffer[k] < 0x20 && buffer[k] != 0x09) || buffer[k] == 0x7F { return false }
-            buffer[colon] = 0
-            buffer[ve] = 0
-            headers.append((Int32(p), Int32(v)))
-            let name = UnsafeRawPointer(buffer + p).assumingMemoryBound(to: CChar.self)
-            if let kind = UpstreamResponseParser.framingKind(name) {
-                guard framing.note(kind, UnsafeRawBufferPointer(start: buffer + v, count: ve - v)) else { return false }
-            }
-            p = e + 1
-        }
-
+        guard let lineEnd = parseStatusLine(), let framing = parseFields(from: lineEnd + 1) else { return false }
         // Message body length (RFC 9112 §6.3).
         guard let decision = framing.decide(status: status, minor: minor, isHeadRequest: isHeadRequest) else { return false }
         keepAlive = decision.keepAlive
@@ -372,6 +315,73 @@ final class UpstreamResponseParser {
         case .untilClose: state = .untilClose
         }
         return true
+    }
+
+    /// The status line, `HTTP/1.x SP 3DIGIT [SP reason] (CR)? LF`: sets `minor`, `status` and
+    /// `reasonOffset` (the reason NUL-terminated in place); the index of its LF, or nil.
+    private func parseStatusLine() -> Int? {
+        var lineEnd = 0
+        while buffer[lineEnd] != UInt8(ascii: "\n") { lineEnd += 1 }
+        let line = lineEnd > 0 && buffer[lineEnd - 1] == UInt8(ascii: "\r") ? lineEnd - 1 : lineEnd
+        guard line >= 12,
+              buffer[0] == UInt8(ascii: "H"), buffer[1] == UInt8(ascii: "T"), buffer[2] == UInt8(ascii: "T"),
+              buffer[3] == UInt8(ascii: "P"), buffer[4] == UInt8(ascii: "/"), buffer[5] == UInt8(ascii: "1"),
+              buffer[6] == UInt8(ascii: "."), buffer[7] == UInt8(ascii: "0") || buffer[7] == UInt8(ascii: "1"),
+              buffer[8] == UInt8(ascii: " ") else { return nil }
+        minor = Int(buffer[7] - UInt8(ascii: "0"))
+        var code = 0
+        for k in 9..<12 {
+            let d = buffer[k]
+            guard d >= UInt8(ascii: "0") && d <= UInt8(ascii: "9") else { return nil }
+            code = code * 10 + Int(d - UInt8(ascii: "0"))
+        }
+        guard code >= 100 else { return nil }
+        if line > 12 {
+            guard buffer[12] == UInt8(ascii: " ") else { return nil }
+            for k in 13..<line where buffer[k] < 0x20 && buffer[k] != 0x09 || buffer[k] == 0x7F { return nil }
+            reasonOffset = 13
+        } else {
+            reasonOffset = 12
+        }
+        buffer[line] = 0
+        status = code
+        return lineEnd
+    }
+
+    /// The header fields from `start` to the empty line: each NUL-terminated in place and listed
+    /// in `headers`, the framing fields noted. nil for a malformed field: an obs-fold, a leading
+    /// space, a name that is not a token, a control byte in a value (RFC 9112 §5), or framing
+    /// fields that contradict each other.
+    private func parseFields(from start: Int) -> UpstreamResponseFraming? {
+        headers.removeAll(keepingCapacity: true)
+        var framing = UpstreamResponseFraming()
+        var p = start
+        while p < used {
+            var e = p
+            while buffer[e] != UInt8(ascii: "\n") { e += 1 }
+            let lineStop = e > p && buffer[e - 1] == UInt8(ascii: "\r") ? e - 1 : e
+            if lineStop == p { break }   // the empty line
+            var colon = p
+            while colon < lineStop && buffer[colon] != UInt8(ascii: ":") {
+                guard RequestHeadWriter.isTokenByte(buffer[colon]) else { return nil }
+                colon += 1
+            }
+            guard colon > p, colon < lineStop else { return nil }
+            var v = colon + 1
+            while v < lineStop && (buffer[v] == UInt8(ascii: " ") || buffer[v] == UInt8(ascii: "\t")) { v += 1 }
+            var ve = lineStop
+            while ve > v && (buffer[ve - 1] == UInt8(ascii: " ") || buffer[ve - 1] == UInt8(ascii: "\t")) { ve -= 1 }
+            for k in v..<ve where (buffer[k] < 0x20 && buffer[k] != 0x09) || buffer[k] == 0x7F { return nil }
+            buffer[colon] = 0
+            buffer[ve] = 0
+            headers.append((Int32(p), Int32(v)))
+            let name = UnsafeRawPointer(buffer + p).assumingMemoryBound(to: CChar.self)
+            if let kind = UpstreamResponseParser.framingKind(name) {
+                guard framing.note(kind, UnsafeRawBufferPointer(start: buffer + v, count: ve - v)) else { return nil }
+            }
+            p = e + 1
+        }
+        return framing
     }
 
     /// Which framing field `name` is, if any.

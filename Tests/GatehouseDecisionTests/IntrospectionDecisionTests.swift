@@ -91,6 +91,28 @@ final class IntrospectionDecisionTests: XCTestCase {
         XCTAssertTrue(f.identityHeaders.contains { $0.0 == "X-Auth-Method" && $0.1 == "introspection" }, "\(f.identityHeaders)")
     }
 
+    /// SPEC §15.2: after introspection, a shadow route forwards what it would refuse — with the
+    /// identity for a role refusal, anonymously for an inactive token or a provider that is down.
+    func testShadowRoutesForwardIntrospectionRefusals() {
+        let config = Self.load(extra: """
+              - { name: shadow, match: { path: "/shadow/**" }, upstream: api, mode: shadow, require: { roles_any: [admin] } }
+            """)
+        let reader = #"{"active":true,"sub":"bob","aud":"my-api","exp":\#(Self.now + 30),"roles":["reader"]}"#
+        guard case .forward(let f) = after(reader, path: "/shadow/x", config: config) else { return XCTFail() }
+        XCTAssertEqual(f.shadow?.reason, .insufficientRole)
+        XCTAssertEqual(f.identity?.subject, "bob")
+        XCTAssertTrue(f.identityHeaders.contains { $0.0 == "X-Auth-Subject" && $0.1 == "bob" }, "\(f.identityHeaders)")
+        guard case .forward(let inactive) = after(#"{"active":false}"#, path: "/shadow/x", config: config) else { return XCTFail() }
+        XCTAssertEqual(inactive.shadow?.reason, .tokenInactive)
+        XCTAssertNil(inactive.identity)
+        XCTAssertTrue(inactive.identityHeaders.isEmpty)
+        guard case .forward(let down) = after(nil, path: "/shadow/x", config: config, failure: .introspectionUnavailable) else {
+            return XCTFail()
+        }
+        XCTAssertEqual(down.shadow?.status, 503)
+        guard case .refuse = after(reader, path: "/admin/x", config: config) else { return XCTFail("admin enforces") }
+    }
+
     func testRefusalsFromTheAnswer() {
         let cases: [(String, Reason)] = [
             (#"{"active":false}"#, .tokenInactive),

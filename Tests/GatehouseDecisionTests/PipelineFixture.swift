@@ -72,6 +72,8 @@ enum PipelineFixture {
           - { name: shadow-app, match: { path: "/shadow-app/**" }, upstream: api, mode: shadow,
               login_redirect: "/auth/login.html" }
           - { name: enforced, match: { path: "/enforced/**" }, upstream: api, mode: enforce, require: { roles_any: [admin] } }
+          - { name: shadow-limited, match: { path: "/shadow-limited/**" }, upstream: api, mode: shadow,
+              rate_limit: { rate: 1/s, burst: 1, key: subject } }
           - { name: api, match: { path: "/api/**" }, upstream: api }
         """
 

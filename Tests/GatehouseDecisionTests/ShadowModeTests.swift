@@ -39,6 +39,9 @@ final class ShadowModeTests: XCTestCase {
                 session: .failure(.timeout()), kind: "forward", expectHeaders: ["x-shadow": "error session_store_down 503 session"]),
             Row(name: "a browser would have been sent to log in", target: "/shadow-app/x", headers: [("Accept", "text/html")],
                 kind: "forward", expectHeaders: ["x-shadow": "deny login_redirect 302 none"]),
+            Row(name: "over a shadow route's rate limit: forwarded with the caller's identity", target: "/shadow-limited/x",
+                headers: [reader], limiter: .limited(retryAfterMicros: 1), kind: "forward",
+                expectHeaders: ["x-shadow": "deny rate_limited 429 jwt", "x-auth-subject": "alice", "retry-after": ""]),
             // never shadowed
             Row(name: "CSRF still refuses", method: "POST", target: "/shadow/x",
                 headers: [cookie, ("Sec-Fetch-Site", "cross-site"), ("Origin", F.evilOrigin)], kind: "refuse", status: 403,

@@ -46,4 +46,20 @@ final class RequestHeadWriterTests: XCTestCase {
             XCTAssertEqual(written(name, "v").1, 1, name.debugDescription)
         }
     }
+
+    func testTheTokenTableIsTheTokenSet() {
+        for c in 0...255 {
+            XCTAssertEqual(RequestHeadWriter.isTokenByte(UInt8(c)), HeaderRules.isTokenByte(UInt8(c)), "byte \(c)")
+        }
+    }
+
+    func testTheGatewaysOwnHeadersCheckTheirValues() {
+        var writer = RequestHeadWriter(capacity: 8)
+        writer.ownHeader("X-Request-Id", "abc")
+        writer.ownHeader("X-Forwarded-Host", "evil\r\nX-Auth-Subject: admin")
+        writer.ownHeader("Host", String(repeating: "h", count: 3000))
+        XCTAssertEqual(String(decoding: writer.bytes, as: UTF8.self),
+                       "X-Request-Id: abc\r\nHost: " + String(repeating: "h", count: 3000) + "\r\n")
+        XCTAssertEqual(writer.dropped, 1)
+    }
 }

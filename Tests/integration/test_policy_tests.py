@@ -492,3 +492,27 @@ cases:
     assert re.search(r'expected upstream header Authorization none, got "Bearer [A-Za-z0-9_.-]+"', line), line
     assert 'expected upstream header X-Auth-Subject "someone", got "svc"' in line
     assert "FAIL nothing is forwarded on a refusal: expected upstream headers, got no forwarded request (deny)" in out.stdout
+
+
+def test_a_rate_limited_route_admits_the_case(run_cli, project):
+    (project / "gatehouse.yaml").write_text(CONFIG.replace('''  - name: api
+    match: { path: "/api/**" }
+    upstream: api
+''', '''  - name: api
+    match: { path: "/api/**" }
+    upstream: api
+    rate_limit: { rate: 1/h, burst: 1, key: subject }
+'''))
+    text = """\
+cases:
+  - name: one request in a fresh bucket is admitted
+    request: { path: /api/x }
+    token: { issuer: hs, claims: { sub: svc } }
+    expect: { status: 200, route: api, reason: null, upstream_headers: { X-Auth-Subject: svc } }
+  - name: and so is the next case's
+    request: { path: /api/x }
+    token: { issuer: hs, claims: { sub: svc } }
+    expect: { status: 200 }
+"""
+    out = run_test(run_cli, project, write(project, "rl.yaml", text))
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -272,9 +272,10 @@ def test_redis_stopped_lets_requests_pass_counted_then_limits_again(gateways, ec
     assert logged == 1, "logged at most once per 10 s (the message, not each request)"
     redis.start()  # empty: nothing persisted
     # Each worker reconnects by itself within its backoff (at most 2 s); then the limit holds.
+    # Every worker must be back (requests go to either): the last four of six all refused.
     def limited_again():
-        return statuses(gw, "/api/x", 4, bearer("back")).count(429) >= 1
-    wait_until(limited_again, 10, interval=0.3, message="limits again after Redis came back")
+        return statuses(gw, "/api/x", 6, bearer("back"))[-4:] == [429] * 4
+    wait_until(limited_again, 15, interval=0.3, message="limits again on every worker after Redis came back")
     assert statuses(gw, "/api/x", 2, bearer("back")) == [429, 429]
 
 

@@ -160,3 +160,20 @@ cases:
 """)
     out = run_cli("test", "--config", "g.yaml", "cases.yaml")
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_explain_says_a_shadow_route_forwards_what_it_would_refuse(gatehouse_bin, tmp_path):
+    import os
+    import subprocess
+    (tmp_path / "g.yaml").write_text("""\
+upstreams: { api: { targets: ["http://127.0.0.1:9"] } }
+jwt: { issuers: [ { name: hs, algorithms: [HS256], secret_env: GH_TEST_SECRET } ] }
+routes:
+  - { name: shadow-admin, match: { path: "/admin/**" }, upstream: api, mode: shadow, require: { roles_any: [admin] } }
+""")
+    env = dict(os.environ, GH_TEST_SECRET=SECRET.decode())
+    p = subprocess.run([gatehouse_bin, "explain", "--config", "g.yaml", "GET", "/admin/x"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=20)
+    assert p.returncode == 0, p.stderr
+    assert "decision:        allow" in p.stdout, p.stdout
+    assert "mode: shadow: forwarded, logged as deny missing_credentials (401 when enforced)" in p.stdout, p.stdout
