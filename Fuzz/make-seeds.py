@@ -124,6 +124,12 @@ def main():
     json_seeds = [b"\x03" + s.encode("utf-8", "surrogatepass") for s in lit("Tests/GatehouseAuthTests/JSONParserTests.swift")]
     write("jwt", tokens + signed_seeds + jwks + json_seeds)
 
+    handshake = [b"\x00" + s.encode() for s in lit("Tests/GatehouseDecisionTests/WebSocketDecisionTests.swift")]
+    handshake += [b"\x00websocket\nkeep-alive, Upgrade", b"\x00h2c, WebSocket\nupgrade", b"\x000010"]
+    frames = [b"\x01\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58", b"\x03\x89\x80\x00\x00\x00\x00\x88\x82abcd\x62\x8a",
+              b"\x05\x02\xfe\x00\x80abcd" + bytes(128) + b"\x80\x80\x00\x00\x00\x00"]
+    write("websocket", handshake + frames)
+
     responses = [s for s in lit("Tests/GatehouseServerTests/UpstreamResponseParserTests.swift") if s.startswith("HTTP/")]
     write("upstream", [bytes([head, 0, split]) + r.encode() for r in responses for head, split in ((0, 17), (1, 40))])
 

@@ -1,7 +1,8 @@
 /// Fuzz target `upstream`: the upstream response parser (UpstreamResponseParser, RFC 9112; an
 /// upstream's bytes are hostile input too, SPEC §3.2).
 ///
-/// Input: one byte of flags (`& 1`: the request was HEAD), two bytes choosing a split point,
+/// Input: one byte of flags (`& 1`: the request was HEAD; `& 2`: it asked for a WebSocket
+/// upgrade, SPEC §12), two bytes choosing a split point,
 /// then the bytes an upstream sends. They are parsed three ways: in one piece, in two pieces
 /// split at the chosen point, and one byte at a time. Invariants:
 /// - all three give the same result: the head (status, reason, headers, keep-alive), the body
@@ -9,7 +10,9 @@
 ///   was refused, and what the end of input means;
 /// - a complete response framed by Content-Length has exactly that many body bytes;
 /// - a response with both Transfer-Encoding and Content-Length never leaves the connection
-///   reusable (SPEC §3.2, response splitting), nor does a body that runs until the close.
+///   reusable (SPEC §3.2, response splitting), nor does a body that runs until the close;
+/// - a `101` ends the parse right after its head when an upgrade was asked for (the rest is
+///   tunnel bytes; the connection is never reused), and is refused when none was.
 @testable import GatehouseServer
 
 private struct Parsed: Equatable {
@@ -23,9 +26,10 @@ private struct Parsed: Equatable {
     var transferEncoding = false
 }
 
-private func parse(_ bytes: UnsafeRawBufferPointer, head: Bool, pieces: [Range<Int>]) -> Parsed {
+private func parse(_ bytes: UnsafeRawBufferPointer, head: Bool, upgrade: Bool, pieces: [Range<Int>]) -> Parsed {
     let parser = UpstreamResponseParser()
     parser.isHeadRequest = head
+    parser.upgradeRequested = upgrade
     var result = Parsed()
     feed: for piece in pieces {
         let input = UnsafeRawBufferPointer(rebasing: bytes[piece])
@@ -45,6 +49,12 @@ private func parse(_ bytes: UnsafeRawBufferPointer, head: Bool, pieces: [Range<I
                     if name.lowercased() == "transfer-encoding" { result.transferEncoding = true }
                 }
                 result.heads.append(head)
+                if parser.upgraded {
+                    expect(upgrade && parser.status == 101 && !parser.keepAlive, "upgraded without an upgrade 101")
+                    result.end = "upgraded at \(piece.lowerBound + offset)"
+                    return result
+                }
+                expect(parser.status != 101, "a 101 head handed out as an ordinary answer")
             case .body(let slice):
                 result.body.append(contentsOf: slice)
             case .done:
@@ -71,14 +81,15 @@ public func fuzzUpstream(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let bytes = UnsafeRawBufferPointer(rest)
     let count = bytes.count
     let head = flags & 1 == 1
+    let upgrade = flags & 2 == 2
     let at = count == 0 ? 0 : split % (count + 1)
 
-    let whole = parse(bytes, head: head, pieces: [0..<count])
-    let what = "HEAD=\(head) split at \(at) of \(Array(rest).hex)"
-    let two = parse(bytes, head: head, pieces: [0..<at, at..<count])
+    let whole = parse(bytes, head: head, upgrade: upgrade, pieces: [0..<count])
+    let what = "HEAD=\(head) upgrade=\(upgrade) split at \(at) of \(Array(rest).hex)"
+    let two = parse(bytes, head: head, upgrade: upgrade, pieces: [0..<at, at..<count])
     expect(two == whole, "split in two differs: \(what)\nwhole: \(whole)\nsplit: \(two)")
     if count <= 4096 {
-        let single = parse(bytes, head: head, pieces: (0..<count).map { $0..<($0 + 1) })
+        let single = parse(bytes, head: head, upgrade: upgrade, pieces: (0..<count).map { $0..<($0 + 1) })
         expect(single == whole, "byte by byte differs: \(what)\nwhole: \(whole)\nbytes: \(single)")
     }
     expect(whole.body.count <= count, "more body than input: \(what)")

@@ -5,7 +5,7 @@ enum ConfigKeys {
                            "routes", "policy_files", "access_log", "rate_limits"]
     static let server = ["listen", "workers", "max_header_bytes", "max_body_bytes", "read_timeout",
                          "shutdown_grace", "trusted_proxies", "public_origin", "path_policy", "tls", "header_timeout",
-                         "max_connections"]
+                         "max_connections", "tunnel_idle_timeout"]
     static let serverTLS = ["cert", "key"]
     static let admin = ["listen"]
     static let upstream = ["targets", "connect_timeout", "timeout", "max_idle_per_worker", "preserve_host"]
@@ -24,7 +24,7 @@ enum ConfigKeys {
                        "max_age"]
     static let identityHeaders = ["subject", "roles", "method", "claims"]
     static let route = ["name", "match", "upstream", "auth", "require", "deny_status", "issuers", "strip_authorization",
-                        "login_redirect", "cors", "rate_limit", "mode"]
+                        "login_redirect", "cors", "rate_limit", "mode", "websocket"]
     static let routeMatch = ["path", "methods", "host"]
     static let require = ["roles_any", "roles_all", "scopes_all", "claims"]
     static let accessLog = ["path", "format"]

@@ -90,6 +90,8 @@ public struct ServerSettings: Sendable {
     public var headerTimeoutMs: Int64 = 10_000
     /// `max_connections`: client connections per worker; 0 = derived from the open-file limit (SPEC §3.2).
     public var maxConnections: Int = 0
+    /// `tunnel_idle_timeout`: a WebSocket tunnel with no byte either way for this long is closed (SPEC §12).
+    public var tunnelIdleTimeoutMs: Int64 = 600_000
 
     public init(listen: [ListenAddress], workers: Int, maxHeaderBytes: Int, maxBodyBytes: Int, readTimeoutMs: Int64,
                 shutdownGraceMs: Int64, trustedProxies: [CIDR], publicOrigin: String?, pathPolicy: PathPolicy,

@@ -62,6 +62,8 @@ final class RouteCollector {
                 diagnostics.error(node, "expected 401 or 403, got \(status)")
             }
         }
+        var websocket = false
+        if let value = fields["websocket"]?.bool(diagnostics) { websocket = value }
         let access = self.access(fields, item, auth: auth)
         let rateLimitNode = fields["rate_limit"]
         let rateLimit = rateLimitNode.flatMap { RateLimitSection.routeLimit($0, diagnostics) }
@@ -70,7 +72,7 @@ final class RouteCollector {
         guard let name, let match, let upstream, rateLimitNode == nil || rateLimit != nil else { return nil }
         var route = Route(name: name, match: match, upstream: upstream, auth: auth, stripAuthorization: strip,
                           denyStatus: denyStatus, location: item.location, issuers: access.issuers,
-                          loginRedirect: access.loginRedirect, cors: access.cors)
+                          loginRedirect: access.loginRedirect, cors: access.cors, websocket: websocket)
         route.rateLimit = rateLimit
         route.mode = mode
         return (route, access.requirement)

@@ -39,6 +39,13 @@ enum SettingsSections {
         if let ms = fields["read_timeout"]?.duration(diagnostics) { settings.readTimeoutMs = ms }
         if let ms = fields["shutdown_grace"]?.duration(diagnostics) { settings.shutdownGraceMs = ms }
         if let ms = fields["header_timeout"]?.duration(diagnostics) { settings.headerTimeoutMs = ms }
+        if let node = fields["tunnel_idle_timeout"], let ms = node.duration(diagnostics) {
+            if ms >= 1_000 {
+                settings.tunnelIdleTimeoutMs = ms
+            } else {
+                diagnostics.error(node, "must be at least 1s, got \(node.described)")
+            }
+        }
         if let node = fields["max_connections"], let count = node.int(diagnostics) {
             if (0...1_000_000).contains(count) {
                 settings.maxConnections = count

@@ -20,6 +20,8 @@ public struct AccessLogRecord: Sendable {
     public var httpVersion: String = "HTTP/1.1"
     public var status: Int = 0
     public var bytesSent: Int = 0
+    /// Bytes from the client through a WebSocket tunnel (SPEC §12); nil (not logged) elsewhere.
+    public var bytesReceived: Int? = nil
     public var durationMs: Double = 0
     public var route: String? = nil
     public var upstream: String? = nil
@@ -193,7 +195,7 @@ extension AccessLogRecord {
         var strings = requestID.utf8.count + client.utf8.count + method.utf8.count + path.utf8.count
         strings += (route?.utf8.count ?? 0) + (upstream?.utf8.count ?? 0) + (subject?.utf8.count ?? 0)
         strings += min(userAgent?.utf8.count ?? 0, Self.fieldLimit)
-        return 512 + prefixCount + 6 * strings
+        return 560 + prefixCount + 6 * strings  // 512, and a tunnel line's `bytes_received`
     }
 
     private func writeJSON(_ w: inout JSONLineWriter, prefix: UnsafeBufferPointer<UInt8>, millis: Int) {
@@ -209,6 +211,7 @@ extension AccessLogRecord {
         w.literal(#","path":"#); w.string(path)
         w.literal(#","status":"#); w.int(status)
         w.literal(#","bytes_sent":"#); w.int(bytesSent)
+        if let bytesReceived { w.literal(#","bytes_received":"#); w.int(bytesReceived) }
         w.literal(#","duration_ms":"#); w.ms(durationMs)
         w.literal(#","route":"#); w.optional(route)
         w.literal(#","upstream":"#); w.optional(upstream)

@@ -71,6 +71,11 @@ public enum Reason: String, Sendable, CaseIterable {
     case forwardAuthIncomplete = "forward_auth_incomplete"
     /// A decision request from a peer outside `forward_auth.allow_from`: 404.
     case forwardAuthPeer = "forward_auth_peer"
+    // WebSocket tunnels (SPEC §12): how an open tunnel ended (also `token_expired`, `session_expired`)
+    /// Either side closed the tunnel, or the gateway did (a reload that refuses it, a stop).
+    case tunnelClosed = "tunnel_closed"
+    /// No byte either way for `server.tunnel_idle_timeout`.
+    case tunnelIdle = "tunnel_idle"
 }
 
 /// The outcome class of a request, as logged (`decision`) and counted.

@@ -45,7 +45,8 @@ extension Decide {
                            _ config: borrowing GatewayConfig) -> Forward {
         let cors = config.corsPolicy(for: route).map { $0.responseHeaders(origin: facts.origin) }
         let headers = identity.map { IdentityHeaderValues.headers(of: $0, names: config.identityHeaders) } ?? []
-        return Forward(route: route, identity: identity, cors: cors, identityHeaders: headers)
+        return Forward(route: route, identity: identity, cors: cors, identityHeaders: headers,
+                       tunnel: route.websocket && facts.webSocketHandshake)
     }
 
     /// 401, or 302 to `login_redirect` for a browser's GET/HEAD (SPEC §3.1).

@@ -47,6 +47,11 @@ public enum Decide {
         guard let route = config.routes.match(method: facts.method, path: facts.target.path, host: facts.host) else {
             return .refuse(refusal(.notFound, .noRoute, route: nil, facts, config))
         }
+        // An upgrade that also sends a body: what follows the head would be read as body by
+        // one side and as tunnel bytes by the other (SPEC §12).
+        if route.websocket && facts.webSocketHandshake && facts.handshakeHasBody {
+            return .refuse(refusal(.badRequest, .malformedRequest, route: route, facts, config))
+        }
         if route.auth == .none { return forward(route, nil, facts, config) }
         let requirement = config.requirement(for: route)
         guard let token = bearerToken(facts.authorization) else {

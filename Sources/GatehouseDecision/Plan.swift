@@ -75,6 +75,9 @@ public struct Forward: Sendable {
     /// The identity headers the upstream gets (SPEC §7.1, §2 `identity_headers`), in order;
     /// empty for an anonymous caller. See ``IdentityHeaderValues`` for forward auth's variant.
     public var identityHeaders: [(String, String)]
+    /// A WebSocket handshake on a route with `websocket: true`: forwarded as an upgrade, and on
+    /// the upstream's `101` the connection becomes a tunnel (SPEC §12).
+    public var tunnel: Bool = false
     /// On a route in shadow mode (SPEC §15.2): the refusal that was not carried out (logged
     /// with `shadow: true` and counted); nil when the request was allowed.
     public var shadow: ShadowVerdict? = nil

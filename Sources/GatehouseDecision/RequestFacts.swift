@@ -23,6 +23,11 @@ public struct RequestFacts: Sendable {
     /// The request carries `Sec-WebSocket-Key` (an upgrade handshake; SPEC §12). Read only for
     /// a request with the session cookie: the Origin rule applies to cookie-authenticated ones.
     public var secWebSocketKey: Bool
+    /// A WebSocket upgrade handshake (``WebSocketHandshake/isHandshake(method:upgrade:connection:)``):
+    /// tunnelled on a route with `websocket: true` (SPEC §12).
+    public var webSocketHandshake: Bool = false
+    /// A handshake that announces a body (read for handshakes only): 400 on a websocket route.
+    public var handshakeHasBody: Bool = false
     /// Who is asking, as rate-limit keys need it (SPEC §13); filled by
     /// ``identifyClient(address:peerTrusted:config:header:)`` when the config has rate limits.
     public var client = ClientFacts()
@@ -52,6 +57,14 @@ public struct RequestFacts: Sendable {
                 config: borrowing GatewayConfig) {
         self.init(method: method, target: target, host: host, authorization: headers.first("Authorization"),
                   accept: headers.first("Accept"), origin: headers.first("Origin"))
+        // Only a config with a websocket route reads `Upgrade` (elsewhere a handshake changes nothing).
+        if method == "GET", config.routes.tunnels, let upgrade = headers.first("Upgrade"),
+           WebSocketHandshake.isHandshake(method: method, upgrade: upgrade,
+                                          connection: headers.joined("connection", separator: ", ")) {
+            webSocketHandshake = true
+            handshakeHasBody = WebSocketHandshake.announcesBody(contentLength: headers.first("Content-Length"),
+                                                               transferEncoding: headers.first("Transfer-Encoding"))
+        }
         if method == "OPTIONS" {
             accessControlRequestMethod = headers.first("Access-Control-Request-Method")
             accessControlRequestHeaders = headers.joined("access-control-request-headers", separator: ", ")

@@ -137,6 +137,8 @@ public struct Route: Sendable {
     public var loginRedirect: String?
     /// The CORS policy of this route.
     public var cors: RouteCORS
+    /// `websocket: true`: WebSocket upgrade handshakes are tunnelled on this route (SPEC §12).
+    public var websocket: Bool
     /// `rate_limit` (SPEC §13); nil when the route has none.
     public var rateLimit: RateLimit? = nil
     /// `mode` (SPEC §15.2).
@@ -144,17 +146,24 @@ public struct Route: Sendable {
 
     public init(name: String, match: RouteMatch, upstream: String, auth: AuthRequirement = .required,
                 stripAuthorization: Bool = false, denyStatus: Int = 403, location: SourceLocation,
-                index: Int = 0, issuers: Set<String>? = nil, loginRedirect: String? = nil, cors: RouteCORS = .inherit) {
+                index: Int = 0, issuers: Set<String>? = nil, loginRedirect: String? = nil, cors: RouteCORS = .inherit,
+                websocket: Bool = false) {
         self.name = name; self.match = match; self.upstream = upstream; self.auth = auth
         self.stripAuthorization = stripAuthorization; self.denyStatus = denyStatus; self.location = location
         self.index = index; self.issuers = issuers; self.loginRedirect = loginRedirect; self.cors = cors
+        self.websocket = websocket
     }
 }
 
 /// Routes in file order; the first match wins (SPEC §4.2). Nothing unmatched is forwarded.
 public struct RouteTable: Sendable {
     public let routes: [Route]
-    public init(_ routes: [Route]) { self.routes = routes }
+    /// Some route has `websocket: true` (SPEC §12): only then is a request's `Upgrade` read.
+    public let tunnels: Bool
+    public init(_ routes: [Route]) {
+        self.routes = routes
+        tunnels = routes.contains { $0.websocket }
+    }
 
     /// The first route, in order, that matches the request (see `RouteMatch.matches`); nil
     /// means 404 `not_found`.

@@ -4,7 +4,8 @@ import GatehouseCore
 
 /// `gatehouse echo`: a tiny upstream that answers every request with a JSON echo of its
 /// method, path, query, headers and body length — for the quick start, demos and for seeing
-/// exactly what the gateway forwards. One loop, the calling thread.
+/// exactly what the gateway forwards. WebSocket handshakes get a `101` and their messages echoed
+/// (``EchoWebSocket``). One loop, the calling thread.
 public enum EchoServer {
     public static func run(listen: String) -> Int32 {
         gh_ignore_sigpipe()
@@ -36,6 +37,7 @@ public enum EchoServer {
     }
 
     static func answer(_ req: UnsafeMutablePointer<evhttp_request>) {
+        if let key = EchoWebSocket.handshakeKey(req) { return EchoWebSocket.accept(req, key: key) }
         let uri = evhttp_request_get_uri(req).map { String(cString: $0) } ?? ""
         let parts = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
         var body = "{\"method\":"

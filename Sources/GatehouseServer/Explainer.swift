@@ -17,6 +17,8 @@ public struct Explanation: Sendable {
     public var note: String? = nil
     /// The `WWW-Authenticate` challenge of a refusal.
     public var challenge: String? = nil
+    /// Whether the matched route tunnels WebSocket upgrades (`websocket: true`, SPEC §12).
+    public var websocket: Bool? = nil
     /// The route's `rate_limit` and the key this request counts under (SPEC §13).
     public var rateLimit: RateLimit? = nil
     public var rateLimitKey: String? = nil
@@ -48,6 +50,9 @@ public struct Explanation: Sendable {
         lines.append("route:           \(route ?? "(none)")")
         if let upstream { lines.append("upstream:        \(upstream)") }
         if let requirement { lines.append("requires:        \(requirement)") }
+        if let websocket {
+            lines.append("websocket:       " + (websocket ? "yes (upgrades are tunnelled)" : "no (Upgrade is not tunnelled)"))
+        }
         lines.append("decision:        \(decision.rawValue)" + (status.map { " (\($0))" } ?? ""))
         if let reason { lines.append("reason:          \(reason.rawValue)") }
         if let subject { lines.append("subject:         \(subject)") }
@@ -107,7 +112,7 @@ public enum Explainer {
         func on(_ route: Route?, _ decision: Decision, _ status: Int?, _ reason: Reason?) -> Explanation {
             Explanation(route: route?.name, normalizedPath: path, decision: decision, status: status, reason: reason,
                         requirement: route.map { requirement($0, config: config) }, upstream: route?.upstream,
-                        rateLimit: route?.rateLimit)
+                        websocket: route?.websocket, rateLimit: route?.rateLimit)
         }
         switch plan {
         case .forward(let forward):
@@ -117,6 +122,7 @@ public enum Explainer {
                 e.note = "mode: shadow: forwarded, logged as \(shadow.decision.rawValue) \(shadow.reason.rawValue) "
                     + "(\(shadow.status) when enforced)"
             }
+            if forward.tunnel { e.note = (e.note.map { $0 + "; " } ?? "") + "a WebSocket handshake: tunnelled on the upstream's 101" }
             return e
         case .refuse(let refusal):
             var e = on(refusal.route, .deny, refusal.status, refusal.reason)

@@ -16,6 +16,8 @@ final class SharedState: Sendable {
     /// limit is derived from it.
     let openFileLimit: Int
     let current: Mutex<Snapshot>
+    /// Reaches every loop's WebSocket tunnels (a logout closes its session's tunnels at once).
+    let tunnelHub = TunnelHub()
     /// Rate limits' memory table and counters (SPEC §13).
     let rateLimits = RateLimitRuntime()
     /// Issuers whose keys loops wait for (an unknown `kid`); the main loop takes them when woken.
@@ -173,6 +175,7 @@ public final class Gateway: @unchecked Sendable {
             return 1
         }
         installSignals()
+        shared.tunnelHub.register(workers)
         for worker in workers { worker.start() }
         Gateway.say("gatehouse listening on \(config.server.listen.map(\.description).joined(separator: ", "))" +
                     (config.server.tls == nil ? "" : " (TLS)") + " with \(workers.count) worker(s)" +

@@ -77,6 +77,10 @@ final class Metrics: Sendable {
     let introspectionFailures = Atomic<Int>(0)
     let introspectionBusy = Atomic<Int>(0)
     let sessionStoreErrors = Atomic<Int>(0)
+    /// WebSocket tunnels (SPEC §12): open now, and bytes relayed each way.
+    let openTunnels = Atomic<Int>(0)
+    let tunnelBytesToClient = Atomic<Int>(0)
+    let tunnelBytesFromClient = Atomic<Int>(0)
     /// Unix time (ms) of the last successful configuration load: the start, then each reload.
     let lastReloadSuccessMs = Atomic<Int64>(0)
 
@@ -156,11 +160,21 @@ final class Metrics: Sendable {
         out += "# HELP gatehouse_introspection_failures_total Introspection calls without a usable answer.\n# TYPE gatehouse_introspection_failures_total counter\ngatehouse_introspection_failures_total \(introspectionFailures.load(ordering: .relaxed))\n"
         out += "# HELP gatehouse_introspection_busy_total Opaque tokens refused because their client had 8 calls in flight.\n# TYPE gatehouse_introspection_busy_total counter\ngatehouse_introspection_busy_total \(introspectionBusy.load(ordering: .relaxed))\n"
         out += "# HELP gatehouse_session_store_errors_total Session store operations that failed (down, timeout).\n# TYPE gatehouse_session_store_errors_total counter\ngatehouse_session_store_errors_total \(sessionStoreErrors.load(ordering: .relaxed))\n"
+        out += renderTunnels()
         let reloadedMs = lastReloadSuccessMs.load(ordering: .relaxed)
         out += "# HELP gatehouse_config_last_reload_success_timestamp_seconds Unix time of the last successful configuration load (start or reload).\n# TYPE gatehouse_config_last_reload_success_timestamp_seconds gauge\ngatehouse_config_last_reload_success_timestamp_seconds \(reloadedMs / 1000).\(String(reloadedMs % 1000).leftPadded(3))\n"
         out += "# HELP gatehouse_build_info The running build; always 1.\n# TYPE gatehouse_build_info gauge\ngatehouse_build_info{version=\"\(label(BuildInfo.version))\"} 1\n"
         out += "# HELP gatehouse_access_log_dropped_total Access-log lines dropped because the writer fell behind.\n# TYPE gatehouse_access_log_dropped_total counter\ngatehouse_access_log_dropped_total \(droppedLogLines)\n"
         return out
+    }
+
+    private func renderTunnels() -> String {
+        "# HELP gatehouse_open_tunnels WebSocket tunnels open now.\n# TYPE gatehouse_open_tunnels gauge\n"
+            + "gatehouse_open_tunnels \(openTunnels.load(ordering: .relaxed))\n"
+            + "# HELP gatehouse_tunnel_bytes_total Bytes relayed through WebSocket tunnels, by direction.\n"
+            + "# TYPE gatehouse_tunnel_bytes_total counter\n"
+            + "gatehouse_tunnel_bytes_total{direction=\"to_client\"} \(tunnelBytesToClient.load(ordering: .relaxed))\n"
+            + "gatehouse_tunnel_bytes_total{direction=\"from_client\"} \(tunnelBytesFromClient.load(ordering: .relaxed))\n"
     }
 
     /// The bucket, sum and count lines of one labelled histogram.

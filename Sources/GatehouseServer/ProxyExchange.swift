@@ -46,13 +46,22 @@ final class ProxyExchange {
     /// The request head as written to the upstream (kept for a retry).
     private var requestHead: [UInt8] = []
     private var selfRetain: Unmanaged<ProxyExchange>?
+    /// A WebSocket handshake to tunnel (SPEC §12): its facts, kept for the tunnel's re-checks.
+    let tunnelFacts: RequestFacts?
+    /// The caller, for the tunnel's ends (token expiry, session).
+    let identity: Identity?
+    /// The client connection was handed to a tunnel: nothing here touches it any more.
+    private(set) var tunnelled = false
 
     /// Client output above this pauses reading from the upstream (SPEC §7.1: streamed, bounded).
     static let highWater = 256 * 1024
 
     init(worker: Worker, request: Request, snapshot: Snapshot, forward: Forward, upstream: UpstreamSettings,
-         target: NormalizedTarget, host: String?, log: consuming AccessLogRecord, startNs: UInt64, connection: ClientConnection) {
+         target: NormalizedTarget, host: String?, log: consuming AccessLogRecord, startNs: UInt64, connection: ClientConnection,
+         tunnelFacts: RequestFacts? = nil) {
         self.identityHeaders = forward.identityHeaders
+        self.tunnelFacts = forward.tunnel ? tunnelFacts : nil
+        self.identity = forward.identity
         self.cors = forward.cors
         self.worker = worker
         self.clientRequest = request
@@ -113,7 +122,7 @@ final class ProxyExchange {
         let keepBody = true
         requestHead.withUnsafeBytes { head in
             connection.send(for: self, head: head, body: body, keepBody: keepBody, isHead: method == EVHTTP_REQ_HEAD,
-                            connectTimeoutMs: upstream.connectTimeoutMs, timeoutMs: upstream.timeoutMs)
+                            upgrade: tunnelFacts != nil, connectTimeoutMs: upstream.connectTimeoutMs, timeoutMs: upstream.timeoutMs)
         }
     }
 
@@ -163,6 +172,11 @@ final class ProxyExchange {
         out.ownHeader("X-Request-Id", log.requestID)
         if !log.trace.isNone { out.traceparent(log.trace) }
         for (name, value) in identityHeaders { out.header(name, value) }
+        if tunnelFacts != nil {
+            // Exactly these two of the hop-by-hop kind (SPEC §12); the Sec-WebSocket-* pass as they are.
+            out.header("Connection", "Upgrade")
+            out.header("Upgrade", "websocket")
+        }
         let length = evbuffer_get_length(evhttp_request_get_input_buffer(creq))
         if length > 0 || method == EVHTTP_REQ_POST || method == EVHTTP_REQ_PUT || method == EVHTTP_REQ_PATCH {
             out.ownHeader("Content-Length", String(length))
@@ -184,6 +198,37 @@ final class ProxyExchange {
     static let responseDropped = HeaderNameSet(HeaderRules.hopByHop + ["x-request-id"])
 
     // MARK: receiving
+
+    /// The upstream's `101` to the handshake (SPEC §12): checked, answered to the client with
+    /// the same header rules, then the client connection and the upstream socket become a
+    /// tunnel; `leftover` is what the upstream sent after its head in the same read.
+    func upstreamSwitched(_ upstreamConnection: UpstreamConnection, _ response: UpstreamResponseParser,
+                          leftover: UnsafeRawBufferPointer) {
+        guard state == .sent, clientRequest != nil, let facts = tunnelFacts else { return }
+        pool?.recordSuccess()
+        log.upstreamStatus = 101
+        log.upstreamMs = Double(Clock.monotonicNs() - sentNs) / 1_000_000
+        // RFC 6455 §4.1: the 101 names the protocol it switches to.
+        guard let upgrade = response.joined("upgrade"), WebSocketHandshake.listContains(upgrade, "websocket"),
+              let head = SwitchingHead.bytes(response, sessionCookie: snapshot.sessions?.settings.cookie.name,
+                                             requestID: log.requestID) else {
+            upstreamConnection.close()
+            releaseConnection()
+            return fail(.badGateway, .upstreamError)
+        }
+        guard let socket = upstreamConnection.handOff() else {
+            releaseConnection()
+            return fail(.badGateway, .upstreamError)
+        }
+        releaseConnection()
+        tunnelled = true
+        clientRequest = nil
+        log.status = 101
+        worker.openTunnel(TunnelStart(connection: connection, head: head, upstreamFD: socket.fd, upstreamSSL: socket.ssl,
+                                      leftover: leftover, decrypted: socket.decrypted, log: log, startNs: startNs, facts: facts, identity: identity,
+                                      snapshot: snapshot))
+        finish(logged: true)
+    }
 
     /// The upstream's response head: the client's reply starts. False refuses the response
     /// (the connection is then dropped and `upstreamFailed(.badResponse)` follows).
@@ -346,6 +391,7 @@ final class ProxyExchange {
     /// Writes out what this exchange gave the client so far (see `Worker.flushClient`): called
     /// once per upstream read, after every piece of it has been handed on.
     func flushClient() {
+        guard !tunnelled else { return }
         worker.flushClient(connection)
     }
 

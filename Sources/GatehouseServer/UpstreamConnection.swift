@@ -101,11 +101,12 @@ final class UpstreamConnection {
     /// can send it again). A failure may reach `exchange.upstreamFailed` from inside this call:
     /// the exchange sets its state before calling.
     func send(for exchange: ProxyExchange, head: UnsafeRawBufferPointer, body: OpaquePointer?, keepBody: Bool,
-              isHead: Bool, connectTimeoutMs: Int64, timeoutMs: Int64) {
+              isHead: Bool, upgrade: Bool = false, connectTimeoutMs: Int64, timeoutMs: Int64) {
         owner = exchange
         self.timeoutMs = timeoutMs
         parser.reset()
         parser.isHeadRequest = isHead
+        parser.upgradeRequested = upgrade
         paused = false
         guard readEvent != nil else {
             // The socket could not even be made: report on the next turn.
@@ -192,6 +193,28 @@ final class UpstreamConnection {
 
     private var closed = false
 
+    /// Gives the socket (and its TLS state) away to a WebSocket tunnel after a `101`: the
+    /// connection's events are freed, the socket is not closed, and the connection counts as
+    /// closed for its pool. Nil when the socket is already gone. `decrypted`: bytes OpenSSL
+    /// already holds decrypted (the socket will not signal them again).
+    func handOff() -> (fd: Int32, ssl: OpaquePointer?, decrypted: [UInt8])? {
+        guard fd >= 0, !closed, readEvent != nil else { return nil }
+        var decrypted: [UInt8] = []
+        if let ssl {
+            while SSL_pending(ssl) > 0 {
+                var chunk = [UInt8](repeating: 0, count: Int(SSL_pending(ssl)))
+                let n = SSL_read(ssl, &chunk, Int32(chunk.count))
+                if n <= 0 { break }
+                decrypted += chunk[0..<Int(n)]
+            }
+        }
+        let handed = (fd, ssl, decrypted)
+        ssl = nil
+        closed = true
+        close()
+        return handed
+    }
+
     // MARK: writing
 
     private func flush() {
@@ -268,6 +291,13 @@ final class UpstreamConnection {
             case .needMore:
                 return
             case .head:
+                if parser.upgraded {
+                    // 101 to an upgrade: the rest of this read is the upstream's first tunnel bytes.
+                    let rest = UnsafeRawBufferPointer(rebasing: input[offset..<input.count])
+                    owner = nil
+                    event_del(timer)
+                    return exchange.upstreamSwitched(self, parser, leftover: rest)
+                }
                 if !exchange.upstreamHead(parser) {
                     // The exchange refused the head (it was invalid for the gateway).
                     return fail(.badResponse)

@@ -38,6 +38,11 @@ final class UpstreamResponseParser {
     private(set) var forwardsContentLength = false
     /// A response to HEAD has no body whatever its headers say.
     var isHeadRequest = false
+    /// The request asked for a WebSocket upgrade: a `101` ends the HTTP exchange (what follows
+    /// is tunnel bytes). Without it a `101` is a bad answer (SPEC §12: 502).
+    var upgradeRequested = false
+    /// The head was a `101` to an upgrade request: the bytes after it belong to the tunnel.
+    private(set) var upgraded = false
 
     private var buffer: UnsafeMutablePointer<UInt8>
     private var capacity = 4096
@@ -62,6 +67,7 @@ final class UpstreamResponseParser {
     /// Ready for the next response on the same connection.
     func reset() {
         interimAnnouncedBody = false
+        upgraded = false
         resetHead()
     }
 
@@ -134,6 +140,14 @@ final class UpstreamResponseParser {
                 case .needMore: return .needMore
                 case .bad: return .bad
                 case .head:
+                    if status == 101 {
+                        // Switching Protocols is no interim answer: it ends HTTP on the connection.
+                        guard upgradeRequested else { return .bad }
+                        upgraded = true
+                        keepAlive = false
+                        state = .done
+                        return .head
+                    }
                     if status < 200 {
                         // An interim response (100 Continue, 103…): the real one follows.
                         if !keepAlive { interimAnnouncedBody = true }

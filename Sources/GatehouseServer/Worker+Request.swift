@@ -148,7 +148,7 @@ extension Worker {
         if let shadow = forward.shadow { noteShadow(shadow, route: forward.route, identity: forward.identity, log: &log) }
         let exchange = ProxyExchange(worker: self, request: req, snapshot: own, forward: forward, upstream: upstream,
                                      target: facts.target, host: facts.host, log: log, startNs: startNs,
-                                     connection: connection)
+                                     connection: connection, tunnelFacts: forward.tunnel ? facts : nil)
         exchange.start()
     }
 

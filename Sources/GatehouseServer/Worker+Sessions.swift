@@ -108,6 +108,8 @@ extension Worker {
             let until = Decide.revokedUntil(found, settings: settings, now: Clock.wallMs() / 1000)
             store.revoke(idHash: idHash, until: until) { [self] result in
                 inFlight -= 1
+                // Its tunnels end now, on every loop (SPEC §12).
+                if case .success = result { shared.tunnelHub.sessionEnded(idHash) }
                 answerStoreWrite(bound.value, result, cors: cors, headers: Decide.logoutHeaders(cors: cors, settings: settings),
                                  log: &log, startNs: startNs)
             }

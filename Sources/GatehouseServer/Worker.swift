@@ -61,6 +61,8 @@ final class Worker: @unchecked Sendable {
     /// This loop's listeners, its count of client connections and its pauses (SPEC §3.2).
     private(set) var acceptor: ClientAcceptor!
     private(set) var connections: [OpaquePointer: ClientConnection] = [:]
+    /// This loop's WebSocket tunnels (Worker+Tunnels.swift).
+    let tunnels = TunnelRegistry()
     private let inbox = Mutex<[@Sendable (Worker) -> Void]>([])
     private var wakeEvent: OpaquePointer?
     private var drainPoll: OpaquePointer?
@@ -170,12 +172,14 @@ final class Worker: @unchecked Sendable {
         pools = pools.filter { live.contains($0.key) }
         poolsByUpstream.removeAll()
         balancers = balancers.filter { next.targets[$0.key] != nil }
+        recheckTunnels(under: next)
     }
 
     /// Stops accepting; the loop ends once the requests in flight are done (or the grace ends).
     func beginDrain() {
         draining = true
         acceptor.closeListeners()
+        drainTunnels()
         exitIfDrained()
     }
 
@@ -183,7 +187,7 @@ final class Worker: @unchecked Sendable {
     /// its client (evhttp may still hold the tail of one in a connection's output buffer), the
     /// loop ends. Checked when an exchange finishes and every 10 ms.
     func exitIfDrained() {
-        guard draining, inFlight == 0 else { return }
+        guard draining, inFlight == 0, tunnels.all.isEmpty else { return }
         for evcon in connections.keys {
             if evbuffer_get_length(bufferevent_get_output(evhttp_connection_get_bufferevent(evcon))) > 0 {
                 return armDrainPoll()

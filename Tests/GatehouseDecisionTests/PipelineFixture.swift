@@ -58,6 +58,8 @@ enum PipelineFixture {
           - { name: other-only, match: { path: "/other/**" }, upstream: api, issuers: [other] }
           - { name: partner, match: { path: "/partner/**" }, upstream: api,
               cors: { allow_origins: ["\(partnerOrigin)"], allow_credentials: true } }
+          - { name: live, match: { path: "/live/**" }, upstream: api, websocket: true, require: { roles_any: [reader] } }
+          - { name: live-open, match: { path: "/live-open/**" }, upstream: api, websocket: true, auth: none }
           - { name: nocors, match: { path: "/nocors/**" }, upstream: api, cors: false }
           - { name: limited, match: { path: "/limited/**" }, upstream: api, auth: optional,
               rate_limit: { rate: 1/s, burst: 2, key: subject } }

@@ -311,12 +311,13 @@ final class PipelineTableTests: XCTestCase {
     ///   `client_closed`: forwarding (ProxyExchange, UpstreamConnection, Worker+KeyWait);
     /// - `forward_auth_incomplete`, `forward_auth_peer`: forward auth's description of the
     ///   request and its peer check (ForwardAuthRequest, Worker+ForwardAuth; ForwardAuthRequestTests);
+    /// - `tunnel_closed`, `tunnel_idle`: how an open WebSocket tunnel ended (Tunnel.swift);
     /// - `wrong_issuer`: in the log vocabulary but produced nowhere (the issuer is picked by
     ///   `iss`, so a mismatch is `unknown_issuer`).
     static let notFromThePipeline: Set<Reason> = [
         .malformedRequest, .headersTooLarge, .payloadTooLarge, .headerTimeout, .invalidCredentials, .throttled,
         .concurrentLogins, .upstreamTimeout, .upstreamConnectFailed, .upstreamError, .upstreamDown, .clientClosed,
-        .wrongIssuer,
+        .wrongIssuer, .tunnelClosed, .tunnelIdle,
         // after an introspection call (SPEC §14.3): IntrospectionDecisionTests
         .tokenInactive, .introspectionUnavailable, .introspectionBusy,
         // the OIDC login's steps after its endpoint plan (SPEC §14.2): OIDCLoginTests
