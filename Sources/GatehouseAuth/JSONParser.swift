@@ -1,3 +1,4 @@
+import GatehouseCore
 /// Why a JSON text was refused, with the byte offset where the parser stopped.
 public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertible {
     public let message: String
@@ -13,6 +14,14 @@ public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertibl
 /// value. It works on raw bytes and allocates only the values it returns: a JWT's header and
 /// claims parse in about a microsecond, where `JSONDecoder` costs ~8 µs.
 public struct JSONParser {
+    /// A member name as an error message shows it: JSON-quoted (control characters escaped, so a
+    /// message stays on one log line) and cut at 64 bytes.
+    static func quotedForMessage(_ name: String) -> String {
+        var out = ""
+        JSONText.appendString(name.utf8.count > 64 ? String(decoding: Array(name.utf8.prefix(64)), as: UTF8.self) + "…" : name, to: &out)
+        return out
+    }
+
     /// The deepest nesting of arrays and objects accepted.
     public static let maxDepth = 32
 
@@ -77,7 +86,7 @@ public struct JSONParser {
             if seen == nil, members.count >= 16 { seen = Set(members.map(\.name)) }
             let duplicate: Bool
             if seen != nil { duplicate = !seen!.insert(name).inserted } else { duplicate = members.contains { $0.name == name } }
-            if duplicate { throw JSONParseError(message: "duplicate member name \"\(name)\"", offset: nameOffset) }
+            if duplicate { throw JSONParseError(message: "duplicate member name \(Self.quotedForMessage(name))", offset: nameOffset) }
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':'") }
             index += 1

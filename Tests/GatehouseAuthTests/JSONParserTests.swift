@@ -35,6 +35,8 @@ final class JSONParserTests: XCTestCase {
              Array(("{" + (0..<40).map { "\"k\($0)\":\($0)" }.joined(separator: ",") + ",\"k7\":0}").utf8),
              #"duplicate member name "k7""#),
             ("duplicate after unescaping", Array(#"{"alg":1,"\u0061lg":2}"#.utf8), #"duplicate member name "alg""#),
+            // A name's control characters are escaped in the message (it reaches the logs).
+            ("duplicate with a newline", Array(#"{"a\nb":1,"a\nb":2}"#.utf8), #"duplicate member name "a\nb""#),
             ("33 deep", Array((String(repeating: "[", count: 33) + String(repeating: "]", count: 33)).utf8),
              "nesting deeper than 32"),
             ("33 deep objects", Array((String(repeating: #"{"a":"#, count: 33) + "1" + String(repeating: "}", count: 33)).utf8),
