@@ -222,3 +222,21 @@ def oidc_providers(oidc_template, tmp_path, request):
 def oidc_provider(oidc_providers):
     """One started provider for this test."""
     return oidc_providers()
+
+
+# JWT and OIDC tests: an echo upstream and jwt_support's Gateways (closed at teardown, their
+# stderr shown when the test failed). A module's own `upstream` or `gateways` fixture overrides these.
+@pytest.fixture
+def upstream():
+    u = support.EchoUpstream(name="echo")
+    yield u
+    u.stop()
+
+
+@pytest.fixture
+def gateways(gatehouse_bin, tmp_path, request):
+    from jwt_support import Gateways
+    g = Gateways(gatehouse_bin, tmp_path)
+    yield g
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    g.close(dump=failed)

@@ -15,7 +15,7 @@ import uuid
 import pytest
 
 import support
-from jwt_support import (AUDIENCE, AsymmetricKey, Gateways, JWKSServer, ThrowawayCA, assert_forwarded, assert_refused,
+from jwt_support import (AUDIENCE, AsymmetricKey, JWKSServer, ThrowawayCA, assert_forwarded, assert_refused,
                          claims_for, mint_joserfc, mint_pyjwt, received_headers, server_tls_context, upstream_record,
                          wait_for, write_json)
 
@@ -26,21 +26,6 @@ ISSUER = "https://idp.test/"
 def keys():
     return {"k1": AsymmetricKey("RSA", "k1"), "k2": AsymmetricKey("RSA", "k2"),
             "e1": AsymmetricKey("EC", "e1", "P-256"), "attacker": AsymmetricKey("RSA", "attacker")}
-
-
-@pytest.fixture
-def upstream():
-    u = support.EchoUpstream(name="echo")
-    yield u
-    u.stop()
-
-
-@pytest.fixture
-def gateways(gatehouse_bin, tmp_path, request):
-    g = Gateways(gatehouse_bin, tmp_path)
-    yield g
-    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
-    g.close(dump=failed)
 
 
 @pytest.fixture

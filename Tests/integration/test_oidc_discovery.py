@@ -9,24 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-import support
-from jwt_support import (Gateways, assert_forwarded, assert_refused, received_headers, upstream_record, wait_for)
+from jwt_support import (assert_forwarded, assert_refused, received_headers, upstream_record, wait_for)
 from oidc_support import DoctoredDiscovery
-
-
-@pytest.fixture
-def upstream():
-    u = support.EchoUpstream(name="echo")
-    yield u
-    u.stop()
-
-
-@pytest.fixture
-def gateways(gatehouse_bin, tmp_path, request):
-    g = Gateways(gatehouse_bin, tmp_path)
-    yield g
-    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
-    g.close(dump=failed)
 
 
 def sso_issuer(issuer: str, **extra) -> dict:

@@ -17,23 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 import support
-from jwt_support import Gateways, assert_forwarded, assert_refused, received_headers, wait_for
+from jwt_support import assert_forwarded, assert_refused, received_headers, wait_for
 from oidc_support import INTROSPECT_SECRET
-
-
-@pytest.fixture
-def upstream():
-    u = support.EchoUpstream(name="echo")
-    yield u
-    u.stop()
-
-
-@pytest.fixture
-def gateways(gatehouse_bin, tmp_path, request):
-    g = Gateways(gatehouse_bin, tmp_path)
-    yield g
-    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
-    g.close(dump=failed)
 
 
 def start_gateway(gateways, upstream, tmp_path, issuer: str, audiences=("api-client",), cache: str = "60s",

@@ -19,13 +19,6 @@ from oidc_support import WEB_SECRET
 
 
 @pytest.fixture
-def upstream():
-    u = support.EchoUpstream(name="echo")
-    yield u
-    u.stop()
-
-
-@pytest.fixture
 def login_gateway(gatehouse_bin, tmp_path, oidc_provider, upstream, request):
     started = []
 
