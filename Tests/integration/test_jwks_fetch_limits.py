@@ -16,8 +16,9 @@ import time
 import pytest
 
 from jwt_support import assert_refused, server_tls_context, wait_for
-from test_jwt_jwks import (assert_passes, gateways, keys, pki, servers, start_gateway, token_for,  # noqa: F401 (fixtures)
-                           upstream, wait_ready)
+# gateways and upstream come from conftest.py.
+from test_jwt_jwks import (assert_passes, keys, pki, servers, start_gateway, token_for,  # noqa: F401 (fixtures)
+                           wait_ready)
 
 MiB = 1 << 20
 
