@@ -42,6 +42,9 @@ int gh_format_for_test(struct evbuffer *buf, const char *fmt, va_list ap);
 /* fastformat.c: sscanf(s, format, major, minor, ch) through the interposed sscanf, for tests. */
 int gh_scan_for_test(const char *s, const char *format, int *major, int *minor, char *ch);
 
+/* socketread.c: the interposed evbuffer_read's own path (no ioctl(FIONREAD)), for tests. */
+int gh_evbuffer_read_direct(struct evbuffer *buf, int fd, int howmuch);
+
 /* allocator.c: libevent's allocator (event_set_mem_functions), per-thread size-class lists.
    gh_install_event_allocator must run before any other libevent call of the process. */
 void gh_install_event_allocator(void);
