@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -50,6 +51,10 @@ static inline struct event *gh_timer_new(struct event_base *b, int persist,
         void (*cb)(evutil_socket_t, short, void *), void *arg) {
     return event_new(b, -1, persist ? EV_PERSIST : 0, cb, arg);
 }
+/* A non-blocking, close-on-exec eventfd: how other threads wake a worker's loop, whose base
+   has no lock (EVENT_BASE_FLAG_NOLOCK) and so cannot be woken with event_active from them. */
+static inline int gh_wake_fd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
+
 static inline int gh_timer_add_ms(struct event *ev, long long ms) {
     struct timeval tv; tv.tv_sec = ms / 1000; tv.tv_usec = (ms % 1000) * 1000;
     return event_add(ev, &tv);

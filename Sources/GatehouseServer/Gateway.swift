@@ -372,7 +372,7 @@ public final class Gateway: @unchecked Sendable {
         // The main loop ends when every worker's loop has ended (checked every 20 ms).
         drainPoll = gh_timer_new(mainBase, 1, { _, _, arg in
             let gateway = Unmanaged<Gateway>.fromOpaque(arg!).takeUnretainedValue()
-            if gateway.workers.allSatisfy({ event_base_got_exit($0.base) != 0 }) {
+            if gateway.workers.allSatisfy({ $0.loopEnded.load(ordering: .acquiring) }) {
                 event_base_loopexit(gateway.mainBase, nil)
             }
         }, me)
