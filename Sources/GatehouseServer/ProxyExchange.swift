@@ -157,7 +157,7 @@ final class ProxyExchange {
             }
             if UpstreamHeaders.drops(name, filter: filter, trustedPeer: trustedPeer, stripAuthorization: strip,
                                      named: named) { return }
-            out.header(name, value)
+            out.clientHeader(name, value)
         }
         let originalHost = host
         if upstream.preserveHost, let originalHost {

@@ -22,6 +22,36 @@ final class RequestHeadWriterTests: XCTestCase {
         return (String(decoding: writer.bytes, as: UTF8.self), writer.dropped)
     }
 
+    private func writtenClient(_ name: [UInt8], _ value: [UInt8]) -> (String, Int) {
+        var writer = RequestHeadWriter(capacity: 64)
+        (name + [0]).withUnsafeBufferPointer { n in
+            (value + [0]).withUnsafeBufferPointer { v in
+                n.withMemoryRebound(to: CChar.self) { n in
+                    v.withMemoryRebound(to: CChar.self) { v in writer.clientHeader(n.baseAddress!, v.baseAddress!) }
+                }
+            }
+        }
+        return (String(decoding: writer.bytes, as: UTF8.self), writer.dropped)
+    }
+
+    /// A client's header passed the raw-byte check of its head (RawHeadScannerTests,
+    /// test_hostile_head.py) before evhttp parsed it; forwarding it checks the name and keeps a
+    /// CR backstop, so that a value can never split the line upstream even without that check.
+    func testClientHeadersKeepTheNameCheckAndTheCRBackstop() {
+        let token = Array(("Bearer " + String(repeating: "eyJhbGciOiJSUzI1NiJ9.", count: 40)).utf8)
+        XCTAssertEqual(writtenClient(Array("Authorization".utf8), token).0,
+                       "Authorization: " + String(decoding: token, as: UTF8.self) + "\r\n")
+        XCTAssertEqual(writtenClient(Array("X-A".utf8), Array("a b\tc caf\u{e9}".utf8)).0, "X-A: a b\tc caf\u{e9}\r\n")
+        XCTAssertEqual(writtenClient(Array("X-A".utf8), []).0, "X-A: \r\n")
+        for value in [[0x61, 13, 0x62], [13], Array(repeating: UInt8(0x61), count: 700) + [13]] {
+            XCTAssertEqual(writtenClient(Array("X-A".utf8), value).0, "", "a CR anywhere in \(value.count) bytes")
+            XCTAssertEqual(writtenClient(Array("X-A".utf8), value).1, 1)
+        }
+        for name in ["", "X A", "X-A:", "X\u{b}A", "X-\u{e9}"] {
+            XCTAssertEqual(writtenClient(Array(name.utf8), Array("v".utf8)).1, 1, name.debugDescription)
+        }
+    }
+
     func testCleanLinesAreWritten() {
         XCTAssertEqual(written("X-A", "a b\tc").0, "X-A: a b\tc\r\n")
         XCTAssertEqual(writtenC(Array("X-A".utf8), Array("caf\u{e9}".utf8)).0, "X-A: caf\u{e9}\r\n")

@@ -10,6 +10,7 @@
 #   GATEHOUSE_BIN=/tmp/other/gatehouse deploy/bench/callgrind-jwt.sh
 #   TOP=40 KEEP=1 deploy/bench/callgrind-jwt.sh           # more functions; keep the callgrind files
 #   TOP_PHASE=public deploy/bench/callgrind-jwt.sh        # list the public phase's top functions
+#                                        (public, hs256-nc or rs256-warm)
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -80,6 +81,11 @@ requests /bench 200
 requests /hs/bench "$WARMUP_TOKENS" "$KEYS/hs.tokens" 0
 PUBLIC=$(phase public /bench)
 HS=$(phase hs256-nc /hs/bench "$KEYS/hs.tokens" "$WARMUP_TOKENS")
+# RS256 warm: the same token every request (jwt.sh's gh-rs256 row), after one request that
+# fills the verified-token cache.
+for ((i = 0; i < REQUESTS; i++)); do cat "$KEYS/rs.token"; echo; done >"$BENCH_DIR/rs.same"
+requests /rs/bench 1 "$BENCH_DIR/rs.same" 0
+RS=$(phase rs256-warm /rs/bench "$BENCH_DIR/rs.same" 0)
 stop_pid "$GH_PID"
 
 if [ "$TOP" != 0 ]; then
@@ -100,7 +106,8 @@ fi
 echo
 echo "gatehouse: $GATEHOUSE_BIN; callgrind, user-space instructions of the gatehouse process (all threads)"
 echo "$REQUESTS requests per phase, one kept-alive connection, after $WARMUP_TOKENS distinct HS256 tokens"
-awk -v p="$PUBLIC" -v h="$HS" -v n="$REQUESTS" 'BEGIN {
+awk -v p="$PUBLIC" -v h="$HS" -v r="$RS" -v n="$REQUESTS" 'BEGIN {
     printf "public        %8.0f instructions/request\n", p / n
     printf "hs256-nc      %8.0f instructions/request\n", h / n
-    printf "difference    %+8.0f instructions/request\n", (h - p) / n }'
+    printf "difference    %+8.0f instructions/request\n", (h - p) / n
+    printf "rs256-warm    %8.0f instructions/request (%.2fx public)\n", r / n, r / p }'
