@@ -148,6 +148,19 @@ enum HeaderRules {
         }
     }
 
+    /// ``nameEquals(_:_:)-(_,String)`` for a constant name: no String to open, one pass.
+    @inline(__always)
+    static func nameEquals(_ name: UnsafePointer<CChar>, constant lowercased: StaticString) -> Bool {
+        let expected = lowercased.utf8Start
+        var i = 0
+        while i < lowercased.utf8CodeUnitCount {
+            let c = UInt8(bitPattern: name[i])
+            if c == 0 || (c | (c >= 65 && c <= 90 ? 0x20 : 0)) != expected[i] { return false }
+            i += 1
+        }
+        return name[i] == 0
+    }
+
     private static let corsPrefix: StaticString = "access-control-"
     private static let xAuthPrefix: StaticString = "x-auth-"
 

@@ -143,7 +143,7 @@ final class ProxyExchange {
         let named = ConnectionTokens(input)  // more than 64 were refused with 400 (RequestHead)
         let strip = route.stripAuthorization
         let filter = snapshot.requestHeaderFilter
-        let peer = worker.peerAddress(of: creq)
+        let peer = connection.peer  // the client connection's address, formatted once per connection
         let trusted = snapshot.config.server.trustedProxies
         let trustedPeer = ProxyExchange.isTrusted(peer, trusted)
         let sessionCookie = snapshot.sessions?.settings.cookie
@@ -247,7 +247,7 @@ final class ProxyExchange {
         var seenLength = false
         response.forEachHeader { name, value in
             if ProxyExchange.responseDropped.contains(name) { return }
-            if HeaderRules.nameEquals(name, "content-length") {
+            if HeaderRules.nameEquals(name, constant: "content-length") {
                 // RFC 9112 §6.3: only a length that frames what the client gets (or a HEAD/304
                 // answer's), once: the parser refuses differing repeats.
                 if seenLength || !response.forwardsContentLength { return }

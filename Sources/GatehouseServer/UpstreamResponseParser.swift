@@ -113,10 +113,10 @@ final class UpstreamResponseParser {
     }
 
     /// Every value of `lowercased` joined with ", ", or nil.
-    func joined(_ lowercased: String) -> String? {
+    func joined(_ lowercased: StaticString) -> String? {
         var found: String?
         forEachHeader { name, value in
-            guard HeaderRules.nameEquals(name, lowercased) else { return }
+            guard HeaderRules.nameEquals(name, constant: lowercased) else { return }
             let v = String(cString: value)
             found = found.map { $0 + ", " + v } ?? v
         }
@@ -376,7 +376,7 @@ final class UpstreamResponseParser {
             buffer[ve] = 0
             headers.append((Int32(p), Int32(v)))
             let name = UnsafeRawPointer(buffer + p).assumingMemoryBound(to: CChar.self)
-            if let kind = UpstreamResponseParser.framingKind(name) {
+            if let kind = UpstreamResponseParser.framingKind(name, length: colon - p) {
                 guard framing.note(kind, UnsafeRawBufferPointer(start: buffer + v, count: ve - v)) else { return nil }
             }
             p = e + 1
@@ -386,10 +386,13 @@ final class UpstreamResponseParser {
 
     /// Which framing field `name` is, if any.
     @inline(__always)
-    private static func framingKind(_ name: UnsafePointer<CChar>) -> UpstreamResponseFraming.FieldKind? {
-        if HeaderRules.nameEquals(name, "content-length") { return .contentLength }
-        if HeaderRules.nameEquals(name, "transfer-encoding") { return .transferEncoding }
-        if HeaderRules.nameEquals(name, "connection") { return .connection }
-        return nil
+    /// (`length`: the name's bytes; most names are told apart by it alone.)
+    private static func framingKind(_ name: UnsafePointer<CChar>, length: Int) -> UpstreamResponseFraming.FieldKind? {
+        switch length {
+        case 14: return HeaderRules.nameEquals(name, constant: "content-length") ? .contentLength : nil
+        case 17: return HeaderRules.nameEquals(name, constant: "transfer-encoding") ? .transferEncoding : nil
+        case 10: return HeaderRules.nameEquals(name, constant: "connection") ? .connection : nil
+        default: return nil
+        }
     }
 }

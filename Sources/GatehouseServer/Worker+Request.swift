@@ -24,7 +24,7 @@ extension Worker {
         let snapshot = head?.snapshot ?? self.snapshot  // a reference: not `let config = …`, whose copy retains each field
         var log = AccessLogRecord()
         let startNs = Clock.monotonicNs()
-        describe(req, into: &log, trustedProxies: snapshot.config.server.trustedProxies)
+        describe(req, into: &log, trustedProxies: snapshot.config.server.trustedProxies, peer: conn.peer)
         if let early = conn.earlyRefusal {  // a reference, like `decidedHead`
             conn.earlyRefusal = nil
             return answerEarlyRefusal(early, req: req, log: &log, startNs: startNs, connection: conn)
@@ -207,7 +207,8 @@ extension Worker {
     }
 
     /// Fills the facts of the request line and the client into the log record.
-    private func describe(_ req: Request, into log: inout AccessLogRecord, trustedProxies: [CIDR]) {
+    /// `peer`: the client connection's address when the caller has the connection at hand.
+    private func describe(_ req: Request, into log: inout AccessLogRecord, trustedProxies: [CIDR], peer: String? = nil) {
         log.startMs = Clock.wallMs()
         let headers = HeaderList(evhttp_request_get_input_headers(req))
         if let incoming = headers["X-Request-Id"], RequestID.isAcceptable(incoming) {
@@ -216,7 +217,7 @@ extension Worker {
             log.requestID = ids.next()
         }
         log.trace = headers.raw("traceparent").flatMap(TraceContext.parse(cString:)) ?? ids.trace()
-        log.client = peerAddress(of: req)
+        log.client = peer ?? peerAddress(of: req)
         if !trustedProxies.isEmpty {
             log.client = ForwardedFor.clientAddress(peer: log.client, incoming: headers.joined("x-forwarded-for"),
                                                     trusted: trustedProxies)
