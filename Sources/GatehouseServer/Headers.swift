@@ -137,25 +137,22 @@ enum HeaderRules {
     @inline(__always)
     static func nameEquals(_ name: UnsafePointer<CChar>, _ lowercased: String) -> Bool {
         var lowercased = lowercased
-        return lowercased.withUTF8 { expected in
-            var i = 0
-            while i < expected.count {
-                let c = UInt8(bitPattern: name[i])
-                if c == 0 || (c | (c >= 65 && c <= 90 ? 0x20 : 0)) != expected[i] { return false }
-                i += 1
-            }
-            return name[i] == 0
-        }
+        return lowercased.withUTF8 { nameEquals(name, bytes: $0.baseAddress, count: $0.count) }
     }
 
-    /// ``nameEquals(_:_:)-(_,String)`` for a constant name: no String to open, one pass.
+    /// ``nameEquals(_:_:)-(_,String)`` for a constant name: no String to open.
     @inline(__always)
     static func nameEquals(_ name: UnsafePointer<CChar>, constant lowercased: StaticString) -> Bool {
-        let expected = lowercased.utf8Start
+        nameEquals(name, bytes: lowercased.utf8Start, count: lowercased.utf8CodeUnitCount)
+    }
+
+    /// The comparison of both: `count` lowercase bytes at `expected` against `name` up to its NUL.
+    @inline(__always)
+    private static func nameEquals(_ name: UnsafePointer<CChar>, bytes expected: UnsafePointer<UInt8>?, count: Int) -> Bool {
         var i = 0
-        while i < lowercased.utf8CodeUnitCount {
+        while i < count {
             let c = UInt8(bitPattern: name[i])
-            if c == 0 || (c | (c >= 65 && c <= 90 ? 0x20 : 0)) != expected[i] { return false }
+            if c == 0 || (c | (c >= 65 && c <= 90 ? 0x20 : 0)) != expected![i] { return false }
             i += 1
         }
         return name[i] == 0

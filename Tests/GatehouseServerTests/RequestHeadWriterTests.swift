@@ -10,28 +10,26 @@ final class RequestHeadWriterTests: XCTestCase {
         return (String(decoding: writer.bytes, as: UTF8.self), writer.dropped)
     }
 
-    private func writtenC(_ name: [UInt8], _ value: [UInt8]) -> (String, Int) {
+    /// What the writer wrote from NUL-terminated strings, by `write` (`header` or `clientHeader`).
+    private func writtenFromCStrings(_ name: [UInt8], _ value: [UInt8],
+                                     _ write: (inout RequestHeadWriter, UnsafePointer<CChar>, UnsafePointer<CChar>) -> Void) -> (String, Int) {
         var writer = RequestHeadWriter(capacity: 64)
         (name + [0]).withUnsafeBufferPointer { n in
             (value + [0]).withUnsafeBufferPointer { v in
                 n.withMemoryRebound(to: CChar.self) { n in
-                    v.withMemoryRebound(to: CChar.self) { v in writer.header(n.baseAddress!, v.baseAddress!) }
+                    v.withMemoryRebound(to: CChar.self) { v in write(&writer, n.baseAddress!, v.baseAddress!) }
                 }
             }
         }
         return (String(decoding: writer.bytes, as: UTF8.self), writer.dropped)
     }
 
+    private func writtenC(_ name: [UInt8], _ value: [UInt8]) -> (String, Int) {
+        writtenFromCStrings(name, value) { $0.header($1, $2) }
+    }
+
     private func writtenClient(_ name: [UInt8], _ value: [UInt8]) -> (String, Int) {
-        var writer = RequestHeadWriter(capacity: 64)
-        (name + [0]).withUnsafeBufferPointer { n in
-            (value + [0]).withUnsafeBufferPointer { v in
-                n.withMemoryRebound(to: CChar.self) { n in
-                    v.withMemoryRebound(to: CChar.self) { v in writer.clientHeader(n.baseAddress!, v.baseAddress!) }
-                }
-            }
-        }
-        return (String(decoding: writer.bytes, as: UTF8.self), writer.dropped)
+        writtenFromCStrings(name, value) { $0.clientHeader($1, $2) }
     }
 
     /// A client's header passed the raw-byte check of its head (RawHeadScannerTests,

@@ -22,6 +22,15 @@ final class SocketReadTests: XCTestCase {
         return (fds[0], fds[1])
     }
 
+    /// Runs `body` with a fresh socket pair (reader, writer) and an empty buffer, freed after.
+    private func withSocketAndBuffer(_ body: (Int32, Int32, OpaquePointer) -> Void) {
+        let (reader, writer) = socketPair()
+        defer { Glibc.close(reader); Glibc.close(writer) }
+        let buffer = evbuffer_new()!
+        defer { evbuffer_free(buffer) }
+        body(reader, writer, buffer)
+    }
+
     private func send(_ fd: Int32, _ bytes: [UInt8]) {
         var offset = 0
         while offset < bytes.count {
@@ -148,15 +157,13 @@ final class SocketReadTests: XCTestCase {
     }
 
     func testAFrozenEndIsRefusedAndNothingIsRead() {
-        let (reader, writer) = socketPair()
-        defer { Glibc.close(reader); Glibc.close(writer) }
-        send(writer, pattern(50))
-        let buffer = evbuffer_new()!
-        defer { evbuffer_free(buffer) }
-        evbuffer_freeze(buffer, 0)
-        XCTAssertEqual(gh_evbuffer_read_direct(buffer, reader, -1), -1)
-        evbuffer_unfreeze(buffer, 0)
-        XCTAssertEqual(gh_evbuffer_read_direct(buffer, reader, -1), 50, "the bytes are still in the socket")
+        withSocketAndBuffer { reader, writer, buffer in
+            send(writer, pattern(50))
+            evbuffer_freeze(buffer, 0)
+            XCTAssertEqual(gh_evbuffer_read_direct(buffer, reader, -1), -1)
+            evbuffer_unfreeze(buffer, 0)
+            XCTAssertEqual(gh_evbuffer_read_direct(buffer, reader, -1), 50, "the bytes are still in the socket")
+        }
     }
 
     /// The buffer's callbacks (a bufferevent's watermarks hang on them) hear of every byte added,
@@ -164,24 +171,22 @@ final class SocketReadTests: XCTestCase {
     func testCallbacksHearOfTheBytesAddedOncePerRead() {
         final class Heard { var added: [Int] = [] }
         let heard = Heard()
-        let (reader, writer) = socketPair()
-        defer { Glibc.close(reader); Glibc.close(writer) }
-        let buffer = evbuffer_new()!
-        defer { evbuffer_free(buffer) }
-        evbuffer_add_cb(buffer, { _, info, arg in
-            let heard = Unmanaged<Heard>.fromOpaque(arg!).takeUnretainedValue()
-            if let info, info.pointee.n_added > 0 { heard.added.append(info.pointee.n_added) }
-        }, Unmanaged.passUnretained(heard).toOpaque())
-        send(writer, pattern(700))
-        XCTAssertEqual(gh_evbuffer_read_direct(buffer, reader, -1), 700)
-        XCTAssertEqual(gh_evbuffer_read_direct(buffer, reader, -1), -1)
-        send(writer, pattern(5_000))
-        var total = 0
-        for _ in 0..<4 {
-            let n = gh_evbuffer_read_direct(buffer, reader, -1)
-            if n > 0 { total += Int(n) }
+        withSocketAndBuffer { reader, writer, buffer in
+            evbuffer_add_cb(buffer, { _, info, arg in
+                let heard = Unmanaged<Heard>.fromOpaque(arg!).takeUnretainedValue()
+                if let info, info.pointee.n_added > 0 { heard.added.append(info.pointee.n_added) }
+            }, Unmanaged.passUnretained(heard).toOpaque())
+            send(writer, pattern(700))
+            XCTAssertEqual(gh_evbuffer_read_direct(buffer, reader, -1), 700)
+            XCTAssertEqual(gh_evbuffer_read_direct(buffer, reader, -1), -1)
+            send(writer, pattern(5_000))
+            var total = 0
+            for _ in 0..<4 {
+                let n = gh_evbuffer_read_direct(buffer, reader, -1)
+                if n > 0 { total += Int(n) }
+            }
+            XCTAssertEqual(total, 5_000)
         }
-        XCTAssertEqual(total, 5_000)
         XCTAssertEqual(heard.added.first, 700)
         XCTAssertEqual(heard.added.reduce(0, +), 5_700)
     }
@@ -190,14 +195,12 @@ final class SocketReadTests: XCTestCase {
     /// (seen by the read size: libevent's sizes a small read to exactly what FIONREAD reports,
     /// this one reserves a whole block, which shows as spare room in the buffer's last chain).
     func testEvbufferReadByNameIsTheInterposedOne() {
-        let (reader, writer) = socketPair()
-        defer { Glibc.close(reader); Glibc.close(writer) }
-        send(writer, pattern(41))
-        let buffer = evbuffer_new()!
-        defer { evbuffer_free(buffer) }
-        XCTAssertEqual(evbuffer_read(buffer, reader, -1), 41)
-        var space = iovec()  // evbuffer_iovec is struct iovec on Linux
-        XCTAssertEqual(evbuffer_reserve_space(buffer, 1, &space, 1), 1)
-        XCTAssertGreaterThanOrEqual(space.iov_len, 3_000, "the block reserved for a read without FIONREAD")
+        withSocketAndBuffer { reader, writer, buffer in
+            send(writer, pattern(41))
+            XCTAssertEqual(evbuffer_read(buffer, reader, -1), 41)
+            var space = iovec()  // evbuffer_iovec is struct iovec on Linux
+            XCTAssertEqual(evbuffer_reserve_space(buffer, 1, &space, 1), 1)
+            XCTAssertGreaterThanOrEqual(space.iov_len, 3_000, "the block reserved for a read without FIONREAD")
+        }
     }
 }
