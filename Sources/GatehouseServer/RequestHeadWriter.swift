@@ -71,12 +71,8 @@ struct RequestHeadWriter {
 
     /// `name: value` CRLF, from NUL-terminated strings (the upstream's parsed header fields).
     mutating func header(_ name: UnsafePointer<CChar>, _ value: UnsafePointer<CChar>) {
-        let nameCount = strlen(name)
-        let valueCount = strlen(value)
-        name.withMemoryRebound(to: UInt8.self, capacity: nameCount) { name in
-            value.withMemoryRebound(to: UInt8.self, capacity: valueCount) { value in
-                line(UnsafeBufferPointer(start: name, count: nameCount), UnsafeBufferPointer(start: value, count: valueCount))
-            }
+        withBytes(name, value) { writer, name, value in
+            writer.line(name, value, if: RequestHeadWriter.isWritable(name: name, value: value))
         }
     }
 
@@ -89,25 +85,17 @@ struct RequestHeadWriter {
     /// that check ever not run: a CR (`memchr`, about a tenth of the full scan's cost on a long
     /// token or cookie). The name is checked as always (the raw check does not look at names).
     mutating func clientHeader(_ name: UnsafePointer<CChar>, _ value: UnsafePointer<CChar>) {
-        let nameCount = strlen(name)
-        let valueCount = strlen(value)
-        name.withMemoryRebound(to: UInt8.self, capacity: nameCount) { name in
-            value.withMemoryRebound(to: UInt8.self, capacity: valueCount) { value in
-                let nameBytes = UnsafeBufferPointer(start: name, count: nameCount)
-                guard nameCount > 0, nameBytes.allSatisfy(RequestHeadWriter.isTokenByte),
-                      memchr(value, 13, valueCount) == nil else {
-                    dropped += 1
-                    return
-                }
-                line(nameBytes, UnsafeBufferPointer(start: value, count: valueCount), nameChecked: true, valueChecked: true)
-            }
+        withBytes(name, value) { writer, name, value in
+            writer.line(name, value, if: RequestHeadWriter.isTokenName(name) && !RequestHeadWriter.holdsCR(value))
         }
     }
 
     mutating func header(_ name: String, _ value: String) {
         var name = name
         var value = value
-        name.withUTF8 { name in value.withUTF8 { value in line(name, value) } }
+        name.withUTF8 { name in
+            value.withUTF8 { value in line(name, value, if: RequestHeadWriter.isWritable(name: name, value: value)) }
+        }
     }
 
     /// A header of the gateway's own (a constant token name, as `X-Request-Id`): only the value
@@ -115,17 +103,28 @@ struct RequestHeadWriter {
     mutating func ownHeader(_ name: StaticString, _ value: String) {
         var value = value
         value.withUTF8 { value in
-            line(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount), value, nameChecked: true)
+            line(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount), value,
+                 if: PlainBytes.isFieldValue(value))
         }
     }
 
-    private mutating func line(_ name: UnsafeBufferPointer<UInt8>, _ value: UnsafeBufferPointer<UInt8>,
-                               nameChecked: Bool = false, valueChecked: Bool = false) {
-        if !valueChecked {
-            guard nameChecked ? PlainBytes.isFieldValue(value) : RequestHeadWriter.isWritable(name: name, value: value) else {
-                dropped += 1
-                return
+    /// The bytes of two NUL-terminated strings.
+    private mutating func withBytes(_ name: UnsafePointer<CChar>, _ value: UnsafePointer<CChar>,
+                                    _ body: (inout RequestHeadWriter, UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>) -> Void) {
+        let nameCount = strlen(name)
+        let valueCount = strlen(value)
+        name.withMemoryRebound(to: UInt8.self, capacity: nameCount) { name in
+            value.withMemoryRebound(to: UInt8.self, capacity: valueCount) { value in
+                body(&self, UnsafeBufferPointer(start: name, count: nameCount), UnsafeBufferPointer(start: value, count: valueCount))
             }
+        }
+    }
+
+    /// Writes the line when `acceptable`; counts it in `dropped` otherwise.
+    private mutating func line(_ name: UnsafeBufferPointer<UInt8>, _ value: UnsafeBufferPointer<UInt8>, if acceptable: Bool) {
+        guard acceptable else {
+            dropped += 1
+            return
         }
         write(name.count + value.count + 4) { at in
             var at = at
@@ -143,8 +142,18 @@ struct RequestHeadWriter {
 
     /// A name of token characters (RFC 9110 §5.1) and a value with no control byte but HTAB.
     static func isWritable(name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard !name.isEmpty, name.allSatisfy(isTokenByte) else { return false }
-        return PlainBytes.isFieldValue(value)
+        isTokenName(name) && PlainBytes.isFieldValue(value)
+    }
+
+    /// A CR anywhere in `value` (`memchr`: vectorized in glibc).
+    static func holdsCR(_ value: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let base = value.baseAddress else { return false }
+        return memchr(base, 13, value.count) != nil
+    }
+
+    /// A non-empty name of token characters (RFC 9110 §5.1).
+    static func isTokenName(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
+        !name.isEmpty && name.allSatisfy(isTokenByte)
     }
 
     /// RFC 9110 §5.6.2 `tchar`, from a 256-bit table (the same set as `HeaderRules.isTokenByte`).

@@ -207,8 +207,8 @@ extension Worker {
     }
 
     /// Fills the facts of the request line and the client into the log record.
-    /// `peer`: the client connection's address when the caller has the connection at hand.
-    private func describe(_ req: Request, into log: inout AccessLogRecord, trustedProxies: [CIDR], peer: String? = nil) {
+    /// `peer`: the client connection's address (formatted once per connection).
+    private func describe(_ req: Request, into log: inout AccessLogRecord, trustedProxies: [CIDR], peer: String) {
         log.startMs = Clock.wallMs()
         let headers = HeaderList(evhttp_request_get_input_headers(req))
         if let incoming = headers["X-Request-Id"], RequestID.isAcceptable(incoming) {
@@ -217,7 +217,7 @@ extension Worker {
             log.requestID = ids.next()
         }
         log.trace = headers.raw("traceparent").flatMap(TraceContext.parse(cString:)) ?? ids.trace()
-        log.client = peer ?? peerAddress(of: req)
+        log.client = peer
         if !trustedProxies.isEmpty {
             log.client = ForwardedFor.clientAddress(peer: log.client, incoming: headers.joined("x-forwarded-for"),
                                                     trusted: trustedProxies)

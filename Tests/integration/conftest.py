@@ -158,7 +158,7 @@ def gateway_factory(gatehouse_bin, tmp_path, request):
         return gw
 
     yield start
-    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    failed = support.call_failed(request)
     for gw in started:
         gw.kill()
         if failed:
@@ -211,7 +211,7 @@ def oidc_providers(oidc_template, tmp_path, request):
         return provider.start() if start else provider
 
     yield start
-    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    failed = support.call_failed(request)
     for provider in started:
         provider.stop()
         if failed:
@@ -238,5 +238,5 @@ def gateways(gatehouse_bin, tmp_path, request):
     from jwt_support import Gateways
     g = Gateways(gatehouse_bin, tmp_path)
     yield g
-    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    failed = support.call_failed(request)
     g.close(dump=failed)

@@ -234,7 +234,7 @@ def front_proxies(tmp_path, request):
         return proxy.start()
 
     yield start
-    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    failed = support.call_failed(request)
     for proxy in started:
         proxy.stop()
         if failed:

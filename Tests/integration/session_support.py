@@ -284,7 +284,7 @@ class SessionGateways:
 def session_gateways(gatehouse_bin, tmp_path, request):
     gws = SessionGateways(gatehouse_bin, tmp_path)
     yield gws
-    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    failed = support.call_failed(request)
     gws.close(dump=failed)
 
 

@@ -872,3 +872,10 @@ def status_handler(head_by_path: dict[str, bytes]):
             path = req[0].split(" ")[1].split("?")[0]
             conn.sendall(head_by_path.get(path, simple_response(b"default")))
     return handler
+
+
+def call_failed(request) -> bool:
+    """True when the body of `request`'s test failed (conftest's pytest_runtest_makereport keeps
+    each phase's report on the test item): fixtures use it to show a gateway's stderr then."""
+    report = getattr(request.node, "rep_call", None)
+    return report is not None and report.failed

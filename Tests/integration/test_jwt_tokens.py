@@ -119,7 +119,7 @@ def env(gatehouse_bin, tmp_path_factory, kit):
 def gw(env, request):
     gateway, _ = env
     yield gateway
-    if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
+    if support.call_failed(request):
         print(f"---- stderr of the gateway ----\n{gateway.stderr()[-3000:]}")
 
 

@@ -52,7 +52,7 @@ def login_gateway(gatehouse_bin, tmp_path, oidc_provider, upstream, request):
         return gw
 
     yield start
-    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    failed = support.call_failed(request)
     for gw in started:
         gw.kill()
         if failed:

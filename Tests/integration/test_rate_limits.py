@@ -84,7 +84,7 @@ class Gateways:
 def gateways(gatehouse_bin, tmp_path, request):
     gws = Gateways(gatehouse_bin, tmp_path)
     yield gws
-    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    failed = support.call_failed(request)
     gws.close(dump=failed)
 
 
