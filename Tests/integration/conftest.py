@@ -236,7 +236,4 @@ def upstream():
 @pytest.fixture
 def gateways(gatehouse_bin, tmp_path, request):
     from jwt_support import Gateways
-    g = Gateways(gatehouse_bin, tmp_path)
-    yield g
-    failed = support.call_failed(request)
-    g.close(dump=failed)
+    yield from support.closed_after(Gateways(gatehouse_bin, tmp_path), request)

@@ -282,10 +282,7 @@ class SessionGateways:
 
 @pytest.fixture
 def session_gateways(gatehouse_bin, tmp_path, request):
-    gws = SessionGateways(gatehouse_bin, tmp_path)
-    yield gws
-    failed = support.call_failed(request)
-    gws.close(dump=failed)
+    yield from support.closed_after(SessionGateways(gatehouse_bin, tmp_path), request)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -879,3 +879,10 @@ def call_failed(request) -> bool:
     each phase's report on the test item): fixtures use it to show a gateway's stderr then."""
     report = getattr(request.node, "rep_call", None)
     return report is not None and report.failed
+
+
+def closed_after(resource, request):
+    """A fixture's body for a `resource` with `close(dump=...)`: yields it, then closes it,
+    dumping what it holds (configs, stderr) when the test failed. Use: `yield from closed_after(x, request)`."""
+    yield resource
+    resource.close(dump=call_failed(request))

@@ -82,10 +82,7 @@ class Gateways:
 
 @pytest.fixture
 def gateways(gatehouse_bin, tmp_path, request):
-    gws = Gateways(gatehouse_bin, tmp_path)
-    yield gws
-    failed = support.call_failed(request)
-    gws.close(dump=failed)
+    yield from support.closed_after(Gateways(gatehouse_bin, tmp_path), request)
 
 
 @pytest.fixture
