@@ -23,8 +23,10 @@ let package = Package(
         .target(name: "CEvhttpHook", linkerSettings: [.linkedLibrary("dl")]),
         // Values shared by every layer: errors, reasons, decisions, the access-log record. No I/O.
         .target(name: "GatehouseCore"),
+        // The control-byte scan of request heads and header values, 16 bytes a step (see scan.c).
+        .target(name: "CByteScan"),
         // Path normalization, globs, the route table, client-address rules. Pure.
-        .target(name: "GatehousePolicy", dependencies: ["GatehouseCore"]),
+        .target(name: "GatehousePolicy", dependencies: ["GatehouseCore", "CByteScan"]),
         // JWS/JWK verification and claims. Pure; swift-crypto only.
         .target(
             name: "GatehouseAuth",

@@ -1,8 +1,9 @@
 import XCTest
 @testable import GatehousePolicy
 
-/// The word-at-a-time scan against the byte-at-a-time definition: every byte value at every
-/// position of buffers of every length up to 24, and field values with HTAB.
+/// The 16-bytes-at-a-time scan against the byte-at-a-time definition: every byte value at every
+/// position of buffers of every length up to 40 (two vector steps and every tail), at every
+/// alignment, and field values with HTAB.
 final class PlainBytesTests: XCTestCase {
     private func reference(_ bytes: [UInt8]) -> Int {
         bytes.firstIndex { $0 < 0x20 || $0 == 0x7F } ?? bytes.count
@@ -13,12 +14,27 @@ final class PlainBytesTests: XCTestCase {
     }
 
     func testEveryByteAtEveryPositionAgreesWithTheDefinition() {
-        for length in 1...24 {
+        for length in 1...40 {
             for position in 0..<length {
                 for byte in 0...255 {
                     var bytes = [UInt8](repeating: UInt8(ascii: "a"), count: length)
                     bytes[position] = UInt8(byte)
                     XCTAssertEqual(prefix(bytes), reference(bytes), "byte \(byte) at \(position) of \(length)")
+                }
+            }
+        }
+    }
+
+    func testEveryAlignmentAgreesWithTheDefinition() {
+        let clean = [UInt8](repeating: UInt8(ascii: "x"), count: 64)
+        for shift in 0..<16 {
+            for position in [0, 7, 15, 16, 31, 47] {
+                var bytes = clean
+                bytes[shift + position] = 0x0D
+                bytes.withUnsafeBytes { all in
+                    let count = all.count - shift
+                    XCTAssertEqual(PlainBytes.prefixLength(all.baseAddress! + shift, count), position, "CR at \(position), shift \(shift)")
+                    XCTAssertEqual(PlainBytes.prefixLength(all.baseAddress! + shift, position), position)
                 }
             }
         }
