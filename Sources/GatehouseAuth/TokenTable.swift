@@ -1,3 +1,5 @@
+import Glibc
+
 /// A fixed-size table of entries keyed by token, for ``VerifiedTokenCache``: no rehashing, no
 /// growth, and a new entry replaces an old one instead of the table being cleared when full.
 ///
@@ -10,16 +12,14 @@
 ///
 /// Not thread-safe: owned by one event loop (see ``VerifiedTokenCache``).
 final class TokenTable<Entry> {
-    private struct Stored {
-        let token: Substring
-        let entry: Entry
-    }
-
     /// Per slot: the token's hash, 0 when the slot is free (``TokenHasher`` never returns 0).
     private let hashes: UnsafeMutablePointer<UInt64>
     /// Per slot: when its entry was inserted, from ``clock``; the oldest of a full set is replaced.
     private let stamps: UnsafeMutablePointer<UInt64>
-    private let slots: UnsafeMutablePointer<Stored?>
+    /// Per slot: the token, and its entry (nil when free). Apart, so that a lookup compares the
+    /// token's bytes in place instead of copying a slot out first.
+    private let tokens: UnsafeMutablePointer<Substring>
+    private let entries: UnsafeMutablePointer<Entry?>
     /// Slot count minus one, with the low bits of a set's position cleared (see ``ways``).
     private let setMask: Int
     private let ways: Int
@@ -40,13 +40,17 @@ final class TokenTable<Entry> {
         hashes.initialize(repeating: 0, count: slotCount)
         stamps = .allocate(capacity: slotCount)
         stamps.initialize(repeating: 0, count: slotCount)
-        slots = .allocate(capacity: slotCount)
-        slots.initialize(repeating: nil, count: slotCount)
+        tokens = .allocate(capacity: slotCount)
+        tokens.initialize(repeating: "", count: slotCount)
+        entries = .allocate(capacity: slotCount)
+        entries.initialize(repeating: nil, count: slotCount)
     }
 
     deinit {
-        slots.deinitialize(count: slotCount)
-        slots.deallocate()
+        tokens.deinitialize(count: slotCount)
+        tokens.deallocate()
+        entries.deinitialize(count: slotCount)
+        entries.deallocate()
         stamps.deallocate()
         hashes.deallocate()
     }
@@ -55,19 +59,30 @@ final class TokenTable<Entry> {
     func slot(of token: Substring, hash: UInt64) -> Int? {
         let first = Int(truncatingIfNeeded: hash) & setMask
         for slot in first..<(first + ways) where hashes[slot] == hash {
-            if slots[slot]!.token == token { return slot }
+            if TokenTable.sameBytes(tokens[slot], token) { return slot }
         }
         return nil
     }
 
     /// The entry in an occupied `slot`.
-    func entry(at slot: Int) -> Entry { slots[slot]!.entry }
+    func entry(at slot: Int) -> Entry { entries[slot]! }
+
+    /// Byte equality (a token is ASCII: no Unicode comparison is needed), one `memcmp`.
+    private static func sameBytes(_ a: Substring, _ b: Substring) -> Bool {
+        var a = a, b = b
+        return a.withUTF8 { x in
+            b.withUTF8 { y in
+                x.count == y.count && (x.count == 0 || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0)
+            }
+        }
+    }
 
     /// Frees `slot`.
     func remove(at slot: Int) {
         guard hashes[slot] != 0 else { return }
         hashes[slot] = 0
-        slots[slot] = nil
+        tokens[slot] = ""
+        entries[slot] = nil
         count -= 1
     }
 
@@ -84,13 +99,17 @@ final class TokenTable<Entry> {
         clock += 1
         hashes[chosen] = hash
         stamps[chosen] = clock
-        slots[chosen] = Stored(token: token, entry: entry)
+        tokens[chosen] = token
+        entries[chosen] = entry
     }
 
     /// Frees every slot.
     func removeAll() {
         hashes.update(repeating: 0, count: slotCount)
-        for slot in 0..<slotCount { slots[slot] = nil }
+        for slot in 0..<slotCount {
+            tokens[slot] = ""
+            entries[slot] = nil
+        }
         count = 0
     }
 }
@@ -99,8 +118,8 @@ final class TokenTable<Entry> {
 /// (per worker's cache), so which tokens share a set cannot be worked out from outside.
 ///
 /// Sixteen bytes per step through a 64×64→128-bit multiply folded to 64 bits (the mixing step of
-/// wyhash): a ~250-byte token hashes in ~400 instructions (callgrind), a quarter of what
-/// `Hasher` (SipHash-1-3) took for the same bytes. Its quality only matters for how evenly
+/// wyhash), over a token's last 64 bytes: a quarter of what `Hasher` (SipHash-1-3) took for
+/// the same bytes. Its quality only matters for how evenly
 /// tokens spread over the sets: a hit always compares the whole token.
 struct TokenHasher {
     private let key0: UInt64
@@ -118,16 +137,29 @@ struct TokenHasher {
         self.init(using: &system)
     }
 
-    /// The hash of `token`'s UTF-8 bytes; never 0.
+    /// Bytes hashed: the last ones of a token (see ``hash(_:)``).
+    static let tailBytes = 64
+
+    /// The hash of `token`'s length and of its last ``tailBytes`` bytes; never 0.
+    ///
+    /// The tail, not the whole token: a JWS ends with its signature, which differs between
+    /// any two tokens that differ at all (a 700-byte RS256 token hashed whole cost ~620
+    /// instructions of every cache hit; its last 64 bytes cost ~60). Tokens an attacker makes
+    /// to share a tail and a length share a set, so they only evict each other; a lookup
+    /// still compares whole tokens.
     func hash(_ token: Substring) -> UInt64 {
         var token = token
-        let value = token.withUTF8 { hash(bytes: UnsafeRawBufferPointer($0)) }
+        let value = token.withUTF8 { all in
+            let skipped = max(0, all.count - TokenHasher.tailBytes)
+            let tail = UnsafeRawBufferPointer(start: all.baseAddress.map { $0 + skipped }, count: all.count - skipped)
+            return hash(bytes: tail, length: all.count)
+        }
         return value == 0 ? 1 : value
     }
 
-    private func hash(bytes: UnsafeRawBufferPointer) -> UInt64 {
+    private func hash(bytes: UnsafeRawBufferPointer, length: Int) -> UInt64 {
         let count = bytes.count
-        var state = key0 ^ UInt64(truncatingIfNeeded: count)
+        var state = key0 ^ UInt64(truncatingIfNeeded: length)
         var index = 0
         while index + 16 <= count {
             let a = bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)

@@ -1,6 +1,11 @@
 /// A token that passed every check of ``JWTVerifier/verify(_:now:allowedIssuers:)``: who it
 /// is for, what it grants, and the claims for `require.claims` and extra identity headers.
-public struct VerifiedToken: Sendable, Equatable {
+///
+/// A class of constants, not a struct: a verified token is copied out of the per-worker cache,
+/// into the identity and the plan, on every authenticated request, and a copy of a struct of
+/// two strings, two arrays and a JSON value was five reference-count pairs (~1,500
+/// instructions per request, deploy/bench/callgrind-jwt.sh); a reference is one.
+public final class VerifiedToken: Sendable, Equatable {
     /// The ``JWTIssuerConfig/name`` of the issuer that vouched for it.
     public let issuerName: String
     /// `sub`, when it is a string.
@@ -17,6 +22,12 @@ public struct VerifiedToken: Sendable, Equatable {
     public let issuedAt: Int64?
     /// The whole claims set (a JSON object).
     public let claims: JSONValue
+    /// `subject` as an identity header value: nil when absent or when it holds a control byte
+    /// (``isHeaderText(_:)``). Made once, when the token is verified, not on every request
+    /// that presents it again.
+    public let subjectHeaderValue: String?
+    /// `roles` as an identity header value (``roleList(_:)``): nil when it holds a control byte.
+    public let rolesHeaderValue: String?
 
     public init(issuerName: String, subject: String?, roles: [String], scopes: [String], expiresAt: Int64,
                 notBefore: Int64? = nil, issuedAt: Int64? = nil, claims: JSONValue) {
@@ -28,6 +39,35 @@ public struct VerifiedToken: Sendable, Equatable {
         self.notBefore = notBefore
         self.issuedAt = issuedAt
         self.claims = claims
+        subjectHeaderValue = subject.flatMap { VerifiedToken.isHeaderText($0) ? $0 : nil }
+        let list = VerifiedToken.roleList(roles)
+        rolesHeaderValue = VerifiedToken.isHeaderText(list) ? list : nil
+    }
+
+    /// A value that may be sent as a header: no control byte, no DEL (SPEC §7.1: left out
+    /// rather than sent broken).
+    public static func isHeaderText(_ value: String) -> Bool {
+        var value = value
+        return value.withUTF8 { $0.allSatisfy { $0 >= 0x20 && $0 != 0x7F } }
+    }
+
+    /// Roles comma-joined, those with a comma left out. Joined by hand, byte-wise: `filter` +
+    /// `contains(",")` (Foundation's string search) + `joined` cost ~5,000 instructions per
+    /// request for one role.
+    public static func roleList(_ roles: [String]) -> String {
+        var list = ""
+        var first = true
+        for role in roles where !role.utf8.contains(UInt8(ascii: ",")) {
+            if !first { list += "," }
+            list += role
+            first = false
+        }
+        return list
+    }
+
+    public static func == (a: VerifiedToken, b: VerifiedToken) -> Bool {
+        a === b || (a.issuerName == b.issuerName && a.subject == b.subject && a.roles == b.roles && a.scopes == b.scopes
+            && a.expiresAt == b.expiresAt && a.notBefore == b.notBefore && a.issuedAt == b.issuedAt && a.claims == b.claims)
     }
 
     /// Roles as the roles claim holds them: a string (one role, or several separated by spaces),

@@ -119,11 +119,17 @@ public final class VerifiedTokenCache {
         verify(Substring(token), with: verifier, now: now, allowedIssuers: allowedIssuers)
     }
 
+    /// `allowed.contains(issuer)`, by comparing names when there are few: a route names one
+    /// issuer or two, and hashing the name (SipHash) cost more than the rest of a cache hit.
+    static func allows(_ allowed: Set<String>, _ issuer: String) -> Bool {
+        allowed.count <= 8 ? allowed.contains { $0 == issuer } : allowed.contains(issuer)
+    }
+
     /// The checks of ``JWTVerifier`` whose answer can change while a token sits in the cache,
     /// in the verifier's order: issuer gate, then `exp`, then `nbf`/`iat`.
     private func recheck(_ token: VerifiedToken, leeway: Int64, now: Int64,
                          allowedIssuers: Set<String>?) -> Result<VerifiedToken, Reason> {
-        if let allowedIssuers, !allowedIssuers.contains(token.issuerName) { return .failure(.issuerNotAllowed) }
+        if let allowedIssuers, !VerifiedTokenCache.allows(allowedIssuers, token.issuerName) { return .failure(.issuerNotAllowed) }
         if token.expiresAt + leeway <= now { return .failure(.tokenExpired) }
         if let nbf = token.notBefore, nbf - leeway > now { return .failure(.tokenNotYetValid) }
         if let iat = token.issuedAt, iat - leeway > now { return .failure(.tokenNotYetValid) }

@@ -45,6 +45,23 @@ final class TokenTableTests: XCTestCase {
         }
     }
 
+    /// Tokens that differ only before the hashed tail have one hash: each still finds only its
+    /// own entry, and many of them only evict each other from their set.
+    func testTokensAlikeInTheTailAreToldApartByTheirWholeBytes() {
+        let hasher = TokenHasher()
+        let tail = String(repeating: "s", count: TokenHasher.tailBytes)
+        let tokens = TokenTable<Int>(capacity: 64)
+        let other = Substring("other-token")
+        tokens.insert(other, hash: hasher.hash(other), entry: -1)
+        for index in 0..<100 {
+            let token = Substring("\(1000 + index)." + tail)
+            XCTAssertNil(tokens.slot(of: token, hash: hasher.hash(token)), "\(index) before its insert")
+            tokens.insert(token, hash: hasher.hash(token), entry: index)
+            XCTAssertEqual(tokens.slot(of: token, hash: hasher.hash(token)).map(tokens.entry(at:)), index)
+        }
+        XCTAssertLessThanOrEqual(tokens.count, 5, "one set of four, and the other token")
+    }
+
     func testCapacityIsAPowerOfTwoNotAboveTheOneAskedFor() {
         let table: [(asked: Int, slots: Int)] = [(0, 1), (1, 1), (3, 2), (4, 4), (1000, 512), (4096, 4096)]
         for row in table {
@@ -68,7 +85,7 @@ final class TokenTableTests: XCTestCase {
         XCTAssertNil(tokens.slot(of: last, hash: hasher.hash(last)))
     }
 
-    func testTheHashDependsOnEveryByteTheLengthAndTheKeys() {
+    func testTheHashDependsOnEveryByteOfTheTailTheLengthAndTheKeys() {
         var generator = SplitMix64(seed: 7)
         let hasher = TokenHasher(using: &generator)
         var same = SplitMix64(seed: 7)
@@ -76,8 +93,10 @@ final class TokenTableTests: XCTestCase {
         let base = String(repeating: "eyJhbGciOiJIUzI1NiJ9.", count: 12)  // 252 bytes: 15 blocks and a tail
         let table: [(name: String, a: String, b: String)] = [
             ("last byte of the tail", base, String(base.dropLast()) + "/"),
-            ("first byte", base, "f" + base.dropFirst()),
-            ("a byte inside a 16-byte block", base, String(base.prefix(100)) + "#" + base.dropFirst(101)),
+            ("first byte of the tail", base, String(base.prefix(188)) + "#" + base.dropFirst(189)),
+            ("a byte inside a 16-byte block of the tail", base, String(base.prefix(200)) + "#" + base.dropFirst(201)),
+            ("first byte of a token shorter than the tail", String(base.prefix(40)), "f" + base.prefix(40).dropFirst()),
+            ("the length, the tail the same", base, "x" + base),
             ("a trailing zero byte", "abc", "abc\u{0}"),
             ("exactly one block against one block and a byte", String(base.prefix(16)), String(base.prefix(17))),
             ("empty against one byte", "", "a"),
@@ -88,6 +107,8 @@ final class TokenTableTests: XCTestCase {
         }
         XCTAssertEqual(hasher.hash(Substring(base)), TokenHasher(using: &same).hash(Substring(base)), "same keys, same hash")
         XCTAssertNotEqual(hasher.hash(Substring(base)), TokenHasher(using: &other).hash(Substring(base)), "other keys")
+        // Bytes before the tail are not hashed: such tokens share a set, not an entry (below).
+        XCTAssertEqual(hasher.hash(Substring(base)), hasher.hash(Substring("f" + base.dropFirst())))
         // A substring hashes as the string it spells.
         let padded = "  " + base + "  "
         XCTAssertEqual(hasher.hash(padded.dropFirst(2).dropLast(2)), hasher.hash(Substring(base)))
