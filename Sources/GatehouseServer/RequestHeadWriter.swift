@@ -168,12 +168,9 @@ struct RequestHeadWriter {
         return (word >> UInt64(c & 63)) & 1 == 1
     }
 
-    /// Bits 0-63 and 64-127 of the token set (bytes 128 and up are never token bytes).
-    static let tokenBits: (UInt64, UInt64) = {
-        var low: UInt64 = 0, high: UInt64 = 0
-        for c in 0..<128 where HeaderRules.isTokenByte(UInt8(c)) {
-            if c < 64 { low |= 1 << UInt64(c) } else { high |= 1 << UInt64(c - 64) }
-        }
-        return (low, high)
-    }()
+    /// Bits 0-63 and 64-127 of the token set (bytes 128 and up are never token bytes): `!#$%&'*+-.`,
+    /// digits, letters, `^_`|~`. Constants, not a `static let` computed once: that is a `swift_once`
+    /// call per byte looked up (~800 instructions per proxied request). `RequestHeadWriterTests`
+    /// checks them against `HeaderRules.isTokenByte` for all 256 bytes.
+    static var tokenBits: (UInt64, UInt64) { (0x03FF_6CFA_0000_0000, 0x57FF_FFFF_C7FF_FFFE) }
 }
