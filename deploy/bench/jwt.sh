@@ -199,16 +199,17 @@ run_wrk_jwt() { # name duration outfile
     wait "$pid" || die "wrk failed: $(cat "$3")"
 }
 
-declare -A RPS P50 P99 CPU UPCPU REQS OTHER BUSY BAD
-declare -A L_RPS L_P50 L_P99 L_CPU L_UPCPU L_REQS L_OTHER L_BUSY L_BAD
+declare -A RPS P50 P99 CPU SYS UPCPU REQS OTHER BUSY BAD
+declare -A L_RPS L_P50 L_P99 L_CPU L_SYS L_UPCPU L_REQS L_OTHER L_BUSY L_BAD
 
 measure() { # name proxy_pid
     local name=$1 pid=$2 out="$BENCH_DIR/wrk-$1.txt"
     verify_scenario "$name"
     log "$name: warm-up $WARMUP"
     run_wrk_jwt "$name" "$WARMUP" "$BENCH_DIR/warmup-$name.txt"
-    local p0 u0 p1 u1 m0 m1 w0 w1 t0 t1
+    local p0 u0 p1 u1 m0 m1 w0 w1 t0 t1 k0 k1
     p0=$(cpu_ticks $(pid_tree "$pid"))
+    k0=$(sys_ticks $(pid_tree "$pid"))
     u0=$(cpu_ticks $(pid_tree "$UPSTREAM_PID"))
     children_ticks; w0=$CHILD_TICKS
     m0=$(machine_ticks)
@@ -219,6 +220,7 @@ measure() { # name proxy_pid
     m1=$(machine_ticks)
     children_ticks; w1=$CHILD_TICKS
     p1=$(cpu_ticks $(pid_tree "$pid"))
+    k1=$(sys_ticks $(pid_tree "$pid"))
     u1=$(cpu_ticks $(pid_tree "$UPSTREAM_PID"))
     OTHER[$name]=$(awk -v m0="$m0" -v m1="$m1" -v ours=$((p1 - p0 + u1 - u0 + w1 - w0)) 'BEGIN {
         split(m0, a, " "); split(m1, b, " ")
@@ -243,9 +245,10 @@ measure() { # name proxy_pid
     P99[$name]=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
     UPCPU[$name]=$(awk -v d=$((u1 - u0)) -v r="$reqs" -v t="$CLK_TCK" 'BEGIN {printf "%.2f", d / t * 1e6 / r}')
     CPU[$name]=$(awk -v d=$((p1 - p0)) -v r="$reqs" -v t="$CLK_TCK" 'BEGIN {printf "%.2f", d / t * 1e6 / r}')
+    SYS[$name]=$(awk -v d=$((k1 - k0)) -v r="$reqs" -v t="$CLK_TCK" 'BEGIN {printf "%.2f", d / t * 1e6 / r}')
     log "$name: ${RPS[$name]} req/s, p50 ${P50[$name]} ms, p99 ${P99[$name]} ms, proxy CPU ${CPU[$name]} us/req (busy ${BUSY[$name]}%)"
     local v
-    for v in RPS P50 P99 CPU UPCPU REQS OTHER BUSY BAD; do
+    for v in RPS P50 P99 CPU SYS UPCPU REQS OTHER BUSY BAD; do
         declare -n cur=$v all=L_$v
         all[$name]+="${cur[$name]} "
         unset -n cur all
@@ -290,7 +293,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 for which in $ONLY; do
-    for v in RPS:%.0f P50:%.3f P99:%.3f CPU:%.2f UPCPU:%.2f REQS:%.0f OTHER:%.0f BUSY:%.0f BAD:%.0f; do
+    for v in RPS:%.0f P50:%.3f P99:%.3f CPU:%.2f SYS:%.2f UPCPU:%.2f REQS:%.0f OTHER:%.0f BUSY:%.0f BAD:%.0f; do
         declare -n cur=${v%%:*} all=L_${v%%:*}
         # shellcheck disable=SC2086
         cur[$which]=$(median "${v#*:}" ${all[$which]})
@@ -318,10 +321,10 @@ echo "gatehouse JWT bench: wrk -t$THREADS -c$CONNECTIONS -d$DURATION (warm-up $W
     "($( [ "$PIN" = split ] && echo "proxy on CPU 0, wrk + upstream on CPU 1" || echo "none"); $(nproc) CPUs)"
 echo "gatehouse: $GATEHOUSE_BIN; HAProxy $(haproxy -v 2>/dev/null | awk 'NR == 1 {print $3}'); nginx $(nginx -v 2>&1 | sed 's/.*nginx\///')"
 echo "warm: the same token every request; -nc: a different token every request (HS $TOKENS_HS, RS $TOKENS_RS, ES $TOKENS_ES in rotation)"
-echo "proxy CPU = utime+stime of the proxy (/proc/PID/stat) / requests; busy% = proxy CPU / wall time; other% = machine CPU outside the benchmark"
+echo "proxy CPU = utime+stime of the proxy (/proc/PID/stat) / requests, of which kernel = stime; busy% = proxy CPU / wall time; other% = machine CPU outside the benchmark"
 echo
-fmt="%-12s %9s %8s %8s %11s %12s %6s %7s %7s   %10s %10s\n"
-printf "$fmt" scenario "req/s" "p50 ms" "p99 ms" "CPU us/req" "upstr us/req" "busy%" "other%" "non-2xx" "CPU/public" "+us/public"
+fmt="%-12s %9s %8s %8s %11s %9s %12s %6s %7s %7s   %10s %10s\n"
+printf "$fmt" scenario "req/s" "p50 ms" "p99 ms" "CPU us/req" "kernel us" "upstr us/req" "busy%" "other%" "non-2xx" "CPU/public" "+us/public"
 [ -z "$RESULTS" ] || printf "scenario\trps\tp50_ms\tp99_ms\tcpu_us_per_req\tupstream_cpu_us_per_req\tproxy_busy_pct\tother_cpu_pct\tnon_2xx\trequests\n" >"$RESULTS"
 for which in $ONLY; do
     have "$which" || continue
@@ -330,7 +333,7 @@ for which in $ONLY; do
         ratio="$(per_round ratio "$which" gh-public | cut -d'|' -f1)x"
         diff=$(signed "$(per_round diff "$which" gh-public | cut -d'|' -f1)")
     fi
-    printf "$fmt" "$which" "${RPS[$which]}" "${P50[$which]}" "${P99[$which]}" "${CPU[$which]}" "${UPCPU[$which]}" \
+    printf "$fmt" "$which" "${RPS[$which]}" "${P50[$which]}" "${P99[$which]}" "${CPU[$which]}" "${SYS[$which]}" "${UPCPU[$which]}" \
         "${BUSY[$which]}" "${OTHER[$which]}" "${BAD[$which]}" "$ratio" "$diff"
     [ -z "$RESULTS" ] || printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n" "$which" "${RPS[$which]}" "${P50[$which]}" \
         "${P99[$which]}" "${CPU[$which]}" "${UPCPU[$which]}" "${BUSY[$which]}" "${OTHER[$which]}" "${BAD[$which]}" "${REQS[$which]}" >>"$RESULTS"

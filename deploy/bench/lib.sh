@@ -161,6 +161,18 @@ cpu_ticks() {
     echo "$total"
 }
 
+# stime alone (kernel time), in clock ticks, of the given pids: the part of cpu_ticks spent in
+# the kernel (field 15 of /proc/PID/stat).
+sys_ticks() {
+    local total=0 pid rest
+    for pid in "$@"; do
+        [ -r "/proc/$pid/stat" ] || continue
+        rest=$(sed 's/^.*) //' "/proc/$pid/stat")
+        total=$((total + $(echo "$rest" | awk '{print $13}')))
+    done
+    echo "$total"
+}
+
 # 100-byte JSON body served by the upstream.
 BODY='{"id":12345,"name":"gatehouse-bench","ok":true,"items":[1,2,3,4,5],"note":"a small static body.."}'
 
