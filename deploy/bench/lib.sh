@@ -148,30 +148,23 @@ cleanup() {
 # The pid and its children (nginx: master + workers).
 pid_tree() { echo "$1" $(pgrep -P "$1" 2>/dev/null || true); }
 
-# utime+stime, in clock ticks, of the given pids (all their threads; field 14 + 15 of
-# /proc/PID/stat, counted after the ")" that ends the command name).
-cpu_ticks() {
-    local total=0 pid rest
+# Clock ticks of the given pids (all their threads) from /proc/PID/stat, counted after the
+# ")" that ends the command name: after ") " the first field is field 3 (state), so utime
+# (field 14) is the 12th and stime (field 15) the 13th. `what`: all (utime+stime) or kernel.
+stat_ticks() { # what pids...
+    local what=$1 total=0 pid rest
+    shift
     for pid in "$@"; do
         [ -r "/proc/$pid/stat" ] || continue
         rest=$(sed 's/^.*) //' "/proc/$pid/stat")
-        # After ") " the first field is field 3 (state): utime is field 14 -> 12th here.
-        total=$((total + $(echo "$rest" | awk '{print $12 + $13}')))
+        total=$((total + $(echo "$rest" | awk -v w="$what" '{print (w == "kernel" ? 0 : $12) + $13}')))
     done
     echo "$total"
 }
-
-# stime alone (kernel time), in clock ticks, of the given pids: the part of cpu_ticks spent in
-# the kernel (field 15 of /proc/PID/stat).
-sys_ticks() {
-    local total=0 pid rest
-    for pid in "$@"; do
-        [ -r "/proc/$pid/stat" ] || continue
-        rest=$(sed 's/^.*) //' "/proc/$pid/stat")
-        total=$((total + $(echo "$rest" | awk '{print $13}')))
-    done
-    echo "$total"
-}
+# utime+stime, in clock ticks, of the given pids.
+cpu_ticks() { stat_ticks all "$@"; }
+# stime alone (kernel time), in clock ticks, of the given pids.
+sys_ticks() { stat_ticks kernel "$@"; }
 
 # 100-byte JSON body served by the upstream.
 BODY='{"id":12345,"name":"gatehouse-bench","ok":true,"items":[1,2,3,4,5],"note":"a small static body.."}'
