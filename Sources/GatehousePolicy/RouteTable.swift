@@ -119,39 +119,137 @@ public enum RouteMode: String, Sendable, CaseIterable {
 }
 
 /// One route of the route table (SPEC §2 `routes`).
+///
+/// A value, with its fields behind one reference (copied on write): a route is copied into
+/// every plan, refusal, log note and exchange, and copying a struct of fourteen fields took a
+/// dozen reference-count pairs each time (~1,500 instructions per proxied request,
+/// deploy/bench/callgrind-jwt.sh); a copy is now one.
 public struct Route: Sendable {
-    public var name: String
-    public var match: RouteMatch
-    public var upstream: String
-    public var auth: AuthRequirement
-    public var stripAuthorization: Bool
-    public var denyStatus: Int
-    public var location: SourceLocation
+    /// Mutated only while uniquely referenced (``fields``' setter copies it first), so a
+    /// shared one is only ever read: safe to share between threads.
+    private final class Fields: @unchecked Sendable {
+        var name: String
+        var match: RouteMatch
+        var upstream: String
+        var auth: AuthRequirement
+        var stripAuthorization: Bool
+        var denyStatus: Int
+        var location: SourceLocation
+        var index: Int
+        var issuers: Set<String>?
+        var loginRedirect: String?
+        var cors: RouteCORS
+        var websocket: Bool
+        var rateLimit: RateLimit?
+        var mode: RouteMode
+
+        init(name: String, match: RouteMatch, upstream: String, auth: AuthRequirement, stripAuthorization: Bool,
+             denyStatus: Int, location: SourceLocation, index: Int, issuers: Set<String>?, loginRedirect: String?,
+             cors: RouteCORS, websocket: Bool, rateLimit: RateLimit?, mode: RouteMode) {
+            self.name = name
+            self.match = match
+            self.upstream = upstream
+            self.auth = auth
+            self.stripAuthorization = stripAuthorization
+            self.denyStatus = denyStatus
+            self.location = location
+            self.index = index
+            self.issuers = issuers
+            self.loginRedirect = loginRedirect
+            self.cors = cors
+            self.websocket = websocket
+            self.rateLimit = rateLimit
+            self.mode = mode
+        }
+
+        func copy() -> Fields {
+            Fields(name: name, match: match, upstream: upstream, auth: auth, stripAuthorization: stripAuthorization,
+                   denyStatus: denyStatus, location: location, index: index, issuers: issuers, loginRedirect: loginRedirect,
+                   cors: cors, websocket: websocket, rateLimit: rateLimit, mode: mode)
+        }
+    }
+
+    private var fields: Fields
+
+    /// ``fields``, copied first when another route shares them.
+    private mutating func unique() -> Fields {
+        if !isKnownUniquelyReferenced(&fields) { fields = fields.copy() }
+        return fields
+    }
+
+    public var name: String {
+        get { fields.name }
+        set { unique().name = newValue }
+    }
+    public var match: RouteMatch {
+        get { fields.match }
+        set { unique().match = newValue }
+    }
+    public var upstream: String {
+        get { fields.upstream }
+        set { unique().upstream = newValue }
+    }
+    public var auth: AuthRequirement {
+        get { fields.auth }
+        set { unique().auth = newValue }
+    }
+    public var stripAuthorization: Bool {
+        get { fields.stripAuthorization }
+        set { unique().stripAuthorization = newValue }
+    }
+    public var denyStatus: Int {
+        get { fields.denyStatus }
+        set { unique().denyStatus = newValue }
+    }
+    public var location: SourceLocation {
+        get { fields.location }
+        set { unique().location = newValue }
+    }
     /// The route's position in the final route table (set by the config loader); other
     /// per-route tables, like the config's requirements, are indexed by it.
-    public var index: Int
+    public var index: Int {
+        get { fields.index }
+        set { unique().index = newValue }
+    }
     /// The `jwt.issuers` names whose tokens count here; nil means any issuer.
-    public var issuers: Set<String>?
+    public var issuers: Set<String>? {
+        get { fields.issuers }
+        set { unique().issuers = newValue }
+    }
     /// Where a browser without valid credentials is sent (SPEC §3.1): a path starting with `/`
     /// or an absolute `https://` URL; nil means it gets the 401 like any client.
-    public var loginRedirect: String?
+    public var loginRedirect: String? {
+        get { fields.loginRedirect }
+        set { unique().loginRedirect = newValue }
+    }
     /// The CORS policy of this route.
-    public var cors: RouteCORS
+    public var cors: RouteCORS {
+        get { fields.cors }
+        set { unique().cors = newValue }
+    }
     /// `websocket: true`: WebSocket upgrade handshakes are tunnelled on this route (SPEC §12).
-    public var websocket: Bool
+    public var websocket: Bool {
+        get { fields.websocket }
+        set { unique().websocket = newValue }
+    }
     /// `rate_limit` (SPEC §13); nil when the route has none.
-    public var rateLimit: RateLimit? = nil
+    public var rateLimit: RateLimit? {
+        get { fields.rateLimit }
+        set { unique().rateLimit = newValue }
+    }
     /// `mode` (SPEC §15.2).
-    public var mode: RouteMode = .enforce
+    public var mode: RouteMode {
+        get { fields.mode }
+        set { unique().mode = newValue }
+    }
 
     public init(name: String, match: RouteMatch, upstream: String, auth: AuthRequirement = .required,
                 stripAuthorization: Bool = false, denyStatus: Int = 403, location: SourceLocation,
                 index: Int = 0, issuers: Set<String>? = nil, loginRedirect: String? = nil, cors: RouteCORS = .inherit,
                 websocket: Bool = false) {
-        self.name = name; self.match = match; self.upstream = upstream; self.auth = auth
-        self.stripAuthorization = stripAuthorization; self.denyStatus = denyStatus; self.location = location
-        self.index = index; self.issuers = issuers; self.loginRedirect = loginRedirect; self.cors = cors
-        self.websocket = websocket
+        fields = Fields(name: name, match: match, upstream: upstream, auth: auth, stripAuthorization: stripAuthorization,
+                        denyStatus: denyStatus, location: location, index: index, issuers: issuers,
+                        loginRedirect: loginRedirect, cors: cors, websocket: websocket, rateLimit: nil, mode: .enforce)
     }
 }
 

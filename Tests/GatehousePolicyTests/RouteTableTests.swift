@@ -117,4 +117,38 @@ final class RouteTableTests: XCTestCase {
         XCTAssertEqual(pairs, ["all-api<api", "user<api", "late<catch-all"])
         XCTAssertEqual(RouteTable([]).shadowed().count, 0)
     }
+
+    /// A route is a value although its fields sit behind one reference: a changed copy leaves
+    /// the original (and the table's) as it was, field by field.
+    func testChangingACopyLeavesTheOriginal() {
+        let original = route("api", match("/api/**", methods: ["GET"]))
+        let table = RouteTable([original])
+        var copy = original
+        copy.name = "other"
+        copy.index = 7
+        copy.issuers = ["main"]
+        copy.mode = .shadow
+        copy.rateLimit = nil
+        copy.match.methods = ["POST"]
+        copy.denyStatus = 401
+        XCTAssertEqual(original.name, "api")
+        XCTAssertEqual(original.index, 0)
+        XCTAssertNil(original.issuers)
+        XCTAssertEqual(original.mode, .enforce)
+        XCTAssertEqual(original.match.methods, ["GET"])
+        XCTAssertEqual(original.denyStatus, 403)
+        XCTAssertEqual(table.routes[0].name, "api")
+        XCTAssertEqual(table.match(method: "GET", path: "/api/x", host: nil)?.name, "api")
+        XCTAssertEqual(copy.name, "other")
+        XCTAssertEqual(copy.index, 7)
+        XCTAssertEqual(copy.issuers, ["main"])
+        XCTAssertEqual(copy.mode, .shadow)
+        XCTAssertEqual(copy.match.methods, ["POST"])
+        XCTAssertEqual(copy.denyStatus, 401)
+        // A copy of the changed copy shares again until one of them changes.
+        var again = copy
+        again.upstream = "elsewhere"
+        XCTAssertEqual(copy.upstream, "api")
+        XCTAssertEqual(again.name, "other")
+    }
 }
