@@ -1,3 +1,6 @@
+import GatehousePolicy
+import Glibc
+
 /// A strict, incremental HTTP/1.1 response parser (RFC 9112) for upstream connections.
 ///
 /// The head is collected in one buffer (at most `maxHead` bytes) and parsed in place: header
@@ -267,18 +270,19 @@ final class UpstreamResponseParser {
         let start = offset
         var end = -1
         var i = start
-        // Look for LF (CR)? LF, also across the boundary with what is already collected.
+        // Look for LF (CR)? LF, also across the boundary with what is already collected: from
+        // one LF to the next with `memchr` (a byte-at-a-time loop cost ~7 instructions a byte).
         while i < input.count {
-            if input[i] == UInt8(ascii: "\n") {
-                var j = i - 1
-                var prev: UInt8 = 0
-                if j >= start { prev = input[j] } else if used + (j - start) >= 0 { prev = buffer[used + (j - start)] }
-                if prev == UInt8(ascii: "\r") {
-                    j -= 1
-                    if j >= start { prev = input[j] } else if used + (j - start) >= 0 { prev = buffer[used + (j - start)] } else { prev = 0 }
-                }
-                if prev == UInt8(ascii: "\n") && (used + (i - start)) > 0 { end = i + 1; break }
+            guard let lf = memchr(input.baseAddress! + i, 10, input.count - i) else { break }
+            i = UnsafeRawPointer(lf) - input.baseAddress!
+            var j = i - 1
+            var prev: UInt8 = 0
+            if j >= start { prev = input[j] } else if used + (j - start) >= 0 { prev = buffer[used + (j - start)] }
+            if prev == UInt8(ascii: "\r") {
+                j -= 1
+                if j >= start { prev = input[j] } else if used + (j - start) >= 0 { prev = buffer[used + (j - start)] } else { prev = 0 }
             }
+            if prev == UInt8(ascii: "\n") && (used + (i - start)) > 0 { end = i + 1; break }
             i += 1
         }
         let take = (end >= 0 ? end : input.count) - start
@@ -353,12 +357,19 @@ final class UpstreamResponseParser {
     /// space, a name that is not a token, a control byte in a value (RFC 9112 §5), or framing
     /// fields that contradict each other.
     private func parseFields(from start: Int) -> UpstreamResponseFraming? {
-        headers.removeAll(keepingCapacity: true)
+        // The list, the buffer and its length as locals: each access to a stored property of a
+        // class is a dynamic exclusivity check (`swift_beginAccess`, ~70 instructions), and this
+        // loop made one per field line.
+        var list: [(Int32, Int32)] = []
+        swap(&list, &headers)
+        defer { swap(&list, &headers) }
+        list.removeAll(keepingCapacity: true)
+        let buffer = self.buffer, used = self.used
         var framing = UpstreamResponseFraming()
         var p = start
         while p < used {
-            var e = p
-            while buffer[e] != UInt8(ascii: "\n") { e += 1 }
+            guard let lf = memchr(buffer + p, 10, used - p) else { return nil }
+            let e = UnsafeMutableRawPointer(lf).assumingMemoryBound(to: UInt8.self) - buffer
             let lineStop = e > p && buffer[e - 1] == UInt8(ascii: "\r") ? e - 1 : e
             if lineStop == p { break }   // the empty line
             var colon = p
@@ -371,10 +382,10 @@ final class UpstreamResponseParser {
             while v < lineStop && (buffer[v] == UInt8(ascii: " ") || buffer[v] == UInt8(ascii: "\t")) { v += 1 }
             var ve = lineStop
             while ve > v && (buffer[ve - 1] == UInt8(ascii: " ") || buffer[ve - 1] == UInt8(ascii: "\t")) { ve -= 1 }
-            for k in v..<ve where (buffer[k] < 0x20 && buffer[k] != 0x09) || buffer[k] == 0x7F { return nil }
+            guard PlainBytes.isFieldValue(UnsafeBufferPointer(start: buffer + v, count: ve - v)) else { return nil }
             buffer[colon] = 0
             buffer[ve] = 0
-            headers.append((Int32(p), Int32(v)))
+            list.append((Int32(p), Int32(v)))
             let name = UnsafeRawPointer(buffer + p).assumingMemoryBound(to: CChar.self)
             if let kind = UpstreamResponseParser.framingKind(name, length: colon - p) {
                 guard framing.note(kind, UnsafeRawBufferPointer(start: buffer + v, count: ve - v)) else { return nil }

@@ -90,6 +90,31 @@ final class UpstreamResponseParserTests: XCTestCase {
         XCTAssertTrue(parse(huge, step: 4096).bad)
     }
 
+    /// The end of the head (LF CR? LF) is found across every split of the input, bare LFs
+    /// included, and a control byte other than HTAB (or DEL) in a value refuses the head.
+    func testHeadEndAndFieldValuesAtEverySplit() {
+        let heads = [
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: a\tb\r\n\r\nok",
+            "HTTP/1.1 200 OK\nContent-Length: 2\nX-A: a\n\nok",
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\nX-A: " + String(repeating: "v", count: 40) + "\r\n\nok",
+        ]
+        for head in heads {
+            for step in 1...12 {
+                let r = parse(head, step: step)
+                XCTAssertEqual(r.status, 200, "\(head.debugDescription) in pieces of \(step)")
+                XCTAssertEqual(r.body, "ok", "\(head.debugDescription) in pieces of \(step)")
+                XCTAssertTrue(r.complete)
+            }
+        }
+        for byte in [0x00, 0x01, 0x0B, 0x0D, 0x1F, 0x7F] as [UInt8] {
+            let value = String(repeating: "v", count: 20) + String(UnicodeScalar(byte)) + "w"
+            for step in [1, 5, 1000] {
+                XCTAssertTrue(parse("HTTP/1.1 200 OK\r\nX-A: \(value)\r\nContent-Length: 0\r\n\r\n", step: step).bad,
+                              "byte \(byte) in a value, pieces of \(step)")
+            }
+        }
+    }
+
     func testHeadersAsCStrings() {
         let parser = UpstreamResponseParser()
         Array("HTTP/1.1 404 Not Found\r\nX-A:  one  \r\nx-b: two\r\nContent-Length: 0\r\n\r\n".utf8).withUnsafeBytes { input in
