@@ -106,7 +106,8 @@ extension Worker {
     /// the request is about to wait).
     func carryOut(_ plan: Plan, req: Request, own: Snapshot, facts: RequestFacts, log: consuming AccessLogRecord,
                   startNs: UInt64, connection: ClientConnection) {
-        var log = log
+        // `log` is changed in place and handed on with `consume`: a `var log = log` copy here
+        // and in `startForward` cost two copies of the record per request.
         switch plan {
         case .refuse(let refusal):
             refusePlanned(req, refusal, log: &log, startNs: startNs)
@@ -132,14 +133,13 @@ extension Worker {
         case .needsRateLimit(let check):
             carryRateLimit(check, req: req, own: own, facts: facts, log: log, startNs: startNs, connection: connection)
         case .forward(let forward):
-            startForward(forward, req: req, own: own, facts: facts, log: log, startNs: startNs, connection: connection)
+            startForward(forward, req: req, own: own, facts: facts, log: consume log, startNs: startNs, connection: connection)
         }
     }
 
     /// Forwards an allowed request to its route's upstream (SPEC §7), under `own`.
     func startForward(_ forward: Forward, req: Request, own: Snapshot, facts: RequestFacts, log: consuming AccessLogRecord,
                       startNs: UInt64, connection: ClientConnection) {
-        var log = log
         guard let upstream = own.config.upstreams[forward.route.upstream] else {
             return refuse(req, Refusal(.badGateway, .upstreamError, cors: forward.cors ?? []), log: &log, startNs: startNs)
         }
@@ -147,7 +147,7 @@ extension Worker {
         log.subject = forward.identity?.subject
         if let shadow = forward.shadow { noteShadow(shadow, route: forward.route, identity: forward.identity, log: &log) }
         let exchange = ProxyExchange(worker: self, request: req, snapshot: own, forward: forward, upstream: upstream,
-                                     target: facts.target, host: facts.host, log: log, startNs: startNs,
+                                     target: facts.target, host: facts.host, log: consume log, startNs: startNs,
                                      connection: connection, tunnelFacts: forward.tunnel ? facts : nil)
         exchange.start()
     }
