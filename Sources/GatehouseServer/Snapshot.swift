@@ -47,6 +47,9 @@ final class Snapshot: Sendable {
     /// Issuers whose keys come from a `jwks_url`: an unknown `kid` of theirs may wait for a
     /// refresh (SPEC §3.2 Keys).
     let refreshableIssuers: Set<String>
+    /// Each route's upstream, by the route's position (`Route.index`): a forward reads an array
+    /// instead of hashing the upstream's name (``upstream(of:)``).
+    private let upstreamOfRoute: [UpstreamSettings?]
 
     init(config: GatewayConfig, targets: [String: [ResolvedTarget]], generation: Int, verifier: JWTVerifier?,
          sessions: SessionRuntime? = nil, redisAddress: String? = nil, tls: ServerTLSContext? = nil,
@@ -54,6 +57,7 @@ final class Snapshot: Sendable {
         self.redisAddress = redisAddress
         self.rateLimitRedisAddress = rateLimitRedisAddress
         self.config = config
+        upstreamOfRoute = config.routes.routes.map { config.upstreams[$0.upstream] }
         self.decision = DecisionConfig(config)
         self.targets = targets
         self.generation = generation
@@ -132,4 +136,15 @@ final class Snapshot: Sendable {
 
 struct SnapshotError: Error {
     var problems: [String]
+}
+
+extension Snapshot {
+    /// `config.upstreams[route.upstream]`, for a route of this snapshot's config.
+    func upstream(of route: Route) -> UpstreamSettings? {
+        let index = route.index
+        if index >= 0, index < upstreamOfRoute.count, let found = upstreamOfRoute[index], found.name == route.upstream {
+            return found
+        }
+        return config.upstreams[route.upstream]
+    }
 }

@@ -156,6 +156,13 @@ final class TargetPool {
 }
 
 /// Round robin over an upstream's targets, skipping those marked down (SPEC §2).
+/// A worker's record of one upstream (by name): its target pools under the worker's current
+/// snapshot (nil until first used after a reload) and its round-robin position.
+final class UpstreamTargets {
+    var pools: [TargetPool]?
+    var balancer = UpstreamBalancer()
+}
+
 struct UpstreamBalancer {
     private var next = 0
 

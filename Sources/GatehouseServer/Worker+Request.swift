@@ -71,7 +71,7 @@ extension Worker {
         if req.pointee.headers_size > snapshot.config.server.maxHeaderBytes { return refusal(.headersTooLarge, .headersTooLarge) }
         if bodyLength > snapshot.config.server.maxBodyBytes { return refusal(.payloadTooLarge, .payloadTooLarge) }
         if RequestHead.problem(HeaderList(evhttp_request_get_input_headers(req)), httpMinor: Int32(req.pointee.minor),
-                               absoluteForm: !rawTarget.hasPrefix("/")) != nil {
+                               absoluteForm: rawTarget.utf8.first != UInt8(ascii: "/")) != nil {  // not `hasPrefix`: ~220 instructions
             return refusal(.badRequest, .malformedRequest, close: true)
         }
         return nil
@@ -140,7 +140,7 @@ extension Worker {
     /// Forwards an allowed request to its route's upstream (SPEC §7), under `own`.
     func startForward(_ forward: Forward, req: Request, own: Snapshot, facts: RequestFacts, log: consuming AccessLogRecord,
                       startNs: UInt64, connection: ClientConnection) {
-        guard let upstream = own.config.upstreams[forward.route.upstream] else {
+        guard let upstream = own.upstream(of: forward.route) else {
             return refuse(req, Refusal(.badGateway, .upstreamError, cors: forward.cors ?? []), log: &log, startNs: startNs)
         }
         log.note(route: forward.route, auth: forward.identity?.method ?? .none)
