@@ -63,6 +63,13 @@ struct HeaderList: HeaderSource {
         _ = evhttp_add_header(queue, name, value)
     }
 
+    /// ``add(_:_:)`` with a constant name, without a C-string copy of either: a `String` passed
+    /// where C wants a pointer is copied into a new array (an allocation) on every call, while
+    /// `withCString` hands over a long string's own storage.
+    func add(constant name: StaticString, _ value: String) {
+        _ = value.withCString { evhttp_add_header(queue, UnsafeRawPointer(name.utf8Start).assumingMemoryBound(to: CChar.self), $0) }
+    }
+
     func set(_ name: String, _ value: String) {
         _ = evhttp_remove_header(queue, name)
         _ = evhttp_add_header(queue, name, value)

@@ -45,6 +45,8 @@ final class ProxyExchange {
     private var paused = false
     /// The request head as written to the upstream (kept for a retry).
     private var requestHead: [UInt8] = []
+    /// Bytes of `requestHead` that are the head (0 until it is written).
+    private var requestHeadCount = 0
     private var selfRetain: Unmanaged<ProxyExchange>?
     /// A WebSocket handshake to tunnel (SPEC §12): its facts, kept for the tunnel's re-checks.
     let tunnelFacts: RequestFacts?
@@ -113,14 +115,15 @@ final class ProxyExchange {
         guard let creq = clientRequest else { return }
         upstreamConnection = connection
         self.reused = reused
-        if requestHead.isEmpty { writeRequestHead(for: creq) }
+        if requestHeadCount == 0 { writeRequestHead(for: creq) }
         let body = evhttp_request_get_input_buffer(creq)
         state = .sent
         sentNs = Clock.monotonicNs()
         // The client's bytes stay where evhttp put them (a reference, not a copy): a retry on
         // a fresh connection or the next target sends them again.
         let keepBody = true
-        requestHead.withUnsafeBytes { head in
+        requestHead.withUnsafeBytes { storage in
+            let head = UnsafeRawBufferPointer(rebasing: storage[..<requestHeadCount])
             connection.send(for: self, head: head, body: body, keepBody: keepBody, isHead: method == EVHTTP_REQ_HEAD,
                             upgrade: tunnelFacts != nil, connectTimeoutMs: upstream.connectTimeoutMs, timeoutMs: upstream.timeoutMs)
         }
@@ -182,7 +185,7 @@ final class ProxyExchange {
             out.ownHeader("Content-Length", String(length))
         }
         out.append("\r\n")
-        requestHead = out.finish()
+        (requestHead, requestHeadCount) = out.finish()
     }
 
     /// The request method as sent upstream (only methods evhttp accepted reach here).
@@ -240,7 +243,10 @@ final class ProxyExchange {
         log.upstreamMs = Double(Clock.monotonicNs() - sentNs) / 1_000_000
         let output = HeaderList(evhttp_request_get_output_headers(creq))
         var named = ConnectionTokens()
-        if let connection = response.joined("connection") { named.add(connection) }
+        // Each `Connection` field's value as the parser holds it (no String made of it).
+        response.forEachHeader { name, value in
+            if HeaderRules.nameEquals(name, constant: "connection") { named.add(value) }
+        }
         if named.tooMany { return false }
         let replaceCORS = cors != nil
         let sessionCookie = snapshot.sessions?.settings.cookie.name
@@ -258,7 +264,7 @@ final class ProxyExchange {
             if replaceCORS && HeaderRules.isCORSResponseHeader(name) { return }
             evhttp_add_header(output.queue, name, value)
         }
-        output.add("X-Request-Id", log.requestID)
+        output.add(constant: "X-Request-Id", log.requestID)
         for (name, value) in cors ?? [] { output.add(name, value) }
         if worker.draining { output.set("Connection", "close") }
         // evhttp would answer an HTTP/1.0 keep-alive client "Content-Length: 0" for a body of
