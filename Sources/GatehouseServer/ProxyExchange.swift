@@ -359,6 +359,7 @@ final class ProxyExchange {
         triedNextTarget = true
         state = .waiting
         requestHead = []   // the Host header may differ
+        requestHeadCount = 0
         use(next)
         return true
     }
