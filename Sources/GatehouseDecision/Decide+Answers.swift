@@ -135,7 +135,7 @@ public enum IdentityHeaderValues {
         if let token, identity.roles == token.roles {
             added(names.roles, token.rolesHeaderValue)
         } else {
-            add(names.roles, roleList(identity.roles))
+            add(names.roles, VerifiedToken.roleList(identity.roles))
         }
         added(names.method, identity.method.rawValue)  // a constant of lowercase letters
         for (header, claim) in names.claims {
@@ -144,9 +144,6 @@ public enum IdentityHeaderValues {
         }
         return out
     }
-
-    /// Roles comma-joined, those with a comma left out (``VerifiedToken/roleList(_:)``).
-    static func roleList(_ roles: [String]) -> String { VerifiedToken.roleList(roles) }
 
     /// A claim as a header value: strings as they are, numbers and booleans as JSON writes them,
     /// arrays of those comma-joined; objects are not sent.

@@ -125,9 +125,8 @@ public enum RouteMode: String, Sendable, CaseIterable {
 /// dozen reference-count pairs each time (~1,500 instructions per proxied request,
 /// deploy/bench/callgrind-jwt.sh); a copy is now one.
 public struct Route: Sendable {
-    /// Mutated only while uniquely referenced (``fields``' setter copies it first), so a
-    /// shared one is only ever read: safe to share between threads.
-    private final class Fields: @unchecked Sendable {
+    /// The fields themselves (their memberwise init and copy are the compiler's).
+    private struct Values {
         var name: String
         var match: RouteMatch
         var upstream: String
@@ -142,114 +141,97 @@ public struct Route: Sendable {
         var websocket: Bool
         var rateLimit: RateLimit?
         var mode: RouteMode
+    }
 
-        init(name: String, match: RouteMatch, upstream: String, auth: AuthRequirement, stripAuthorization: Bool,
-             denyStatus: Int, location: SourceLocation, index: Int, issuers: Set<String>?, loginRedirect: String?,
-             cors: RouteCORS, websocket: Bool, rateLimit: RateLimit?, mode: RouteMode) {
-            self.name = name
-            self.match = match
-            self.upstream = upstream
-            self.auth = auth
-            self.stripAuthorization = stripAuthorization
-            self.denyStatus = denyStatus
-            self.location = location
-            self.index = index
-            self.issuers = issuers
-            self.loginRedirect = loginRedirect
-            self.cors = cors
-            self.websocket = websocket
-            self.rateLimit = rateLimit
-            self.mode = mode
-        }
-
-        func copy() -> Fields {
-            Fields(name: name, match: match, upstream: upstream, auth: auth, stripAuthorization: stripAuthorization,
-                   denyStatus: denyStatus, location: location, index: index, issuers: issuers, loginRedirect: loginRedirect,
-                   cors: cors, websocket: websocket, rateLimit: rateLimit, mode: mode)
-        }
+    /// Mutated only while uniquely referenced (``unique()`` copies it first), so a shared one
+    /// is only ever read: safe to share between threads.
+    private final class Fields: @unchecked Sendable {
+        var values: Values
+        init(_ values: Values) { self.values = values }
     }
 
     private var fields: Fields
 
     /// ``fields``, copied first when another route shares them.
     private mutating func unique() -> Fields {
-        if !isKnownUniquelyReferenced(&fields) { fields = fields.copy() }
+        if !isKnownUniquelyReferenced(&fields) { fields = Fields(fields.values) }
         return fields
     }
 
     public var name: String {
-        get { fields.name }
-        set { unique().name = newValue }
+        get { fields.values.name }
+        set { unique().values.name = newValue }
     }
     public var match: RouteMatch {
-        get { fields.match }
-        set { unique().match = newValue }
+        get { fields.values.match }
+        set { unique().values.match = newValue }
     }
     public var upstream: String {
-        get { fields.upstream }
-        set { unique().upstream = newValue }
+        get { fields.values.upstream }
+        set { unique().values.upstream = newValue }
     }
     public var auth: AuthRequirement {
-        get { fields.auth }
-        set { unique().auth = newValue }
+        get { fields.values.auth }
+        set { unique().values.auth = newValue }
     }
     public var stripAuthorization: Bool {
-        get { fields.stripAuthorization }
-        set { unique().stripAuthorization = newValue }
+        get { fields.values.stripAuthorization }
+        set { unique().values.stripAuthorization = newValue }
     }
     public var denyStatus: Int {
-        get { fields.denyStatus }
-        set { unique().denyStatus = newValue }
+        get { fields.values.denyStatus }
+        set { unique().values.denyStatus = newValue }
     }
     public var location: SourceLocation {
-        get { fields.location }
-        set { unique().location = newValue }
+        get { fields.values.location }
+        set { unique().values.location = newValue }
     }
     /// The route's position in the final route table (set by the config loader); other
     /// per-route tables, like the config's requirements, are indexed by it.
     public var index: Int {
-        get { fields.index }
-        set { unique().index = newValue }
+        get { fields.values.index }
+        set { unique().values.index = newValue }
     }
     /// The `jwt.issuers` names whose tokens count here; nil means any issuer.
     public var issuers: Set<String>? {
-        get { fields.issuers }
-        set { unique().issuers = newValue }
+        get { fields.values.issuers }
+        set { unique().values.issuers = newValue }
     }
     /// Where a browser without valid credentials is sent (SPEC §3.1): a path starting with `/`
     /// or an absolute `https://` URL; nil means it gets the 401 like any client.
     public var loginRedirect: String? {
-        get { fields.loginRedirect }
-        set { unique().loginRedirect = newValue }
+        get { fields.values.loginRedirect }
+        set { unique().values.loginRedirect = newValue }
     }
     /// The CORS policy of this route.
     public var cors: RouteCORS {
-        get { fields.cors }
-        set { unique().cors = newValue }
+        get { fields.values.cors }
+        set { unique().values.cors = newValue }
     }
     /// `websocket: true`: WebSocket upgrade handshakes are tunnelled on this route (SPEC §12).
     public var websocket: Bool {
-        get { fields.websocket }
-        set { unique().websocket = newValue }
+        get { fields.values.websocket }
+        set { unique().values.websocket = newValue }
     }
     /// `rate_limit` (SPEC §13); nil when the route has none.
     public var rateLimit: RateLimit? {
-        get { fields.rateLimit }
-        set { unique().rateLimit = newValue }
+        get { fields.values.rateLimit }
+        set { unique().values.rateLimit = newValue }
     }
     /// `mode` (SPEC §15.2).
     public var mode: RouteMode {
-        get { fields.mode }
-        set { unique().mode = newValue }
+        get { fields.values.mode }
+        set { unique().values.mode = newValue }
     }
 
     public init(name: String, match: RouteMatch, upstream: String, auth: AuthRequirement = .required,
                 stripAuthorization: Bool = false, denyStatus: Int = 403, location: SourceLocation,
                 index: Int = 0, issuers: Set<String>? = nil, loginRedirect: String? = nil, cors: RouteCORS = .inherit,
                 websocket: Bool = false) {
-        fields = Fields(name: name, match: match, upstream: upstream, auth: auth, stripAuthorization: stripAuthorization,
-                        denyStatus: denyStatus, location: location, index: index, issuers: issuers,
-                        loginRedirect: loginRedirect, cors: cors, websocket: websocket, rateLimit: nil, mode: .enforce)
+        fields = Fields(Values(name: name, match: match, upstream: upstream, auth: auth,
+                               stripAuthorization: stripAuthorization, denyStatus: denyStatus, location: location,
+                               index: index, issuers: issuers, loginRedirect: loginRedirect, cors: cors,
+                               websocket: websocket, rateLimit: nil, mode: .enforce))
     }
 }
 

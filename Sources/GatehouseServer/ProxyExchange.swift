@@ -44,9 +44,8 @@ final class ProxyExchange {
     private var sentNs: UInt64 = 0
     private var paused = false
     /// The request head as written to the upstream (kept for a retry).
-    private var requestHead: [UInt8] = []
-    /// Bytes of `requestHead` that are the head (0 until it is written).
-    private var requestHeadCount = 0
+    /// The writer's storage and how many of its bytes are the head; nil until written.
+    private var requestHead: (storage: [UInt8], count: Int)?
     private var selfRetain: Unmanaged<ProxyExchange>?
     /// A WebSocket handshake to tunnel (SPEC §12): its facts, kept for the tunnel's re-checks.
     let tunnelFacts: RequestFacts?
@@ -115,24 +114,25 @@ final class ProxyExchange {
         guard let creq = clientRequest else { return }
         upstreamConnection = connection
         self.reused = reused
-        if requestHeadCount == 0 { writeRequestHead(for: creq) }
+        let written = requestHead ?? writeRequestHead(for: creq)
+        requestHead = written
         let body = evhttp_request_get_input_buffer(creq)
         state = .sent
         sentNs = Clock.monotonicNs()
         // The client's bytes stay where evhttp put them (a reference, not a copy): a retry on
         // a fresh connection or the next target sends them again.
         let keepBody = true
-        requestHead.withUnsafeBytes { storage in
-            let head = UnsafeRawBufferPointer(rebasing: storage[..<requestHeadCount])
+        written.storage.withUnsafeBytes { storage in
+            let head = UnsafeRawBufferPointer(rebasing: storage[..<written.count])
             connection.send(for: self, head: head, body: body, keepBody: keepBody, isHead: method == EVHTTP_REQ_HEAD,
                             upgrade: tunnelFacts != nil, connectTimeoutMs: upstream.connectTimeoutMs, timeoutMs: upstream.timeoutMs)
         }
     }
 
-    /// The request line and headers, written straight into `requestHead`.
+    /// The request line and headers, for `requestHead`.
     /// SPEC §7.1: the client's headers minus hop-by-hop ones, spoofed identity headers and what
     /// the gateway sets itself; plus Host, X-Forwarded-*, X-Request-Id.
-    private func writeRequestHead(for creq: Request) {
+    private func writeRequestHead(for creq: Request) -> (storage: [UInt8], count: Int) {
         var out = RequestHeadWriter(capacity: 1024)
         out.append(ProxyExchange.methodName(method))
         out.append(" ")
@@ -185,7 +185,7 @@ final class ProxyExchange {
             out.ownHeader("Content-Length", String(length))
         }
         out.append("\r\n")
-        (requestHead, requestHeadCount) = out.finish()
+        return out.finish()
     }
 
     /// The request method as sent upstream (only methods evhttp accepted reach here).
@@ -358,8 +358,7 @@ final class ProxyExchange {
         guard !triedNextTarget, let next = worker.pickTarget(upstream, in: snapshot, skipping: pool) else { return false }
         triedNextTarget = true
         state = .waiting
-        requestHead = []   // the Host header may differ
-        requestHeadCount = 0
+        requestHead = nil   // the Host header may differ
         use(next)
         return true
     }
