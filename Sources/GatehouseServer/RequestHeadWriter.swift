@@ -51,8 +51,16 @@ struct RequestHeadWriter {
     }
 
     mutating func append(_ text: String) {
+        RequestHeadWriter.withUTF8(text) { write($0) }
+    }
+
+    /// `text`'s UTF-8 bytes in place: a native or small string's own storage, without the copy
+    /// (a retain and a release) that `var`-and-`withUTF8` costs; a bridged one is made native.
+    @inline(__always)
+    private static func withUTF8<R>(_ text: String, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        if let result = text.utf8.withContiguousStorageIfAvailable(body) { return result }
         var text = text
-        text.withUTF8 { write($0) }
+        return text.withUTF8(body)
     }
 
     /// `traceparent: 00-…` CRLF (SPEC §15.3): the value is made of hex digits and `-` only.
@@ -92,18 +100,15 @@ struct RequestHeadWriter {
     }
 
     mutating func header(_ name: String, _ value: String) {
-        var name = name
-        var value = value
-        name.withUTF8 { name in
-            value.withUTF8 { value in line(name, value, if: RequestHeadWriter.isWritable(name: name, value: value)) }
+        RequestHeadWriter.withUTF8(name) { name in
+            RequestHeadWriter.withUTF8(value) { value in line(name, value, if: RequestHeadWriter.isWritable(name: name, value: value)) }
         }
     }
 
     /// A header of the gateway's own (a constant token name, as `X-Request-Id`): only the value
     /// is checked.
     mutating func ownHeader(_ name: StaticString, _ value: String) {
-        var value = value
-        value.withUTF8 { value in
+        RequestHeadWriter.withUTF8(value) { value in
             line(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount), value,
                  if: PlainBytes.isFieldValue(value))
         }

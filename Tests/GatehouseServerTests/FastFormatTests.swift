@@ -159,4 +159,31 @@ final class FastFormatTests: XCTestCase {
             if reference >= 3 { XCTAssertEqual(ch, refCh, input) }
         }
     }
+
+    /// The interposed `evhttp_find_header` finds what libevent's finds: the first field of the
+    /// name in any letter case, nil for none — names that differ only in the case of their first
+    /// byte, names that share it, bytes that `| 0x20` maps together (`@` and `` ` ``, `[` and `{`,
+    /// `\r` and `-`), empty names and keys.
+    func testHeaderLookupFindsWhatLibeventFinds() {
+        let request = evhttp_request_new(nil, nil)!
+        defer { evhttp_request_free(request) }
+        let headers = evhttp_request_get_input_headers(request)!
+        let fields = [("Host", "a"), ("x-request-id", "b"), ("X-Request-Id", "c"), ("Accept", "d"), ("accept", "e"),
+                      ("@x", "f"), ("[y", "g"), ("Authorization", "h"), ("AUTHORIZATIONS", "i"), ("-z", "j"),
+                      ("Zeta", "k"), ("z", "l")]
+        for (name, value) in fields { XCTAssertEqual(evhttp_add_header(headers, name, value), 0, name) }
+        let keys = ["host", "HOST", "Host", "X-REQUEST-ID", "x-request-id", "accept", "ACCEPT", "`x", "@x", "{y", "[y",
+                    "authorization", "Authorizations", "\r-z", "-z", "\rz", "zeta", "ZETA", "Z", "z", "", "missing", "H",
+                    "hostx", "x-request-i", "\u{7F}", "Authorization\u{E9}"]
+        for key in keys {
+            let ours = evhttp_find_header(headers, key).map { String(cString: $0) }
+            let libevent = gh_original_find_header(headers, key).map { String(cString: $0) }
+            XCTAssertEqual(ours, libevent, "key \(key.debugDescription)")
+        }
+        XCTAssertEqual(evhttp_find_header(headers, "X-REQUEST-ID").map { String(cString: $0) }, "b")  // the first of two
+        let empty = evhttp_request_new(nil, nil)!
+        defer { evhttp_request_free(empty) }
+        XCTAssertNil(evhttp_find_header(evhttp_request_get_input_headers(empty), "Host"))
+        XCTAssertNil(gh_original_find_header(evhttp_request_get_input_headers(empty), "Host"))
+    }
 }

@@ -42,6 +42,10 @@ int gh_format_for_test(struct evbuffer *buf, const char *fmt, va_list ap);
 /* fastformat.c: sscanf(s, format, major, minor, ch) through the interposed sscanf, for tests. */
 int gh_scan_for_test(const char *s, const char *format, int *major, int *minor, char *ch);
 
+/* fastformat.c: libevent's own evhttp_find_header (the interposed one is gatehouse's), for tests. */
+struct evkeyvalq;
+const char *gh_original_find_header(const struct evkeyvalq *headers, const char *key);
+
 /* socketread.c: the interposed evbuffer_read's own path (no ioctl(FIONREAD)), for tests. */
 int gh_evbuffer_read_direct(struct evbuffer *buf, int fd, int howmuch);
 
