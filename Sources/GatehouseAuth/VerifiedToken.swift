@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A token that passed every check of ``JWTVerifier/verify(_:now:allowedIssuers:)``: who it
 /// is for, what it grants, and the claims for `require.claims` and extra identity headers.
 ///
@@ -28,6 +30,9 @@ public final class VerifiedToken: Sendable, Equatable {
     public let subjectHeaderValue: String?
     /// `roles` as an identity header value (``roleList(_:)``): nil when it holds a control byte.
     public let rolesHeaderValue: String?
+    /// The identity headers last made for this token (``identityHeaders(layout:method:make:)``).
+    /// Behind a lock: a token is shared by the requests that present it.
+    private let identityHeaderMemo = Mutex<IdentityHeaderBlock?>(nil)
 
     public init(issuerName: String, subject: String?, roles: [String], scopes: [String], expiresAt: Int64,
                 notBefore: Int64? = nil, issuedAt: Int64? = nil, claims: JSONValue) {
@@ -63,6 +68,21 @@ public final class VerifiedToken: Sendable, Equatable {
             first = false
         }
         return list
+    }
+
+    /// This token's identity headers under the `identity_headers` configuration `layout` for
+    /// a caller authenticated by `method`: the block made for the same pair before, or `make()`
+    /// (kept for the next request, in place of the one before: one configuration is live at a
+    /// time, and a reload makes them once more). `make` must give the headers of this token's
+    /// subject and roles as they are.
+    public func identityHeaders(layout: [String], method: String,
+                                make: () -> (pairs: [(String, String)], lines: [UInt8], dropped: Int)) -> IdentityHeaderBlock {
+        if let memo = identityHeaderMemo.withLock({ $0 }), memo.layout == layout, memo.method == method { return memo }
+        let made = make()
+        let block = IdentityHeaderBlock(pairs: made.pairs, lines: made.lines, dropped: made.dropped, layout: layout,
+                                        method: method)
+        identityHeaderMemo.withLock { $0 = block }
+        return block
     }
 
     public static func == (a: VerifiedToken, b: VerifiedToken) -> Bool {

@@ -44,8 +44,8 @@ extension Decide {
     static func forwarding(_ route: Route, _ identity: Identity?, _ facts: RequestFacts,
                            _ config: borrowing GatewayConfig) -> Forward {
         let cors = config.corsPolicy(for: route).map { $0.responseHeaders(origin: facts.origin) }
-        let headers = identity.map { IdentityHeaderValues.headers(of: $0, names: config.identityHeaders) } ?? []
-        return Forward(route: route, identity: identity, cors: cors, identityHeaders: headers,
+        let headers = identity.map { IdentityHeaderValues.block(of: $0, names: config.identityHeaders) } ?? .none
+        return Forward(route: route, identity: identity, cors: cors, identityBlock: headers,
                        tunnel: route.websocket && facts.webSocketHandshake)
     }
 
@@ -143,6 +143,46 @@ public enum IdentityHeaderValues {
             if value != nil || everyName { add(header, value) }
         }
         return out
+    }
+
+    /// ``headers(of:names:everyName:)`` with the same as header lines. A verified token's are
+    /// made once per configuration (``VerifiedToken/identityHeaders(layout:method:make:)``) when
+    /// the identity carries the token's own subject and roles; any other identity's each time.
+    public static func block(of identity: Identity, names: IdentityHeaders) -> IdentityHeaderBlock {
+        let make = { lines(headers(of: identity, names: names)) }
+        if let token = identity.token, identity.subject == token.subject, identity.roles == token.roles {
+            return token.identityHeaders(layout: names.layout, method: identity.method.rawValue, make: make)
+        }
+        let made = make()
+        return IdentityHeaderBlock(pairs: made.pairs, lines: made.lines, dropped: made.dropped)
+    }
+
+    /// `pairs` and their header lines, `Name: value` CRLF each, of those with a token name and a
+    /// value without control bytes but HTAB (SPEC §3.2; the others are counted in `dropped`).
+    static func lines(_ pairs: [(String, String)]) -> (pairs: [(String, String)], lines: [UInt8], dropped: Int) {
+        var lines: [UInt8] = []
+        lines.reserveCapacity(pairs.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count + 4 })
+        var dropped = 0
+        for (name, value) in pairs {
+            var name = name
+            var value = value
+            // Copied from the strings' own bytes (appending a `String.UTF8View` goes element by
+            // element: ~900 instructions a token on the uncached path).
+            let written = name.withUTF8 { name in
+                value.withUTF8 { value in
+                    guard PlainBytes.isToken(name), PlainBytes.isFieldValue(value) else { return false }
+                    lines.append(contentsOf: name)
+                    lines.append(UInt8(ascii: ":"))
+                    lines.append(UInt8(ascii: " "))
+                    lines.append(contentsOf: value)
+                    lines.append(13)
+                    lines.append(10)
+                    return true
+                }
+            }
+            if !written { dropped += 1 }
+        }
+        return (pairs, lines, dropped)
     }
 
     /// A claim as a header value: strings as they are, numbers and booleans as JSON writes them,

@@ -74,7 +74,9 @@ public struct Forward: Sendable {
     public var cors: [(String, String)]?
     /// The identity headers the upstream gets (SPEC §7.1, §2 `identity_headers`), in order;
     /// empty for an anonymous caller. See ``IdentityHeaderValues`` for forward auth's variant.
-    public var identityHeaders: [(String, String)]
+    public var identityHeaders: [(String, String)] { identityBlock.pairs }
+    /// The same with their header lines, as the upstream request head takes them.
+    public var identityBlock: IdentityHeaderBlock
     /// A WebSocket handshake on a route with `websocket: true`: forwarded as an upgrade, and on
     /// the upstream's `101` the connection becomes a tunnel (SPEC §12).
     public var tunnel: Bool = false

@@ -26,7 +26,7 @@ final class ProxyExchange {
     private let target: NormalizedTarget
     private let host: String?
     /// The identity headers the plan set (SPEC §7.1); empty for an anonymous caller.
-    private let identityHeaders: [(String, String)]
+    private let identityHeaders: IdentityHeaderBlock
     /// CORS headers for the response (nil: no CORS policy applies, the upstream's pass as they are).
     private let cors: [(String, String)]?
     private var log: AccessLogRecord
@@ -60,7 +60,7 @@ final class ProxyExchange {
     init(worker: Worker, request: Request, snapshot: Snapshot, forward: Forward, upstream: UpstreamSettings,
          target: NormalizedTarget, host: String?, log: consuming AccessLogRecord, startNs: UInt64, connection: ClientConnection,
          tunnelFacts: RequestFacts? = nil) {
-        self.identityHeaders = forward.identityHeaders
+        self.identityHeaders = forward.identityBlock
         self.tunnelFacts = forward.tunnel ? tunnelFacts : nil
         self.identity = forward.identity
         self.cors = forward.cors
@@ -174,7 +174,7 @@ final class ProxyExchange {
         if let originalHost { out.ownHeader("X-Forwarded-Host", originalHost) }
         out.ownHeader("X-Request-Id", log.requestID)
         if !log.trace.isNone { out.traceparent(log.trace) }
-        for (name, value) in identityHeaders { out.header(name, value) }
+        out.lines(identityHeaders)
         if tunnelFacts != nil {
             // Exactly these two of the hop-by-hop kind (SPEC §12); the Sec-WebSocket-* pass as they are.
             out.header("Connection", "Upgrade")

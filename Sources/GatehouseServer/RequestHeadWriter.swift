@@ -1,4 +1,5 @@
 import Glibc
+import GatehouseAuth
 import GatehouseCore
 import GatehousePolicy
 
@@ -105,6 +106,13 @@ struct RequestHeadWriter {
         }
     }
 
+    /// Header lines made and checked beforehand (a caller's identity headers): appended as they
+    /// are, and what was left out of them counted in `dropped`.
+    mutating func lines(_ block: IdentityHeaderBlock) {
+        block.lines.withUnsafeBufferPointer { write($0) }
+        dropped += block.dropped
+    }
+
     /// A header of the gateway's own (a constant token name, as `X-Request-Id`): only the value
     /// is checked.
     mutating func ownHeader(_ name: StaticString, _ value: String) {
@@ -158,25 +166,9 @@ struct RequestHeadWriter {
     }
 
     /// A non-empty name of token characters (RFC 9110 §5.1).
-    static func isTokenName(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
-        !name.isEmpty && name.allSatisfy(isTokenByte)
-    }
+    static func isTokenName(_ name: UnsafeBufferPointer<UInt8>) -> Bool { PlainBytes.isToken(name) }
 
-    /// RFC 9110 §5.6.2 `tchar`, from a 256-bit table (the same set as `HeaderRules.isTokenByte`).
+    /// RFC 9110 §5.6.2 `tchar` (``PlainBytes/isTokenByte(_:)``).
     @inline(__always)
-    static func isTokenByte(_ c: UInt8) -> Bool {
-        let word: UInt64
-        switch c >> 6 {
-        case 0: word = tokenBits.0
-        case 1: word = tokenBits.1
-        default: return false
-        }
-        return (word >> UInt64(c & 63)) & 1 == 1
-    }
-
-    /// Bits 0-63 and 64-127 of the token set (bytes 128 and up are never token bytes): `!#$%&'*+-.`,
-    /// digits, letters, `^_`|~`. Constants, not a `static let` computed once: that is a `swift_once`
-    /// call per byte looked up (~800 instructions per proxied request). `RequestHeadWriterTests`
-    /// checks them against `HeaderRules.isTokenByte` for all 256 bytes.
-    static var tokenBits: (UInt64, UInt64) { (0x03FF_6CFA_0000_0000, 0x57FF_FFFF_C7FF_FFFE) }
+    static func isTokenByte(_ c: UInt8) -> Bool { PlainBytes.isTokenByte(c) }
 }

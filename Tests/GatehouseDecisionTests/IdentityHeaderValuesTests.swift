@@ -1,3 +1,5 @@
+import Dispatch
+import Synchronization
 import XCTest
 import GatehouseAuth
 import GatehouseConfig
@@ -66,5 +68,94 @@ final class IdentityHeaderValuesTests: XCTestCase {
         // A class now: equal by value, whatever the reference.
         XCTAssertEqual(token(subject: "alice", roles: ["a"]), token(subject: "alice", roles: ["a"]))
         XCTAssertNotEqual(token(subject: "alice", roles: ["a"]), token(subject: "alice", roles: ["b"]))
+    }
+
+    private func text(_ block: IdentityHeaderBlock) -> String { String(decoding: block.lines, as: UTF8.self) }
+
+    /// The header lines say what the pairs say, for the hostile rows too (their bad values are
+    /// not among the pairs), and each row's lines are those of its own token.
+    func testTheBlockLinesAreThePairsWritten() {
+        var names = IdentityHeaders()
+        names.claims = [("X-Auth-Email", "email"), ("X-Auth-Team", "team")]
+        let claims = JSONValue.object(JSONObject([("email", .string("a@example.com\r\nX-Evil: 1")), ("team", .string("blue\tgreen"))]))
+        for (subject, roles) in [("alice", ["admin", "reader"]), ("alice\r\nX-Admin: 1", ["admin"]), ("bob", ["x\u{0}"])] {
+            let verified = VerifiedToken(issuerName: "main", subject: subject, roles: roles, scopes: [], expiresAt: 2_000_000_000,
+                                         claims: claims)
+            let identity = Identity(method: .jwt, subject: verified.subject, roles: verified.roles, token: verified)
+            let block = IdentityHeaderValues.block(of: identity, names: names)
+            let pairs = IdentityHeaderValues.headers(of: identity, names: names)
+            XCTAssertEqual(block.pairs.map { "\($0.0)=\($0.1)" }, pairs.map { "\($0.0)=\($0.1)" }, subject)
+            XCTAssertEqual(text(block), pairs.map { "\($0.0): \($0.1)\r\n" }.joined(), subject)
+            XCTAssertEqual(block.dropped, 0)
+            XCTAssertFalse(text(block).contains("X-Evil") || text(block).contains("X-Admin"), subject)
+        }
+    }
+
+    /// Pairs that reach the lines maker with a name that is not a token or a value with a
+    /// control byte (none should: names are checked when the configuration is read, values
+    /// when they are made) are left out of the lines and counted, never written broken.
+    func testLinesLeaveOutWhatCannotBeWritten() {
+        let made = IdentityHeaderValues.lines([("X-Ok", "a\tb"), ("X Bad", "v"), ("", "v"), ("X-Cr", "a\rb"), ("X-Lf", "a\nX-Evil: 1"),
+                                               ("X-Nul", "a\u{0}"), ("X-Del", "\u{7F}"), ("X-\u{E9}", "v"), ("X-Utf8", "caf\u{E9}"),
+                                               ("X:Colon", "v"), ("X-Empty", "")])
+        XCTAssertEqual(String(decoding: made.lines, as: UTF8.self), "X-Ok: a\tb\r\nX-Utf8: caf\u{E9}\r\nX-Empty: \r\n")
+        XCTAssertEqual(made.dropped, 8)
+        XCTAssertEqual(made.pairs.count, 11)
+    }
+
+    /// A token presented again gets the block made for it the first time — for the same
+    /// configuration and method only: a reload that renames a header, another claim path or an
+    /// introspected identity of the same token make their own, with their own names.
+    func testTheTokenKeepsItsBlockPerLayoutAndMethod() {
+        let verified = token(subject: "alice", roles: ["admin"])
+        let jwt = Identity(method: .jwt, subject: verified.subject, roles: verified.roles, token: verified)
+        let names = IdentityHeaders()
+        let first = IdentityHeaderValues.block(of: jwt, names: names)
+        XCTAssertTrue(first === IdentityHeaderValues.block(of: jwt, names: names))
+        XCTAssertTrue(first === IdentityHeaderValues.block(of: jwt, names: IdentityHeaders()), "an equal layout, reloaded")
+        var renamed = IdentityHeaders()
+        renamed.subject = "X-User"
+        let second = IdentityHeaderValues.block(of: jwt, names: renamed)
+        XCTAssertEqual(text(second), "X-User: alice\r\nX-Auth-Roles: admin\r\nX-Auth-Method: jwt\r\n")
+        var claimed = renamed
+        claimed.claims = [("X-Auth-Email", "email")]
+        XCTAssertEqual(text(IdentityHeaderValues.block(of: jwt, names: claimed)),
+                       "X-User: alice\r\nX-Auth-Roles: admin\r\nX-Auth-Method: jwt\r\n", "the email claim holds CR LF")
+        claimed.claims = [("X-Auth-Issuer", "iss")]
+        XCTAssertEqual(text(IdentityHeaderValues.block(of: jwt, names: claimed)),
+                       "X-User: alice\r\nX-Auth-Roles: admin\r\nX-Auth-Method: jwt\r\n", "no iss claim")
+        let introspected = Identity(method: .introspection, subject: verified.subject, roles: verified.roles, token: verified)
+        XCTAssertEqual(text(IdentityHeaderValues.block(of: introspected, names: names)),
+                       "X-Auth-Subject: alice\r\nX-Auth-Roles: admin\r\nX-Auth-Method: introspection\r\n")
+        XCTAssertEqual(text(IdentityHeaderValues.block(of: jwt, names: names)), text(first))
+        // An identity with its own subject or roles is never served the token's block.
+        let other = Identity(method: .jwt, subject: "bob", roles: verified.roles, token: verified)
+        XCTAssertEqual(text(IdentityHeaderValues.block(of: other, names: names)),
+                       "X-Auth-Subject: bob\r\nX-Auth-Roles: admin\r\nX-Auth-Method: jwt\r\n")
+        let fewer = Identity(method: .jwt, subject: verified.subject, roles: [], token: verified)
+        XCTAssertEqual(text(IdentityHeaderValues.block(of: fewer, names: names)),
+                       "X-Auth-Subject: alice\r\nX-Auth-Roles: \r\nX-Auth-Method: jwt\r\n")
+        XCTAssertEqual(text(IdentityHeaderValues.block(of: jwt, names: names)), text(first))
+    }
+
+    /// Threads asking for one token's headers under two layouts at once each get their own
+    /// layout's, whole (the memo is behind a lock; bounded: 8 threads × 2,000 asks).
+    func testOneTokenAskedFromManyThreadsGetsEachLayoutsOwn() {
+        let verified = token(subject: "alice", roles: ["admin"])
+        let identity = Identity(method: .jwt, subject: verified.subject, roles: verified.roles, token: verified)
+        var renamed = IdentityHeaders()
+        renamed.roles = "X-Roles"
+        let layouts = [IdentityHeaders(), renamed]
+        let expected = ["X-Auth-Subject: alice\r\nX-Auth-Roles: admin\r\nX-Auth-Method: jwt\r\n",
+                        "X-Auth-Subject: alice\r\nX-Roles: admin\r\nX-Auth-Method: jwt\r\n"]
+        let wrong = Mutex(0)
+        DispatchQueue.concurrentPerform(iterations: 8) { thread in
+            for i in 0..<2_000 {
+                let which = (thread + i) % 2
+                let block = IdentityHeaderValues.block(of: identity, names: layouts[which])
+                if String(decoding: block.lines, as: UTF8.self) != expected[which] { wrong.withLock { $0 += 1 } }
+            }
+        }
+        XCTAssertEqual(wrong.withLock { $0 }, 0)
     }
 }

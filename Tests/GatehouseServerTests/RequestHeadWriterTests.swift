@@ -1,4 +1,5 @@
 import XCTest
+import GatehouseAuth
 @testable import GatehouseServer
 
 /// SPEC §3.2, defence in depth: the upstream request writer never writes a header line that
@@ -88,6 +89,21 @@ final class RequestHeadWriterTests: XCTestCase {
         writer.ownHeader("Host", String(repeating: "h", count: 3000))
         XCTAssertEqual(String(decoding: writer.bytes, as: UTF8.self),
                        "X-Request-Id: abc\r\nHost: " + String(repeating: "h", count: 3000) + "\r\n")
+        XCTAssertEqual(writer.dropped, 1)
+    }
+
+    /// A caller's identity header lines, made and checked once per token, are appended as they
+    /// are, after what came before, and what was left out of them is counted.
+    func testIdentityHeaderLinesAreAppendedAsMade() {
+        var writer = RequestHeadWriter(capacity: 64)
+        writer.header("X-Before", "1")
+        let block = IdentityHeaderBlock(pairs: [("X-Auth-Subject", "alice"), ("X-Bad", "a\rb")],
+                                        lines: Array("X-Auth-Subject: alice\r\n".utf8), dropped: 1)
+        writer.lines(block)
+        writer.lines(.none)
+        writer.lines(IdentityHeaderBlock(pairs: [], lines: Array(String(repeating: "X-Long: v\r\n", count: 40).utf8), dropped: 0))
+        XCTAssertEqual(String(decoding: writer.bytes, as: UTF8.self),
+                       "X-Before: 1\r\nX-Auth-Subject: alice\r\n" + String(repeating: "X-Long: v\r\n", count: 40))
         XCTAssertEqual(writer.dropped, 1)
     }
 }
