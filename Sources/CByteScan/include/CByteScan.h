@@ -3,8 +3,15 @@
 #include <stddef.h>
 
 /* How many bytes from `bytes` are plain: neither a control byte (below 0x20) nor DEL, at most
-   `count`. Sixteen bytes a step with SSE2 where the compiler targets it (every x86-64), one
-   byte a step elsewhere. PlainBytes.prefixLength in GatehousePolicy is its only caller. */
+   `count`. Thirty-two bytes a step with AVX2 when the CPU has it (checked once at start-up),
+   sixteen with SSE2 otherwise (every x86-64), one byte a step elsewhere. PlainBytes.prefixLength
+   in GatehousePolicy is its only caller. */
 size_t gh_plain_prefix(const unsigned char *bytes, size_t count);
+
+/* The SSE2 (or byte-at-a-time) scan alone, whatever the CPU: for tests comparing the two. */
+size_t gh_plain_prefix_sse2(const unsigned char *bytes, size_t count);
+
+/* 1 when gh_plain_prefix takes the AVX2 path for runs of 32 bytes and more on this CPU. */
+int gh_plain_prefix_uses_avx2(void);
 
 #endif
