@@ -1,4 +1,7 @@
 import GatehouseCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Whether a route applies to authenticated callers only, to anyone, or to anyone with
 /// credentials checked when presented (SPEC §2 `routes[].auth`).
@@ -240,19 +243,95 @@ public struct RouteTable: Sendable {
     public let routes: [Route]
     /// Some route has `websocket: true` (SPEC §12): only then is a request's `Upgrade` read.
     public let tunnels: Bool
+    /// Per route, in the same order, what ``match(method:path:host:)`` can decide from the
+    /// path's bytes alone (see ``QuickPath``).
+    private let quick: [QuickPath]
+    /// The literal bytes of every `QuickPath`, one after another.
+    private let literals: [UInt8]
+
     public init(_ routes: [Route]) {
         self.routes = routes
         tunnels = routes.contains { $0.websocket }
+        var quick: [QuickPath] = []
+        var literals: [UInt8] = []
+        for route in routes {
+            let match = route.match
+            let pathOnly = match.methods == nil && match.host == nil
+            let start = literals.count
+            switch match.path.shape {
+            case .subtree(let prefix):
+                literals.append(contentsOf: prefix)
+                quick.append(QuickPath(kind: .subtree, start: start, count: prefix.count, pathOnly: pathOnly))
+            case .exact where match.path.pattern.utf8.allSatisfy({ $0 < 0x80 }):
+                // An ASCII pattern equals a path exactly when their bytes do (`String ==`
+                // compares canonical equivalence, which only non-ASCII text can tell apart).
+                literals.append(contentsOf: match.path.pattern.utf8)
+                quick.append(QuickPath(kind: .exact, start: start, count: literals.count - start, pathOnly: pathOnly))
+            default:
+                quick.append(QuickPath(kind: .other, start: start, count: 0, pathOnly: false))
+            }
+        }
+        self.quick = quick
+        self.literals = literals
+    }
+
+    /// A route's path test on bytes: `/P/**` and `/**` (subtree) and wildcard-free ASCII
+    /// patterns (exact) are answered here, the same as ``Glob/matches(_:)`` answers them; a
+    /// route with methods or a host, or another pattern, is asked in full. Looking at a
+    /// `Route` copies its match (a retain and release per field, ~300 instructions a route
+    /// looked at); this table is read in place.
+    private struct QuickPath {
+        enum Kind: UInt8 { case subtree, exact, other }
+        let kind: Kind
+        let start: Int
+        let count: Int
+        /// No methods and no host: the path test decides alone.
+        let pathOnly: Bool
+
+        /// nil: ask the route itself.
+        @inline(__always)
+        func matches(_ path: UnsafeBufferPointer<UInt8>, _ literals: UnsafePointer<UInt8>) -> Bool? {
+            switch kind {
+            case .subtree:
+                guard path.count >= count, path.first == ASCII.slash,
+                      count == 0 || memcmp(path.baseAddress!, literals + start, count) == 0 else { return false }
+                return path.count == count || path[count] == ASCII.slash
+            case .exact:
+                return path.count == count && (count == 0 || memcmp(path.baseAddress!, literals + start, count) == 0)
+            case .other:
+                return nil
+            }
+        }
     }
 
     /// The first route, in order, that matches the request (see `RouteMatch.matches`); nil
     /// means 404 `not_found`.
     public func match(method: String, path: String, host: String?) -> Route? {
-        // By index: `first(where:)` copies every route it looks at (a retain per field).
-        for index in routes.indices where routes[index].match.matches(method: method, path: path, host: host) {
-            return routes[index]
+        let found = path.utf8.withContiguousStorageIfAvailable { firstMatch($0, method: method, path: path, host: host) }
+            ?? Array(path.utf8).withUnsafeBufferPointer { firstMatch($0, method: method, path: path, host: host) }
+        return found.map { routes[$0] }
+    }
+
+    /// The index of the first route that matches; `bytes` are `path`'s.
+    private func firstMatch(_ bytes: UnsafeBufferPointer<UInt8>, method: String, path: String, host: String?) -> Int? {
+        quick.withUnsafeBufferPointer { quick in
+            literals.withUnsafeBufferPointer { literals in
+                let base = literals.baseAddress ?? UnsafePointer(bitPattern: 1)!
+                for index in quick.indices {
+                    let test = quick[index]
+                    switch test.matches(bytes, base) {
+                    case false?:
+                        continue
+                    case true? where test.pathOnly:
+                        return index
+                    default:
+                        // By index: `first(where:)` copies every route it looks at.
+                        if routes[index].match.matches(method: method, path: path, host: host) { return index }
+                    }
+                }
+                return nil
+            }
         }
-        return nil
     }
 
     /// Pairs (shadowed, shadowing earlier route) for `check` warnings: every route that an

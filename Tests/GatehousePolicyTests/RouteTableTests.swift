@@ -51,6 +51,40 @@ final class RouteTableTests: XCTestCase {
         }
     }
 
+    /// `match` answers subtree and exact patterns from its own table of bytes: it must pick the
+    /// same route as asking each route in order, for every kind of pattern, with and without
+    /// methods and hosts, on paths at and around every pattern's edges.
+    func testTheTableChoosesTheRouteEachRouteWouldChooseInOrder() {
+        let patterns = ["/api/**", "/api", "/api/v1/**", "/healthz", "/", "/a/*/b", "/*.json", "/docs/**/index",
+                        "/apix/**", "/v1/users", "/**"]
+        let paths = ["/", "/api", "/api/", "/api/x", "/apix", "/apix/y", "/ap", "/api/v1", "/api/v1/z", "/api/v2",
+                     "/healthz", "/healthz/", "/healthzz", "/health", "/a/x/b", "/a/b", "/x.json", "/d/x.json",
+                     "/docs/index", "/docs/a/b/index", "/v1/users", "/v1/users/", "/v1/user", "/zzz", "",
+                     "api/x", "/API/x"]
+        let variants: [(methods: Set<String>?, host: String?)] = [(nil, nil), (["POST"], nil), (nil, "api.example.com"),
+                                                                  (["GET"], "api.example.com")]
+        var state: UInt64 = 7
+        func next() -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int(truncatingIfNeeded: state >> 33)
+        }
+        for round in 0..<300 {
+            let routes = (0..<(1 + next() % 6)).map { index in
+                let variant = variants[next() % variants.count]
+                return route("r\(index)", match(patterns[next() % patterns.count], methods: variant.methods, host: variant.host))
+            }
+            let table = RouteTable(routes)
+            for path in paths {
+                for (method, host) in [("GET", nil), ("POST", "api.example.com"), ("GET", "API.example.com:80"), ("GET", "other")] as [(String, String?)] {
+                    let expected = routes.first { $0.match.matches(method: method, path: path, host: host) }?.name
+                    XCTAssertEqual(table.match(method: method, path: path, host: host)?.name, expected,
+                                   "round \(round), \(method) \(path) host \(host ?? "-"): \(routes.map { "\($0.match.path)" })")
+                }
+            }
+        }
+        XCTAssertNil(RouteTable([]).match(method: "GET", path: "/", host: nil))
+    }
+
     func testFirstMatchingRouteWins() {
         let table = RouteTable([
             route("public-docs", match("/docs/**", methods: ["GET", "HEAD"])),
