@@ -114,8 +114,9 @@ final class UpstreamConnection {
         }
         let hasBody = body.map { evbuffer_get_length($0) > 0 } ?? false
         if ssl == nil && connected && !hasBody && evbuffer_get_length(output) == 0 {
-            // The common case: one write(2) of the head, no buffer chain.
-            let n = write(fd, head.baseAddress, head.count)
+            // The common case: one send(2) of the head, no buffer chain. send and recv rather
+            // than write and read: a socket call skips the file layer's checks (~0.1 µs each).
+            let n = Glibc.send(fd, head.baseAddress, head.count, Int32(MSG_NOSIGNAL))
             if n == head.count {
                 _ = gh_timer_add_ms(timer, timeoutMs)
                 return
@@ -258,7 +259,7 @@ final class UpstreamConnection {
     private func readable() {
         if let ssl { return readableTLS(ssl) }
         let buffer = pool.readBuffer
-        let n = read(fd, buffer.baseAddress, buffer.count)
+        let n = recv(fd, buffer.baseAddress, buffer.count, 0)
         if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) { return }
         guard let exchange = owner else {
             // Idle: the upstream closed it, or sent bytes nobody asked for. Either way it goes.

@@ -203,4 +203,29 @@ final class SocketReadTests: XCTestCase {
             XCTAssertGreaterThanOrEqual(space.iov_len, 3_000, "the block reserved for a read without FIONREAD")
         }
     }
+
+    /// The read is recv(2) or recvmsg(2), socket calls; a descriptor that is not a socket (a
+    /// pipe) is read with readv all the same, into one piece or two.
+    func testAPipeIsReadLikeASocket() {
+        for prefill in [0, 4_000] {
+            var fds: [Int32] = [0, 0]
+            XCTAssertEqual(pipe(&fds), 0)
+            for fd in fds { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+            defer { Glibc.close(fds[0]); Glibc.close(fds[1]) }
+            let buffer = evbuffer_new()!
+            defer { evbuffer_free(buffer) }
+            let before = pattern(prefill, seed: 3)
+            if prefill > 0 { _ = before.withUnsafeBytes { evbuffer_add(buffer, $0.baseAddress, $0.count) } }
+            let input = pattern(1_000, seed: 5)
+            send(fds[1], input)
+            XCTAssertEqual(gh_evbuffer_read_direct(buffer, fds[0], -1), 1_000)
+            XCTAssertEqual(contents(buffer), before + input)
+            errno = 0
+            XCTAssertEqual(gh_evbuffer_read_direct(buffer, fds[0], -1), -1)
+            XCTAssertEqual(errno, EAGAIN)
+            Glibc.close(fds[1])
+            fds[1] = -1
+            XCTAssertEqual(gh_evbuffer_read_direct(buffer, fds[0], -1), 0)
+        }
+    }
 }
