@@ -349,6 +349,14 @@ if have gh-public && have gh-rs256; then
     IFS='|' read -r m per <<<"$(per_round ratio gh-rs256 gh-public)"
     echo "GOAL gatehouse RS256 + role, warm cache / public route CPU = ${m}x (goal <= 1.10: $(awk -v m="$m" 'BEGIN {print (m <= 1.10) ? "met" : "NOT met"}'); per round: $per)"
 fi
+if have gh-public && have nginx; then
+    IFS='|' read -r m per <<<"$(per_round ratio gh-public nginx)"
+    echo "GOAL gatehouse public route / nginx CPU = ${m}x (goal <= 1.30: $(awk -v m="$m" 'BEGIN {print (m <= 1.30) ? "met" : "NOT met"}'); per round: $per)"
+fi
+if have gh-rs256 && have nginx; then
+    IFS='|' read -r m per <<<"$(per_round ratio gh-rs256 nginx)"
+    echo "GOAL gatehouse RS256 + role, warm cache / nginx CPU = ${m}x (goal <= 1.45: $(awk -v m="$m" 'BEGIN {print (m <= 1.45) ? "met" : "NOT met"}'); per round: $per)"
+fi
 if have gh-public && have gh-hs256-nc; then
     IFS='|' read -r m per <<<"$(per_round diff gh-hs256-nc gh-public)"
     echo "GOAL gatehouse HS256 + role, uncached - public route CPU = $(signed "$m") us (goal <= +4 us: $(awk -v m="$m" 'BEGIN {print (m <= 4) ? "met" : "NOT met"}'); per round: $per)"
