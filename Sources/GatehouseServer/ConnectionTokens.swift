@@ -28,7 +28,7 @@ struct ConnectionTokens {
     /// The tokens of every `Connection` header in `headers`.
     init(_ headers: HeaderList) {
         headers.forEach { name, value in
-            if HeaderRules.nameEquals(name, "connection") { add(value) }
+            if HeaderRules.nameEquals(name, constant: "connection") { add(value) }
         }
     }
 

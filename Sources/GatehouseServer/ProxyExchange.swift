@@ -151,7 +151,7 @@ final class ProxyExchange {
         let trustedPeer = ProxyExchange.isTrusted(peer, trusted)
         let sessionCookie = snapshot.sessions?.settings.cookie
         input.forEach { name, value in
-            if let sessionCookie, HeaderRules.nameEquals(name, "cookie") {
+            if let sessionCookie, HeaderRules.nameEquals(name, constant: "cookie") {
                 // The gateway's own cookie never reaches the upstream (SPEC §5.3); other cookies do.
                 if let rest = sessionCookie.strippingSelf(fromCookieHeader: String(cString: value)) {
                     out.ownHeader("Cookie", rest)

@@ -1,4 +1,5 @@
 import CLibevent
+import GatehousePolicy
 
 /// The framing and `Host` rules of RFC 9112 that evhttp 2.1 does not enforce, checked before
 /// anything else looks at a request: a request that breaks them is refused with 400, because a
@@ -18,24 +19,24 @@ enum RequestHead {
             // §5.1: no whitespace (or anything else) but tchar in a field name.
             var i = 0
             while name[i] != 0 {
-                if !HeaderRules.isTokenByte(UInt8(bitPattern: name[i])) { problem = "bad header name"; return }
+                if !PlainBytes.isTokenByte(UInt8(bitPattern: name[i])) { problem = "bad header name"; return }
                 i += 1
             }
             if i == 0 { problem = "empty header name"; return }
-            if HeaderRules.nameEquals(name, "content-length") {
+            if HeaderRules.nameEquals(name, constant: "content-length") {
                 let v = String(cString: value).trimmingCharacters(in: " \t")
                 if v.isEmpty || !v.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) { problem = "bad Content-Length"; return }
                 if let seen = contentLength, seen != v { problem = "conflicting Content-Length"; return }   // §6.3
                 contentLength = v
-            } else if HeaderRules.nameEquals(name, "transfer-encoding") {
+            } else if HeaderRules.nameEquals(name, constant: "transfer-encoding") {
                 transferEncodings += 1
                 transferEncodingIsChunked = String(cString: value).trimmingCharacters(in: " \t").lowercased() == "chunked"
-            } else if HeaderRules.nameEquals(name, "host") {
+            } else if HeaderRules.nameEquals(name, constant: "host") {
                 hosts += 1
                 if !isAcceptableHost(value) { problem = "bad Host"; return }
-            } else if HeaderRules.nameEquals(name, "authorization") {
+            } else if HeaderRules.nameEquals(name, constant: "authorization") {
                 authorizations += 1
-            } else if HeaderRules.nameEquals(name, "connection") {
+            } else if HeaderRules.nameEquals(name, constant: "connection") {
                 connectionTokens.add(value)
             }
         }

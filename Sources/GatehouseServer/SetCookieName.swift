@@ -13,7 +13,7 @@ enum SetCookieName {
     /// True when `header` is `Set-Cookie` and `value` sets the cookie named `cookieName`.
     @inline(__always)
     static func isCookie(_ cookieName: String, setBy header: UnsafePointer<CChar>, _ value: UnsafePointer<CChar>) -> Bool {
-        guard HeaderRules.nameEquals(header, "set-cookie") else { return false }
+        guard HeaderRules.nameEquals(header, constant: "set-cookie") else { return false }
         return sets(cookieName, value: UnsafeRawBufferPointer(start: value, count: strlen(value)))
     }
 

@@ -12,7 +12,7 @@ enum SwitchingHead {
         out.append("HTTP/1.1 101 Switching Protocols\r\n")
         response.forEachHeader { name, value in
             if ProxyExchange.responseDropped.contains(name) || named.contains(name) { return }
-            if HeaderRules.nameEquals(name, "content-length") { return }  // `X-Request-Id` is in `responseDropped`
+            if HeaderRules.nameEquals(name, constant: "content-length") { return }  // `X-Request-Id` is in `responseDropped`
             if let sessionCookie, SetCookieName.isCookie(sessionCookie, setBy: name, value) { return }
             out.header(name, value)
         }

@@ -13,7 +13,7 @@ enum UpstreamHeaders {
     static func drops(_ name: UnsafePointer<CChar>, filter: RequestHeaderFilter, trustedPeer: Bool,
                       stripAuthorization: Bool, named: ConnectionTokens) -> Bool {
         if filter.removes(name, trustedPeer: trustedPeer) { return true }
-        if stripAuthorization && HeaderRules.nameEquals(name, "authorization") { return true }
+        if stripAuthorization && HeaderRules.nameEquals(name, constant: "authorization") { return true }
         return named.contains(name)
     }
 

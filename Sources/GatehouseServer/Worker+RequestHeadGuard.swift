@@ -96,9 +96,9 @@ extension Worker {
             // Most names start with neither letter: one byte read, no comparison.
             let first = UInt8(bitPattern: name[0]) | 0x20
             guard !found, first == UInt8(ascii: "t") || first == UInt8(ascii: "c") else { return }
-            if HeaderRules.nameEquals(name, "transfer-encoding") {
+            if HeaderRules.nameEquals(name, constant: "transfer-encoding") {
                 found = true
-            } else if HeaderRules.nameEquals(name, "content-length") {
+            } else if HeaderRules.nameEquals(name, constant: "content-length") {
                 var i = 0
                 while value[i] == 0x20 || value[i] == 0x09 || value[i] == 0x30 { i += 1 }
                 found = value[i] != 0
