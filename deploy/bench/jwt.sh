@@ -7,6 +7,7 @@
 #
 #   deploy/bench/jwt.sh                          # every scenario, -t1 -c32 -d10s, 2 s warm-up each
 #   ROUNDS=3 deploy/bench/jwt.sh                 # three rounds; medians and per-round ratios
+#   RESTART=0 ROUNDS=15 DURATION=3s WARMUP=1s deploy/bench/jwt.sh   # many short rounds, proxies kept
 #   ONLY="gh-public gh-rs256 gh-hs256-nc" deploy/bench/jwt.sh   # a subset (names below)
 #   GATEHOUSE_BIN=/tmp/other/gatehouse deploy/bench/jwt.sh
 #
@@ -37,6 +38,11 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ALL="gh-public gh-rs256 gh-es256 gh-hs256 gh-hs256-lua gh-hs256-nc gh-rs256-nc gh-es256-nc gh-intro hap-public hap-rs256 hap-es256 hap-hs256 nginx"
 ONLY="${ONLY:-$ALL}"
 ROUNDS="${ROUNDS:-1}"
+# 1: every scenario of every round starts its proxy afresh (the default). 0: each proxy starts
+# once and serves every round (gh-* rows share one gatehouse), so that many short interleaved
+# rounds (ROUNDS=15 DURATION=3s WARMUP=1s) average out this machine's drift within a sitting.
+RESTART="${RESTART:-1}"
+declare -A RUNNING=()
 RESULTS="${RESULTS:-}"        # optional: also write the table as TSV to this file
 TOKENS_HS="${TOKENS_HS:-200000}"  # distinct tokens for the uncached rows (RS signing is ~1 ms each)
 TOKENS_RS="${TOKENS_RS:-20000}"
@@ -280,15 +286,24 @@ esac
 for round in $(seq 1 "$ROUNDS"); do
     [ "$ROUNDS" = 1 ] || log "round $round of $ROUNDS"
     for which in $ONLY; do
-        case "$(proxy_of "$which")" in
-            gatehouse) start_gatehouse_jwt "$BENCH_DIR" ;;
-            haproxy) start_haproxy_jwt "$BENCH_DIR" ;;
-            nginx) start_nginx_proxy "$BENCH_DIR" ;;
-        esac
-        pid=$SPAWNED
+        kind=$(proxy_of "$which")
+        if [ -z "${RUNNING[$kind]:-}" ]; then
+            case "$kind" in
+                gatehouse) start_gatehouse_jwt "$BENCH_DIR" ;;
+                haproxy) start_haproxy_jwt "$BENCH_DIR" ;;
+                nginx) start_nginx_proxy "$BENCH_DIR" ;;
+            esac
+            RUNNING[$kind]=$SPAWNED
+        fi
+        pid=${RUNNING[$kind]}
         measure "$which" "$pid"
-        stop_pid "$pid"
-        rm -f "$BENCH_DIR/gatehouse/access.log"
+        if [ "$RESTART" = 1 ]; then
+            stop_pid "$pid"
+            unset "RUNNING[$kind]"
+            rm -f "$BENCH_DIR/gatehouse/access.log"
+        else
+            : >"$BENCH_DIR/gatehouse/access.log" 2>/dev/null || true  # O_APPEND: writing goes on at 0
+        fi
     done
 done
 
@@ -317,7 +332,7 @@ have() { [ -n "${CPU[$1]:-}" ]; }
 signed() { awk -v v="$1" 'BEGIN {printf "%+.2f", v}'; }
 
 echo
-echo "gatehouse JWT bench: wrk -t$THREADS -c$CONNECTIONS -d$DURATION (warm-up $WARMUP), 100-byte body, $ROUNDS round(s)$([ "$ROUNDS" = 1 ] || echo ", medians"), pinning: $PIN" \
+echo "gatehouse JWT bench: wrk -t$THREADS -c$CONNECTIONS -d$DURATION (warm-up $WARMUP), 100-byte body, $ROUNDS round(s)$([ "$ROUNDS" = 1 ] || echo ", medians")$([ "$RESTART" = 1 ] || echo ", proxies kept running across rounds"), pinning: $PIN" \
     "($( [ "$PIN" = split ] && echo "proxy on CPU 0, wrk + upstream on CPU 1" || echo "none"); $(nproc) CPUs)"
 echo "gatehouse: $GATEHOUSE_BIN; HAProxy $(haproxy -v 2>/dev/null | awk 'NR == 1 {print $3}'); nginx $(nginx -v 2>&1 | sed 's/.*nginx\///')"
 echo "warm: the same token every request; -nc: a different token every request (HS $TOKENS_HS, RS $TOKENS_RS, ES $TOKENS_ES in rotation)"
