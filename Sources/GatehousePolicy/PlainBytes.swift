@@ -41,7 +41,8 @@ public enum PlainBytes {
         !bytes.isEmpty && bytes.allSatisfy(isTokenByte)
     }
 
-    /// RFC 9110 §5.6.2 `tchar`, from a 256-bit table (the same set as `HeaderRules.isTokenByte`).
+    /// RFC 9110 §5.6.2 `tchar`, from a 256-bit table: the one definition of a header name's
+    /// bytes (request heads, upstream heads and responses, identity headers).
     @inlinable @inline(__always)
     public static func isTokenByte(_ c: UInt8) -> Bool {
         let word: UInt64
@@ -55,8 +56,8 @@ public enum PlainBytes {
 
     /// Bits 0-63 and 64-127 of the token set (bytes 128 and up are never token bytes): `!#$%&'*+-.`,
     /// digits, letters, `^_`|~`. Constants, not a `static let` computed once: that is a `swift_once`
-    /// call per byte looked up (~800 instructions per proxied request). `RequestHeadWriterTests`
-    /// checks them against `HeaderRules.isTokenByte` for all 256 bytes.
+    /// call per byte looked up (~800 instructions per proxied request). `PlainBytesTests` checks
+    /// them against the RFC's list for all 256 bytes.
     @inlinable
     static var tokenBits: (UInt64, UInt64) { (0x03FF_6CFA_0000_0000, 0x57FF_FFFF_C7FF_FFFE) }
 }

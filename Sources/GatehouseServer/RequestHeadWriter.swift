@@ -96,7 +96,7 @@ struct RequestHeadWriter {
     /// token or cookie). The name is checked as always (the raw check does not look at names).
     mutating func clientHeader(_ name: UnsafePointer<CChar>, _ value: UnsafePointer<CChar>) {
         withBytes(name, value) { writer, name, value in
-            writer.line(name, value, if: RequestHeadWriter.isTokenName(name) && !RequestHeadWriter.holdsCR(value))
+            writer.line(name, value, if: PlainBytes.isToken(name) && !RequestHeadWriter.holdsCR(value))
         }
     }
 
@@ -156,7 +156,7 @@ struct RequestHeadWriter {
 
     /// A name of token characters (RFC 9110 §5.1) and a value with no control byte but HTAB.
     static func isWritable(name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) -> Bool {
-        isTokenName(name) && PlainBytes.isFieldValue(value)
+        PlainBytes.isToken(name) && PlainBytes.isFieldValue(value)
     }
 
     /// A CR anywhere in `value` (`memchr`: vectorized in glibc).
@@ -164,11 +164,4 @@ struct RequestHeadWriter {
         guard let base = value.baseAddress else { return false }
         return memchr(base, 13, value.count) != nil
     }
-
-    /// A non-empty name of token characters (RFC 9110 §5.1).
-    static func isTokenName(_ name: UnsafeBufferPointer<UInt8>) -> Bool { PlainBytes.isToken(name) }
-
-    /// RFC 9110 §5.6.2 `tchar` (``PlainBytes/isTokenByte(_:)``).
-    @inline(__always)
-    static func isTokenByte(_ c: UInt8) -> Bool { PlainBytes.isTokenByte(c) }
 }

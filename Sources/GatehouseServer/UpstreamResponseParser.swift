@@ -374,7 +374,7 @@ final class UpstreamResponseParser {
             if lineStop == p { break }   // the empty line
             var colon = p
             while colon < lineStop && buffer[colon] != UInt8(ascii: ":") {
-                guard RequestHeadWriter.isTokenByte(buffer[colon]) else { return nil }
+                guard PlainBytes.isTokenByte(buffer[colon]) else { return nil }
                 colon += 1
             }
             guard colon > p, colon < lineStop else { return nil }

@@ -96,6 +96,20 @@ final class PlainBytesTests: XCTestCase {
         XCTAssertEqual(prefix(bytes + [0x7F] + bytes), bytes.count)
     }
 
+    /// The token table against RFC 9110 §5.6.2 as written: `tchar = "!" / "#" / "$" / "%" /
+    /// "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA`.
+    func testTheTokenTableIsTheRFCsTokenSet() {
+        let listed = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
+        for c in 0...255 {
+            XCTAssertEqual(PlainBytes.isTokenByte(UInt8(c)), listed.contains(UInt8(c)), "byte \(c)")
+        }
+        let name: [UInt8] = Array("X-Auth-Subject".utf8)
+        XCTAssertTrue(name.withUnsafeBufferPointer { PlainBytes.isToken($0) })
+        for bad in [[], Array("X A".utf8), Array("X:".utf8), [0x58, 0x0D], [0x58, 0xE9], [0x7F]] as [[UInt8]] {
+            XCTAssertFalse(bad.withUnsafeBufferPointer { PlainBytes.isToken($0) }, "\(bad)")
+        }
+    }
+
     func testFieldValuesAllowHTABOnly() {
         func check(_ bytes: [UInt8]) -> Bool { bytes.withUnsafeBufferPointer { PlainBytes.isFieldValue($0) } }
         XCTAssertTrue(check([]))

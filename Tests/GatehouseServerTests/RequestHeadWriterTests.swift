@@ -76,12 +76,6 @@ final class RequestHeadWriterTests: XCTestCase {
         }
     }
 
-    func testTheTokenTableIsTheTokenSet() {
-        for c in 0...255 {
-            XCTAssertEqual(RequestHeadWriter.isTokenByte(UInt8(c)), HeaderRules.isTokenByte(UInt8(c)), "byte \(c)")
-        }
-    }
-
     func testTheGatewaysOwnHeadersCheckTheirValues() {
         var writer = RequestHeadWriter(capacity: 8)
         writer.ownHeader("X-Request-Id", "abc")
