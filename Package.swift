@@ -20,7 +20,7 @@ let package = Package(
             providers: [.apt(["libevent-dev"])]
         ),
         // Interposes evhttp_send_error so evhttp's own refusals get the uniform error (see hook.c).
-        .target(name: "CEvhttpHook", linkerSettings: [.linkedLibrary("dl")]),
+        .target(name: "CEvhttpHook", dependencies: ["CByteScan"], linkerSettings: [.linkedLibrary("dl")]),
         // Values shared by every layer: errors, reasons, decisions, the access-log record. No I/O.
         .target(name: "GatehouseCore"),
         // The control-byte scan of request heads and header values, 16 bytes a step (see scan.c).

@@ -19,6 +19,9 @@
  * - evhttp_find_header (about 20 lookups per proxied request, evhttp's own and gatehouse's,
  *   each comparing every header's name with a call): a name whose first byte differs, ASCII
  *   case folded, is passed over without one. The same first match as libevent's.
+ * - evhttp_add_header (every request header line evhttp parses, and every header gatehouse
+ *   adds): the value measured once and scanned with gh_plain_prefix instead of strpbrk, then copied
+ *   with its known length. A field with a control byte goes to libevent's own function.
  * - sscanf with evhttp's version format "HTTP/%d.%d%c" (every request line): the version
  *   "HTTP/" digit "." digit and nothing more is read directly; anything else goes to glibc.
  *
@@ -31,10 +34,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <sys/queue.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include "CEvhttpHook.h"
+#include "CByteScan.h"
 
 static const char HEADER_LINE[] = "%s: %s\r\n";
 static const char STATUS_LINE[] = "HTTP/%d.%d %d %s\r\n";
@@ -239,6 +244,55 @@ const char *gh_original_find_header(const struct evkeyvalq *headers, const char 
     static find_fn original_find = NULL;
     if (original_find == NULL) original_find = (find_fn)dlsym(RTLD_NEXT, "evhttp_find_header");
     return original_find(headers, key);
+}
+
+/* libevent's evhttp_add_header (http.c): -1 for a field with a CR or LF in its name or value
+   (Debian's 2.1.12 refuses any; upstream's 2.1.12 source lets an obs-fold CR/LF + space or tab
+   through), otherwise a copy of both appended to `headers`. libevent checks the value with
+   strpbrk(value, "\r\n") — SSE4.2 string instructions, ~0.8 instructions a byte — and then
+   measures it again in strdup; evhttp calls it for every request header line, and a Bearer
+   token's line is ~700 bytes. Here the value is measured once and scanned for control bytes 32
+   at a time (gh_plain_prefix), and copied with its known length from libevent's allocator
+   (event_mm_calloc_, event_mm_malloc_) as event_mm_strdup_ copies. A name with CR or LF, or a
+   value with any control byte or DEL (a tab, say), goes to libevent's own function, so whatever
+   the build's rule for those, it is the rule applied. */
+void *event_mm_malloc_(size_t size);
+void *event_mm_calloc_(size_t count, size_t size);
+void event_mm_free_(void *p);
+
+typedef int (*add_header_fn)(struct evkeyvalq *, const char *, const char *);
+
+/* libevent's own evhttp_add_header (also for tests). Racing threads store the same value. */
+int gh_original_add_header(struct evkeyvalq *headers, const char *key, const char *value) {
+    static add_header_fn original_add = NULL;
+    add_header_fn add = __atomic_load_n(&original_add, __ATOMIC_ACQUIRE);
+    if (add == NULL) {
+        add = (add_header_fn)dlsym(RTLD_NEXT, "evhttp_add_header");
+        __atomic_store_n(&original_add, add, __ATOMIC_RELEASE);
+    }
+    return add(headers, key, value);
+}
+
+__attribute__((visibility("default")))
+int evhttp_add_header(struct evkeyvalq *headers, const char *key, const char *value) {
+    const size_t key_length = strcspn(key, "\r\n");  /* names are short: one string instruction or two */
+    const size_t value_length = strlen(value);
+    if (key[key_length] != 0 || gh_plain_prefix((const unsigned char *)value, value_length) != value_length)
+        return gh_original_add_header(headers, key, value);
+    struct evkeyval *header = event_mm_calloc_(1, sizeof *header);
+    if (header == NULL) return -1;
+    header->key = event_mm_malloc_(key_length + 1);
+    header->value = event_mm_malloc_(value_length + 1);
+    if (header->key == NULL || header->value == NULL) {
+        event_mm_free_(header->key);
+        event_mm_free_(header->value);
+        event_mm_free_(header);
+        return -1;
+    }
+    memcpy(header->key, key, key_length + 1);
+    memcpy(header->value, value, value_length + 1);
+    TAILQ_INSERT_TAIL(headers, header, next);
+    return 0;
 }
 
 int __isoc99_vsscanf(const char *s, const char *format, va_list ap);

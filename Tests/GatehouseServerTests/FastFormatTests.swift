@@ -186,4 +186,86 @@ final class FastFormatTests: XCTestCase {
         XCTAssertNil(evhttp_find_header(evhttp_request_get_input_headers(empty), "Host"))
         XCTAssertNil(gh_original_find_header(evhttp_request_get_input_headers(empty), "Host"))
     }
+
+    /// Every (name, value) in `queue`, in order.
+    private func fields(_ queue: UnsafeMutablePointer<evkeyvalq>) -> [[UInt8]] {
+        var out: [[UInt8]] = []
+        var field = gh_headers_first(queue)
+        while let current = field {
+            func bytes(_ c: UnsafeMutablePointer<CChar>) -> [UInt8] {
+                Array(UnsafeRawBufferPointer(start: c, count: strlen(c)))
+            }
+            out.append(bytes(current.pointee.key) + [0] + bytes(current.pointee.value))
+            field = gh_header_next(current)
+        }
+        return out
+    }
+
+    /// The interposed `evhttp_add_header` accepts and refuses what libevent's does — a CR or LF
+    /// in a name or a value (Debian's build refuses an obs-fold too) — and appends the same
+    /// copies in the same order: every
+    /// control byte, DEL and high byte at every position of short values, runs around the
+    /// 16- and 32-byte steps of the scan, a 700-byte value (a Bearer token's line), and 5,000
+    /// random ones.
+    func testAddHeaderAcceptsAndCopiesWhatLibeventDoes() {
+        let ours = evhttp_request_new(nil, nil)!, theirs = evhttp_request_new(nil, nil)!
+        defer { evhttp_request_free(ours); evhttp_request_free(theirs) }
+        let a = evhttp_request_get_input_headers(ours)!, b = evhttp_request_get_input_headers(theirs)!
+        var cases: [([UInt8], [UInt8])] = []
+        let names: [[UInt8]] = [Array("Authorization".utf8), [], Array("X\rY".utf8), Array("X\nY".utf8), [13], [10],
+                                Array("a b".utf8), [0x7F, 0x41], [0xC3, 0xA9]]
+        for name in names { cases.append((name, Array("v".utf8))) }
+        let special: [UInt8] = [1, 9, 10, 13, 31, 32, 0x7F, 0x80, 0xFF, 0x41]
+        for length in [1, 2, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65] {
+            for position in 0..<length {
+                for byte in special {
+                    var value = [UInt8](repeating: UInt8(ascii: "x"), count: length)
+                    value[position] = byte
+                    cases.append((Array("N".utf8), value))
+                    if position + 1 < length {  // the byte before a continuation's space or tab, and its run
+                        var folded = value
+                        folded[position + 1] = position % 2 == 0 ? 32 : 9
+                        cases.append((Array("N".utf8), folded))
+                        folded[position + 1] = 10
+                        cases.append((Array("N".utf8), folded))
+                    }
+                }
+            }
+        }
+        var token = [UInt8]("Bearer ".utf8) + [UInt8](repeating: UInt8(ascii: "e"), count: 700)
+        cases.append((Array("Authorization".utf8), token))
+        token[400] = 13
+        cases.append((Array("Authorization".utf8), token))
+        token[401] = 32
+        cases.append((Array("Authorization".utf8), token))
+        cases.append((Array("Authorization".utf8), []))
+        var generator = SystemRandomNumberGenerator()
+        let alphabet: [UInt8] = [9, 10, 13, 32, 32, 0x41, 0x61, 0x7E, 0x7F, 0x80, 1]
+        for _ in 0..<5_000 {
+            let count = Int.random(in: 0...80, using: &generator)
+            cases.append((Array("R".utf8), (0..<count).map { _ in alphabet.randomElement(using: &generator)! }))
+        }
+        for (name, value) in cases {
+            let resultOurs = (name + [0]).withUnsafeBufferPointer { n in
+                (value + [0]).withUnsafeBufferPointer { v in
+                    n.withMemoryRebound(to: CChar.self) { n in
+                        v.withMemoryRebound(to: CChar.self) { v in evhttp_add_header(a, n.baseAddress, v.baseAddress) }
+                    }
+                }
+            }
+            let resultTheirs = (name + [0]).withUnsafeBufferPointer { n in
+                (value + [0]).withUnsafeBufferPointer { v in
+                    n.withMemoryRebound(to: CChar.self) { n in
+                        v.withMemoryRebound(to: CChar.self) { v in gh_original_add_header(b, n.baseAddress, v.baseAddress) }
+                    }
+                }
+            }
+            XCTAssertEqual(resultOurs, resultTheirs, "name \(name) value \(value)")
+        }
+        XCTAssertEqual(fields(a), fields(b))
+        XCTAssertGreaterThan(fields(a).count, 1_000)
+        XCTAssertLessThan(fields(a).count, cases.count)  // some were refused
+        evhttp_clear_headers(a)
+        evhttp_clear_headers(b)
+    }
 }

@@ -4,8 +4,8 @@
 
 /* How many bytes from `bytes` are plain: neither a control byte (below 0x20) nor DEL, at most
    `count`. Thirty-two bytes a step with AVX2 when the CPU has it (checked once at start-up),
-   sixteen with SSE2 otherwise (every x86-64), one byte a step elsewhere. PlainBytes.prefixLength
-   in GatehousePolicy is its only caller. */
+   sixteen with SSE2 otherwise (every x86-64), one byte a step elsewhere. Its callers:
+   PlainBytes.prefixLength in GatehousePolicy, and the interposed evhttp_add_header (CEvhttpHook). */
 size_t gh_plain_prefix(const unsigned char *bytes, size_t count);
 
 /* The SSE2 (or byte-at-a-time) scan alone, whatever the CPU: for tests comparing the two. */

@@ -46,6 +46,9 @@ int gh_scan_for_test(const char *s, const char *format, int *major, int *minor, 
 struct evkeyvalq;
 const char *gh_original_find_header(const struct evkeyvalq *headers, const char *key);
 
+/* fastformat.c: libevent's own evhttp_add_header (the interposed one is gatehouse's), for tests. */
+int gh_original_add_header(struct evkeyvalq *headers, const char *key, const char *value);
+
 /* socketread.c: the interposed evbuffer_read's own path (no ioctl(FIONREAD)), for tests. */
 int gh_evbuffer_read_direct(struct evbuffer *buf, int fd, int howmuch);
 
