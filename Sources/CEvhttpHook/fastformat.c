@@ -40,6 +40,7 @@
 #include <event2/keyvalq_struct.h>
 #include "CEvhttpHook.h"
 #include "CByteScan.h"
+#include "hookstate.h"
 
 static const char HEADER_LINE[] = "%s: %s\r\n";
 static const char STATUS_LINE[] = "HTTP/%d.%d %d %s\r\n";
@@ -255,7 +256,9 @@ const char *gh_original_find_header(const struct evkeyvalq *headers, const char 
    at a time (gh_plain_prefix), and copied with its known length from libevent's allocator
    (event_mm_calloc_, event_mm_malloc_) as event_mm_strdup_ copies. A name with CR or LF, or a
    value with any control byte or DEL (a tab, say), goes to libevent's own function, so whatever
-   the build's rule for those, it is the rule applied. */
+   the build's rule for those, it is the rule applied. The values evhttp parses from field lines
+   the raw-byte head check has read and passed (hook.c) are not scanned again: that check
+   refused every control byte but HTAB in them. */
 void *event_mm_malloc_(size_t size);
 void *event_mm_calloc_(size_t count, size_t size);
 void event_mm_free_(void *p);
@@ -277,7 +280,9 @@ __attribute__((visibility("default")))
 int evhttp_add_header(struct evkeyvalq *headers, const char *key, const char *value) {
     const size_t key_length = strcspn(key, "\r\n");  /* names are short: one string instruction or two */
     const size_t value_length = strlen(value);
-    if (key[key_length] != 0 || gh_plain_prefix((const unsigned char *)value, value_length) != value_length)
+    /* A field evhttp parses from checked lines has neither (hook.c): no scan of its value. */
+    if (key[key_length] != 0
+        || (!gh_parsing_checked_fields && gh_plain_prefix((const unsigned char *)value, value_length) != value_length))
         return gh_original_add_header(headers, key, value);
     struct evkeyval *header = event_mm_calloc_(1, sizeof *header);
     if (header == NULL) return -1;

@@ -80,10 +80,15 @@ void evhttp_send_error(struct evhttp_request *req, int error, const char *reason
     gh_original_send_error(req, error, reason);
 }
 
-static int head_is_refused(struct evbuffer *input, int request_line) {
+/* -1: refused; 0: every byte up to the head's end checked, clean; 1: not (all) checked. */
+static int check_head(struct evbuffer *input, int request_line) {
     gh_head_check_fn check = __atomic_load_n(&head_check_fn, __ATOMIC_ACQUIRE);
-    return check != NULL && check(input, request_line) != 0;
+    if (check == NULL) return 1;
+    int verdict = check(input, request_line);
+    return verdict < 0 ? -1 : verdict == 0 ? 0 : 1;
 }
+
+__thread int gh_parsing_checked_fields = 0;
 
 /* The request line (and the status line of a response, left alone). */
 __attribute__((visibility("default")))
@@ -91,7 +96,7 @@ int evhttp_parse_firstline_(struct evhttp_request *req, struct evbuffer *buffer)
     static void *slot = NULL;
     parse_fn parse = (parse_fn)original(&slot, "evhttp_parse_firstline_");
     if (req->kind != EVHTTP_REQUEST) return parse(req, buffer);
-    if (head_is_refused(buffer, 1)) return GH_DATA_CORRUPTED;
+    if (check_head(buffer, 1) < 0) return GH_DATA_CORRUPTED;
     int status = parse(req, buffer);
     /* Only once a byte of the head is here: an idle keep-alive connection is read_timeout's. */
     if (status == GH_MORE_DATA_EXPECTED && head_event_fn != NULL && evbuffer_get_length(buffer) > 0)
@@ -107,18 +112,23 @@ int evhttp_parse_headers_(struct evhttp_request *req, struct evbuffer *buffer) {
     static void *slot = NULL;
     parse_fn parse = (parse_fn)original(&slot, "evhttp_parse_headers_");
     if (req->kind != EVHTTP_REQUEST) return parse(req, buffer);
-    if (head_is_refused(buffer, 0)) return GH_DATA_CORRUPTED;
+    const int verdict = check_head(buffer, 0);
+    if (verdict < 0) return GH_DATA_CORRUPTED;
+    /* Every line parse reads now was checked: evhttp_add_header need not scan the values. */
+    gh_parsing_checked_fields = verdict == 0;
     if (req->chunked) {
         struct evkeyvalq *headers = req->input_headers;
         struct evkeyvalq trailer;
         TAILQ_INIT(&trailer);
         req->input_headers = &trailer;
         int status = parse(req, buffer);
+        gh_parsing_checked_fields = 0;
         req->input_headers = headers;
         evhttp_clear_headers(&trailer);
         return status;
     }
     int status = parse(req, buffer);
+    gh_parsing_checked_fields = 0;
     if (head_event_fn != NULL) {
         if (status == GH_MORE_DATA_EXPECTED) head_event_fn(req, GH_HEAD_PARTIAL, head_event_ctx);
         else if (status == GH_ALL_DATA_READ) head_event_fn(req, GH_HEAD_COMPLETE, head_event_ctx);

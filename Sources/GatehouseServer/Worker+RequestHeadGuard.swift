@@ -26,7 +26,11 @@ extension Worker {
     /// The process-wide raw-byte check (installed once; any thread may parse a head).
     static let installRawHeadCheck: Void = {
         gh_install_head_check { input, requestLine in
-            RawHeadCheck.isAcceptable(input!, requestLine: requestLine != 0) ? 0 : -1
+            switch RawHeadCheck.verdict(input!, requestLine: requestLine != 0) {
+            case .clean: 0
+            case .unread: 1
+            case .refused: -1
+            }
         }
     }()
 
@@ -194,25 +198,34 @@ final class DecidedHead {
 
 /// The raw-byte check of ``RawHeadScanner`` over an evbuffer's chains, without copying.
 enum RawHeadCheck {
-    static func isAcceptable(_ input: OpaquePointer, requestLine: Bool) -> Bool {
+    enum Verdict {
+        /// Every byte up to the head's end (or the buffer's) was read, and none is refused.
+        case clean
+        /// The buffer's bytes could not all be read (not expected): nothing is refused, and
+        /// evhttp's own checks apply.
+        case unread
+        case refused
+    }
+
+    static func verdict(_ input: OpaquePointer, requestLine: Bool) -> Verdict {
         var scanner = RawHeadScanner(start: requestLine ? .requestLine : .fields, stopAfterRequestLine: requestLine)
         let total = evbuffer_get_length(input)
         var offset = 0
         return withUnsafeTemporaryAllocation(of: iovec.self, capacity: 8) { vecs in
             var position = evbuffer_ptr()
             while offset < total {
-                guard evbuffer_ptr_set(input, &position, offset, EVBUFFER_PTR_SET) == 0 else { return true }
+                guard evbuffer_ptr_set(input, &position, offset, EVBUFFER_PTR_SET) == 0 else { return .unread }
                 let count = Int(evbuffer_peek(input, -1, &position, vecs.baseAddress, 8))
-                guard count > 0 else { return true }
+                guard count > 0 else { return .unread }
                 for vec in vecs.prefix(min(count, 8)) {
                     switch scanner.feed(UnsafeRawBufferPointer(start: vec.iov_base, count: vec.iov_len)) {
                     case .needMore: offset += vec.iov_len
-                    case .complete: return true
-                    case .invalid: return false
+                    case .complete: return .clean
+                    case .invalid: return .refused
                     }
                 }
             }
-            return true
+            return .clean
         }
     }
 }

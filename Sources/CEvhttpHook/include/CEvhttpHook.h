@@ -20,7 +20,11 @@ void gh_original_send_error(struct evhttp_request *req, int error, const char *r
 /* The raw-byte check of a request head (SPEC §3.2), process-wide: called with a client
    connection's input buffer before evhttp reads the request line (request_line = 1: check
    that line) or the field lines (request_line = 0: check them up to the empty line).
-   Returns 0 when nothing is wrong so far, -1 to refuse the head (evhttp then answers 400). */
+   Returns 0 when every byte in the buffer up to the head's end was checked and nothing is
+   wrong so far, 1 when the bytes could not all be read (nothing refused: evhttp's own checks
+   apply), -1 to refuse the head (evhttp then answers 400). After 0 for field lines, the
+   interposed evhttp_add_header skips its own control-byte scan of the values evhttp parses
+   from them: the check refused every control byte but HTAB there. */
 typedef int (*gh_head_check_fn)(struct evbuffer *input, int request_line);
 
 void gh_install_head_check(gh_head_check_fn fn);
