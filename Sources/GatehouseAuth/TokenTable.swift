@@ -57,9 +57,16 @@ final class TokenTable<Entry> {
 
     /// The slot holding `token`, whose hash is `hash`.
     func slot(of token: Substring, hash: UInt64) -> Int? {
+        var token = token
+        return token.withUTF8 { slot(of: $0, hash: hash) }
+    }
+
+    /// The slot holding the token of bytes `token`, whose hash is `hash`. A stored token is
+    /// read in place (no copy of its substring, so no reference-count pair).
+    func slot(of token: UnsafeBufferPointer<UInt8>, hash: UInt64) -> Int? {
         let first = Int(truncatingIfNeeded: hash) & setMask
         for slot in first..<(first + ways) where hashes[slot] == hash {
-            if TokenTable.sameBytes(tokens[slot], token) { return slot }
+            if tokens[slot].withUTF8({ TokenTable.sameBytes($0, token) }) { return slot }
         }
         return nil
     }
@@ -68,13 +75,8 @@ final class TokenTable<Entry> {
     func entry(at slot: Int) -> Entry { entries[slot]! }
 
     /// Byte equality (a token is ASCII: no Unicode comparison is needed), one `memcmp`.
-    private static func sameBytes(_ a: Substring, _ b: Substring) -> Bool {
-        var a = a, b = b
-        return a.withUTF8 { x in
-            b.withUTF8 { y in
-                x.count == y.count && (x.count == 0 || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0)
-            }
-        }
+    private static func sameBytes(_ x: UnsafeBufferPointer<UInt8>, _ y: UnsafeBufferPointer<UInt8>) -> Bool {
+        x.count == y.count && (x.count == 0 || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0)
     }
 
     /// Frees `slot`.
@@ -149,11 +151,14 @@ struct TokenHasher {
     /// still compares whole tokens.
     func hash(_ token: Substring) -> UInt64 {
         var token = token
-        let value = token.withUTF8 { all in
-            let skipped = max(0, all.count - TokenHasher.tailBytes)
-            let tail = UnsafeRawBufferPointer(start: all.baseAddress.map { $0 + skipped }, count: all.count - skipped)
-            return hash(bytes: tail, length: all.count)
-        }
+        return token.withUTF8 { hash($0) }
+    }
+
+    /// ``hash(_:)-(Substring)`` of a token's bytes.
+    func hash(_ all: UnsafeBufferPointer<UInt8>) -> UInt64 {
+        let skipped = max(0, all.count - TokenHasher.tailBytes)
+        let tail = UnsafeRawBufferPointer(start: all.baseAddress.map { $0 + skipped }, count: all.count - skipped)
+        let value = hash(bytes: tail, length: all.count)
         return value == 0 ? 1 : value
     }
 

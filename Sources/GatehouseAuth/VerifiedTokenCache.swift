@@ -75,8 +75,13 @@ public final class VerifiedTokenCache {
                                    allowedIssuers: Set<String>? = nil) -> (Result<VerifiedToken, Reason>, issuer: String?) {
         // Not worth remembering, and not worth hashing 8 KiB and more.
         guard token.utf8.count <= JWTVerifier.maxTokenBytes else { return (.failure(.tokenTooLarge), nil) }
-        let hash = hasher.hash(token)
-        if let slot = positive.slot(of: token, hash: hash) {
+        // The token's bytes are read once, for the hash and the lookup of a hit.
+        var bytes = token
+        let (hash, found) = bytes.withUTF8 { bytes in
+            let hash = hasher.hash(bytes)
+            return (hash, positive.slot(of: bytes, hash: hash))
+        }
+        if let slot = found {
             let hit = positive.entry(at: slot)
             if hit.generation == verifier.generation {
                 let result = recheck(hit.token, leeway: verifier.leeway, now: now, allowedIssuers: allowedIssuers)
