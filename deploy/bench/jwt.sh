@@ -30,12 +30,16 @@
 #                  HAProxy 2.6: alg, jwt_verify, iss, exp and roles[0] == admin on the same
 #                  token every request (HAProxy has no verification cache)
 #   nginx          nginx as proxy (run.sh's config), public, for reference
+#   gh-public-tok nginx-tok
+#                  controls: gh-public and nginx, with gh-rs256's `Authorization: Bearer` header
+#                  sent anyway (the public route does not read it; both forward it): what the
+#                  token's ~700 bytes cost a proxy that does nothing with them, kernel included
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
-ALL="gh-public gh-rs256 gh-es256 gh-hs256 gh-hs256-lua gh-hs256-nc gh-rs256-nc gh-es256-nc gh-intro hap-public hap-rs256 hap-es256 hap-hs256 nginx"
+ALL="gh-public gh-rs256 gh-es256 gh-hs256 gh-hs256-lua gh-hs256-nc gh-rs256-nc gh-es256-nc gh-intro hap-public hap-rs256 hap-es256 hap-hs256 nginx gh-public-tok nginx-tok"
 ONLY="${ONLY:-$ALL}"
 ROUNDS="${ROUNDS:-1}"
 # 1: every scenario of every round starts its proxy afresh (the default). 0: each proxy starts
@@ -83,7 +87,7 @@ to_ms() {
 }
 
 # --- what each scenario is ------------------------------------------------------------------
-proxy_of() { case "$1" in gh-*) echo gatehouse ;; hap-*) echo haproxy ;; nginx) echo nginx ;; esac; }
+proxy_of() { case "$1" in gh-*) echo gatehouse ;; hap-*) echo haproxy ;; nginx | nginx-*) echo nginx ;; esac; }
 alg_of() { case "$1" in *rs256*) echo rs ;; *es256*) echo es ;; *hs256*) echo hs ;; *intro*) echo intro ;; *) echo "" ;; esac; }
 path_of() { local a; a=$(alg_of "$1"); if [ -n "$a" ]; then echo "/$a/bench"; else echo /bench; fi; }
 port_of() {
@@ -92,6 +96,7 @@ port_of() {
     esac
 }
 uncached() { case "$1" in *-nc) return 0 ;; *) return 1 ;; esac; }
+carries_token() { case "$1" in *-tok) return 0 ;; *) return 1 ;; esac; }
 scripted() { case "$1" in *-nc | *-lua) return 0 ;; *) return 1 ;; esac; }
 
 # --- configs --------------------------------------------------------------------------------
@@ -195,6 +200,8 @@ run_wrk_jwt() { # name duration outfile
         args=(-s "$HERE/jwt_rotate.lua" "http://127.0.0.1:$port$path" -- "$KEYS/$alg.token")
     elif [ -n "$alg" ]; then
         args=(-H "Authorization: Bearer $(head -n1 "$KEYS/$alg.token")" "http://127.0.0.1:$port$path")
+    elif carries_token "$name"; then
+        args=(-H "Authorization: Bearer $(head -n1 "$KEYS/rs.token")" "http://127.0.0.1:$port$path")
     else
         args=("http://127.0.0.1:$port$path")
     fi
@@ -371,6 +378,14 @@ fi
 if have gh-rs256 && have nginx; then
     IFS='|' read -r m per <<<"$(per_round ratio gh-rs256 nginx)"
     echo "GOAL gatehouse RS256 + role, warm cache / nginx CPU = ${m}x (goal <= 1.45: $(awk -v m="$m" 'BEGIN {print (m <= 1.45) ? "met" : "NOT met"}'); per round: $per)"
+fi
+if have gh-public-tok && have nginx-tok; then
+    IFS='|' read -r m per <<<"$(per_round ratio gh-public-tok gh-public)"
+    echo "control: the token's bytes on the public route, gh-public-tok / gh-public CPU = ${m}x (per round: $per)"
+    IFS='|' read -r m per <<<"$(per_round ratio nginx-tok nginx)"
+    echo "control: the same bytes through nginx, nginx-tok / nginx CPU = ${m}x (per round: $per)"
+    IFS='|' read -r m per <<<"$(per_round ratio gh-rs256 gh-public-tok)"
+    echo "control: the auth work alone, gh-rs256 / gh-public-tok CPU = ${m}x (per round: $per)"
 fi
 if have gh-public && have gh-hs256-nc; then
     IFS='|' read -r m per <<<"$(per_round diff gh-hs256-nc gh-public)"
