@@ -56,6 +56,11 @@ int gh_original_add_header(struct evkeyvalq *headers, const char *key, const cha
 /* socketread.c: the interposed evbuffer_read's own path (no ioctl(FIONREAD)), for tests. */
 int gh_evbuffer_read_direct(struct evbuffer *buf, int fd, int howmuch);
 
+/* readline.c: the interposed evbuffer_readln's EVBUFFER_EOL_CRLF path, and libevent's own
+   evbuffer_readln with that style, for tests. */
+char *gh_readln_crlf(struct evbuffer *buffer, size_t *n_read_out);
+char *gh_original_readln_crlf(struct evbuffer *buffer, size_t *n_read_out);
+
 /* allocator.c: libevent's allocator (event_set_mem_functions), per-thread size-class lists.
    gh_install_event_allocator must run before any other libevent call of the process. */
 void gh_install_event_allocator(void);
