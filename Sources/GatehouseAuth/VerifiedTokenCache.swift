@@ -82,11 +82,8 @@ public final class VerifiedTokenCache {
             return (hash, positive.slot(of: bytes, hash: hash))
         }
         if let slot = found {
-            let hit = positive.entry(at: slot)
-            if hit.generation == verifier.generation {
-                let result = recheck(hit.token, leeway: verifier.leeway, now: now, allowedIssuers: allowedIssuers)
-                if case .failure(.tokenExpired) = result { positive.remove(at: slot) }  // never valid again
-                return (result, hit.token.issuerName)
+            if let answer = answer(positiveSlot: slot, verifier: verifier, now: now, allowedIssuers: allowedIssuers) {
+                return answer
             }
             positive.remove(at: slot)
         }
@@ -116,6 +113,34 @@ public final class VerifiedTokenCache {
             }
         }
         return (outcome.result, outcome.issuerName)
+    }
+
+    /// ``verifyNamingIssuer(_:with:now:allowedIssuers:)`` for the token at byte offsets `bytes`
+    /// of `header` (an `Authorization` value), when the answer is a remembered verified token
+    /// of this verifier's generation; nil otherwise (not remembered, remembered as a failure,
+    /// of an older generation, too large), and then the caller asks
+    /// ``verifyNamingIssuer(_:with:now:allowedIssuers:)``, which does the rest. The hit of a
+    /// token presented again, without making a substring of the header first.
+    public func rememberedNamingIssuer(in header: inout String, bytes: Range<Int>, with verifier: JWTVerifier, now: Int64,
+                                       allowedIssuers: Set<String>? = nil) -> (Result<VerifiedToken, Reason>, issuer: String?)? {
+        guard bytes.count <= JWTVerifier.maxTokenBytes else { return nil }
+        let found = header.withUTF8 { all -> Int? in
+            let token = UnsafeBufferPointer(rebasing: all[bytes])
+            return positive.slot(of: token, hash: hasher.hash(token))
+        }
+        guard let slot = found else { return nil }
+        return answer(positiveSlot: slot, verifier: verifier, now: now, allowedIssuers: allowedIssuers)
+    }
+
+    /// The answer of the verified token in `slot`, rechecked; nil when it is of an older
+    /// generation (the caller removes it).
+    private func answer(positiveSlot slot: Int, verifier: JWTVerifier, now: Int64,
+                        allowedIssuers: Set<String>?) -> (Result<VerifiedToken, Reason>, issuer: String?)? {
+        let hit = positive.entry(at: slot)
+        guard hit.generation == verifier.generation else { return nil }
+        let result = recheck(hit.token, leeway: verifier.leeway, now: now, allowedIssuers: allowedIssuers)
+        if case .failure(.tokenExpired) = result { positive.remove(at: slot) }  // never valid again
+        return (result, hit.token.issuerName)
     }
 
     /// ``verify(_:with:now:allowedIssuers:)-(Substring,_,_,_)`` for a whole string.

@@ -74,9 +74,13 @@ extension Decide {
     /// and tabs around the token are dropped. Byte by byte, and a substring of the header: no
     /// copy, no Unicode case mapping, on every authenticated request.
     public static func bearerToken(_ authorization: String?) -> Substring? {
-        guard var authorization else { return nil }
-        // Offsets of the token within the header's bytes, found on the bytes themselves (String
-        // index arithmetic costs ~40 instructions a step), then one substring.
+        guard var authorization, let found = bearerTokenBytes(&authorization) else { return nil }
+        return token(of: authorization, bytes: found)
+    }
+
+    /// The token of ``bearerToken(_:)`` as byte offsets within `authorization` (found on the
+    /// bytes themselves: String index arithmetic costs ~40 instructions a step).
+    public static func bearerTokenBytes(_ authorization: inout String) -> Range<Int>? {
         let found: (start: Int, end: Int)? = authorization.withUTF8 { bytes in
             let scheme: StaticString = "bearer"
             let count = scheme.utf8CodeUnitCount
@@ -92,9 +96,14 @@ extension Decide {
             return (start, end)
         }
         guard let found else { return nil }
+        return found.start..<found.end
+    }
+
+    /// The substring of `authorization` at byte offsets `bytes` (from ``bearerTokenBytes(_:)``).
+    static func token(of authorization: String, bytes: Range<Int>) -> Substring {
         let utf8 = authorization.utf8
-        let start = utf8.index(utf8.startIndex, offsetBy: found.start)
-        let end = utf8.index(start, offsetBy: found.end - found.start)
+        let start = utf8.index(utf8.startIndex, offsetBy: bytes.lowerBound)
+        let end = utf8.index(start, offsetBy: bytes.count)
         return authorization[start..<end]
     }
 }

@@ -186,4 +186,42 @@ final class VerifiedTokenCacheTests: XCTestCase {
         XCTAssertEqual(cache.verify(token, with: Self.verifier(keys: false, generation: verifier.generation), now: Self.now).outcome,
                        "ok")
     }
+
+    /// The remembered answer of a token found inside an `Authorization` value, as the decision
+    /// asks it first: the same answer as `verifyNamingIssuer` for a remembered verified token
+    /// (issuer list, expiry and not-before rechecked, an expired one forgotten), and nil —
+    /// the full path's turn — for a token not remembered, remembered as a failure, from an
+    /// older generation, or too large.
+    func testTheRememberedAnswerInsideAHeaderMatchesTheFullPath() {
+        let cache = VerifiedTokenCache()
+        let verifier = Self.verifier()
+        let token = Self.token(exp: Self.now + 60)
+        var header = "Bearer  " + token + " "
+        let bytes = 8..<(8 + token.utf8.count)
+        func remembered(_ now: Int64, allowed: Set<String>? = nil, with v: JWTVerifier? = nil) -> String? {
+            cache.rememberedNamingIssuer(in: &header, bytes: bytes, with: v ?? verifier, now: now, allowedIssuers: allowed)
+                .map { "\($0.0.outcome) \($0.issuer ?? "-")" }
+        }
+        XCTAssertNil(remembered(Self.now), "not remembered yet")
+        XCTAssertEqual(cache.verify(token, with: verifier, now: Self.now).outcome, "ok")
+        XCTAssertEqual(remembered(Self.now), "ok a")
+        XCTAssertEqual(remembered(Self.now, allowed: ["a"]), "ok a")
+        XCTAssertEqual(remembered(Self.now, allowed: ["b"]), "issuer_not_allowed a")
+        let full = cache.verifyNamingIssuer(Substring(token), with: verifier, now: Self.now, allowedIssuers: ["b"])
+        XCTAssertEqual("\(full.0.outcome) \(full.issuer ?? "-")", "issuer_not_allowed a")
+        XCTAssertNil(remembered(Self.now, with: Self.verifier(generation: verifier.generation &+ 1)), "another generation")
+        XCTAssertEqual(cache.count.verified, 1, "left for the full path to remove")
+        XCTAssertEqual(remembered(Self.now + 90), "token_expired a")
+        XCTAssertEqual(cache.count.verified, 0, "an expired token is forgotten")
+        XCTAssertNil(remembered(Self.now))
+
+        let bad = Self.token(secret: Array("another-secret-of-thirty-two-byt".utf8))
+        XCTAssertEqual(cache.verify(bad, with: verifier, now: Self.now).outcome, "bad_signature")
+        var badHeader = "Bearer " + bad
+        XCTAssertNil(cache.rememberedNamingIssuer(in: &badHeader, bytes: 7..<(7 + bad.utf8.count), with: verifier, now: Self.now),
+                     "a remembered failure is the full path's")
+
+        var huge = "Bearer " + String(repeating: "a", count: JWTVerifier.maxTokenBytes + 1)
+        XCTAssertNil(cache.rememberedNamingIssuer(in: &huge, bytes: 7..<huge.utf8.count, with: verifier, now: Self.now))
+    }
 }
