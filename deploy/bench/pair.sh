@@ -14,7 +14,8 @@
 #   GATEHOUSE_BIN=/tmp/other/gatehouse deploy/bench/pair.sh
 #
 # This is not the issue's measure (jwt.sh, rounds one row after another, with nginx and
-# HAProxy); it is the same ratio without the drift between rows. See README.md ("pair.sh").
+# HAProxy); it is the same ratio without the drift between rows. See README.md ("Issue 16,
+# sixth session").
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
