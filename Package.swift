@@ -22,7 +22,7 @@ let package = Package(
         // Interposes evhttp_send_error so evhttp's own refusals get the uniform error (see hook.c).
         .target(name: "CEvhttpHook", dependencies: ["CByteScan"], linkerSettings: [.linkedLibrary("dl")]),
         // Values shared by every layer: errors, reasons, decisions, the access-log record. No I/O.
-        .target(name: "GatehouseCore"),
+        .target(name: "GatehouseCore", dependencies: ["CByteScan"]),
         // The control-byte scan of request heads and header values, 16 bytes a step (see scan.c).
         .target(name: "CByteScan"),
         // Path normalization, globs, the route table, client-address rules. Pure.

@@ -1,3 +1,4 @@
+import CByteScan
 /// Writes an access-log line's bytes into memory reserved in advance (``AccessLogRecord/appendJSON``):
 /// every piece is a `memcpy` or a byte store, with no capacity check per piece. The caller
 /// reserves at least ``AccessLogRecord/jsonBound(prefixCount:)`` bytes.
@@ -34,16 +35,11 @@ struct JSONLineWriter {
         var value = value
         value.withUTF8 { utf8 in
             byte(0x22)
-            var needsEscape = false
-            for b in utf8 where b < 0x20 || b == 0x22 || b == 0x5C || b == 0x7F {
-                needsEscape = true
-                break
-            }
-            if needsEscape {
-                for b in utf8 { escaped(b) }
-            } else {
-                bytes(utf8)
-            }
+            // The bytes before the first one to escape, found 8 or 16 at a time (the byte loop
+            // it replaces cost ~6 instructions a byte, ~950 a log line).
+            let plain = utf8.baseAddress.map { gh_json_plain_prefix($0, utf8.count) } ?? 0
+            bytes(UnsafeBufferPointer(rebasing: utf8[..<plain]))
+            for b in utf8[plain...] { escaped(b) }
             byte(0x22)
         }
     }

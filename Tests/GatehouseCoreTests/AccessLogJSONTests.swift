@@ -51,6 +51,27 @@ final class AccessLogJSONTests: XCTestCase {
         }
     }
 
+    /// Every byte that needs escaping (control bytes, DEL, `"`, `\`), and its neighbours, at
+    /// every position of strings of 0 to 40 bytes — around the 8- and 16-byte steps of the scan
+    /// that finds the first one — escaped as the reference escapes them.
+    func testEveryEscapedByteAtEveryPositionMatchesTheReference() {
+        let specials: [Unicode.Scalar] = ["\u{0}", "\u{1}", "\u{9}", "\u{A}", "\u{1F}", " ", "!", "\"", "#", "[", "\\", "]",
+                                          "~", "\u{7F}", "\u{E9}"]
+        for length in 0...40 {
+            for position in 0..<max(length, 1) {
+                for special in specials {
+                    var scalars = [Unicode.Scalar](repeating: "x", count: length)
+                    if length > 0 { scalars[position] = special }
+                    var r = AccessLogRecord()
+                    r.path = String(String.UnicodeScalarView(scalars))
+                    r.requestID = length % 2 == 0 ? r.path : "id"
+                    let stamp = "2026-12-07T01:00:00.000Z"
+                    XCTAssertEqual(r.json(timestamp: stamp), reference(r, timestamp: stamp), "\(length) \(position) \(special)")
+                }
+            }
+        }
+    }
+
     /// Lines appended one after another to the same scratch buffer keep what came before.
     func testAppendingKeepsEarlierBytes() {
         var out: [UInt8] = Array("previous line\n".utf8)

@@ -14,4 +14,8 @@ size_t gh_plain_prefix_sse2(const unsigned char *bytes, size_t count);
 /* 1 when gh_plain_prefix takes the AVX2 path for runs of 32 bytes and more on this CPU. */
 int gh_plain_prefix_uses_avx2(void);
 
+/* How many bytes from `bytes` a JSON string may hold as they are: neither a control byte, DEL,
+   '"' nor '\\', at most `count`. JSONLineWriter (the access log) is its caller. */
+size_t gh_json_plain_prefix(const unsigned char *bytes, size_t count);
+
 #endif
