@@ -42,39 +42,58 @@ static inline unsigned long long bad_bytes_8(const unsigned char *at) {
     return (((x - 0x20 * ones) & ~x) | ((del - ones) & ~del)) & highs;
 }
 
-static size_t plain_prefix_short(const unsigned char *bytes, size_t count) {
+/* The two scans' steps, for any test of a byte (`bad1`), of 8 bytes as a word (`bad8`) and of
+   16 as a vector (`bad16`): always inlined, so each scan gets its own copy with its tests in
+   place. */
+typedef unsigned long long (*bad_word_fn)(const unsigned char *);
+typedef int (*bad_byte_fn)(unsigned char);
+
+/* Under 16 bytes: a byte loop under 8, else two 64-bit words, the last overlapping the first. */
+static inline __attribute__((always_inline)) size_t
+prefix_short(const unsigned char *bytes, size_t count, bad_word_fn bad8, bad_byte_fn bad1) {
 #if defined(__x86_64__) || defined(__aarch64__)  /* little-endian: byte i is bits 8i…8i+7 */
     if (count >= 8) {
-        unsigned long long bad = bad_bytes_8(bytes);
+        unsigned long long bad = bad8(bytes);
         if (bad != 0) return (size_t)__builtin_ctzll(bad) / 8;
         size_t last = count - 8;  /* bytes last…7 were checked clean just now */
-        bad = bad_bytes_8(bytes + last);
+        bad = bad8(bytes + last);
         if (bad != 0) return last + (size_t)__builtin_ctzll(bad) / 8;
         return count;
     }
 #endif
     size_t i = 0;
-    for (; i < count; i++) {
-        unsigned char c = bytes[i];
-        if (c < 0x20 || c == 0x7F) break;
-    }
+    while (i < count && !bad1(bytes[i])) i++;
     return i;
+}
+
+#if defined(__SSE2__)
+typedef unsigned (*bad_vector_fn)(__m128i);
+
+/* 16 bytes and more: 16 a step, the last step overlapping the one before. */
+static inline __attribute__((always_inline)) size_t
+prefix_16(const unsigned char *bytes, size_t count, bad_vector_fn bad16) {
+    size_t i = 0;
+    for (; i + 16 <= count; i += 16) {
+        unsigned bad = bad16(_mm_loadu_si128((const __m128i *)(bytes + i)));
+        if (bad != 0) return i + (size_t)__builtin_ctz(bad);
+    }
+    if (i == count) return count;
+    /* The last 16 bytes, overlapping clean ones: drop the bits of bytes last…i-1. */
+    size_t last = count - 16;
+    unsigned bad = bad16(_mm_loadu_si128((const __m128i *)(bytes + last))) >> (i - last);
+    return bad != 0 ? i + (size_t)__builtin_ctz(bad) : count;
+}
+#endif
+
+static inline int control_or_del(unsigned char c) { return c < 0x20 || c == 0x7F; }
+
+static size_t plain_prefix_short(const unsigned char *bytes, size_t count) {
+    return prefix_short(bytes, count, bad_bytes_8, control_or_del);
 }
 
 size_t gh_plain_prefix_sse2(const unsigned char *bytes, size_t count) {
 #if defined(__SSE2__)
-    if (count >= 16) {
-        size_t i = 0;
-        for (; i + 16 <= count; i += 16) {
-            unsigned bad = bad_bytes_16(_mm_loadu_si128((const __m128i *)(bytes + i)));
-            if (bad != 0) return i + (size_t)__builtin_ctz(bad);
-        }
-        if (i == count) return count;
-        /* The last 16 bytes, overlapping clean ones: drop the bits of bytes last…i-1. */
-        size_t last = count - 16;
-        unsigned bad = bad_bytes_16(_mm_loadu_si128((const __m128i *)(bytes + last))) >> (i - last);
-        return bad != 0 ? i + (size_t)__builtin_ctz(bad) : count;
-    }
+    if (count >= 16) return prefix_16(bytes, count, bad_bytes_16);
 #endif
     return plain_prefix_short(bytes, count);
 }
@@ -156,34 +175,11 @@ static inline unsigned json_bad_bytes_16(__m128i v) {
 }
 #endif
 
+static inline int json_escaped(unsigned char c) { return c < 0x20 || c == 0x7F || c == 0x22 || c == 0x5C; }
+
 size_t gh_json_plain_prefix(const unsigned char *bytes, size_t count) {
 #if defined(__SSE2__)
-    if (count >= 16) {
-        size_t i = 0;
-        for (; i + 16 <= count; i += 16) {
-            unsigned bad = json_bad_bytes_16(_mm_loadu_si128((const __m128i *)(bytes + i)));
-            if (bad != 0) return i + (size_t)__builtin_ctz(bad);
-        }
-        if (i == count) return count;
-        size_t last = count - 16;
-        unsigned bad = json_bad_bytes_16(_mm_loadu_si128((const __m128i *)(bytes + last))) >> (i - last);
-        return bad != 0 ? i + (size_t)__builtin_ctz(bad) : count;
-    }
+    if (count >= 16) return prefix_16(bytes, count, json_bad_bytes_16);
 #endif
-#if defined(__x86_64__) || defined(__aarch64__)
-    if (count >= 8) {
-        unsigned long long bad = json_bad_bytes_8(bytes);
-        if (bad != 0) return (size_t)__builtin_ctzll(bad) / 8;
-        size_t last = count - 8;
-        bad = json_bad_bytes_8(bytes + last);
-        if (bad != 0) return last + (size_t)__builtin_ctzll(bad) / 8;
-        return count;
-    }
-#endif
-    size_t i = 0;
-    for (; i < count; i++) {
-        unsigned char c = bytes[i];
-        if (c < 0x20 || c == 0x7F || c == 0x22 || c == 0x5C) break;
-    }
-    return i;
+    return prefix_short(bytes, count, json_bad_bytes_8, json_escaped);
 }
