@@ -259,21 +259,12 @@ const char *gh_original_find_header(const struct evkeyvalq *headers, const char 
    the build's rule for those, it is the rule applied. The values evhttp parses from field lines
    the raw-byte head check has read and passed (hook.c) are not scanned again: that check
    refused every control byte but HTAB in them. */
-void *event_mm_malloc_(size_t size);
-void *event_mm_calloc_(size_t count, size_t size);
-void event_mm_free_(void *p);
-
 typedef int (*add_header_fn)(struct evkeyvalq *, const char *, const char *);
 
-/* libevent's own evhttp_add_header (also for tests). Racing threads store the same value. */
+/* libevent's own evhttp_add_header (also for tests). */
 int gh_original_add_header(struct evkeyvalq *headers, const char *key, const char *value) {
-    static add_header_fn original_add = NULL;
-    add_header_fn add = __atomic_load_n(&original_add, __ATOMIC_ACQUIRE);
-    if (add == NULL) {
-        add = (add_header_fn)dlsym(RTLD_NEXT, "evhttp_add_header");
-        __atomic_store_n(&original_add, add, __ATOMIC_RELEASE);
-    }
-    return add(headers, key, value);
+    static void *slot = NULL;
+    return ((add_header_fn)gh_next_symbol(&slot, "evhttp_add_header"))(headers, key, value);
 }
 
 __attribute__((visibility("default")))

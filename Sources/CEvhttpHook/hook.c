@@ -29,6 +29,7 @@
 #include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
 #include "CEvhttpHook.h"
+#include "hookstate.h"
 
 /* libevent's enum message_read_status (http-internal.h, 2.1.12). */
 enum { GH_ALL_DATA_READ = 1, GH_MORE_DATA_EXPECTED = 0, GH_DATA_CORRUPTED = -1 };
@@ -56,8 +57,7 @@ void gh_install_head_check(gh_head_check_fn fn) {
 typedef void (*send_error_fn)(struct evhttp_request *, int, const char *);
 typedef int (*parse_fn)(struct evhttp_request *, struct evbuffer *);
 
-/* The next definition of `name` after ours (libevent's). Racing threads store the same value. */
-static void *original(void **slot, const char *name) {
+void *gh_next_symbol(void **slot, const char *name) {
     void *fn = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
     if (fn == NULL) {
         fn = dlsym(RTLD_NEXT, name);
@@ -68,7 +68,7 @@ static void *original(void **slot, const char *name) {
 
 void gh_original_send_error(struct evhttp_request *req, int error, const char *reason) {
     static void *slot = NULL;
-    ((send_error_fn)original(&slot, "evhttp_send_error"))(req, error, reason);
+    ((send_error_fn)gh_next_symbol(&slot, "evhttp_send_error"))(req, error, reason);
 }
 
 __attribute__((visibility("default")))
@@ -94,7 +94,7 @@ __thread int gh_parsing_checked_fields = 0;
 __attribute__((visibility("default")))
 int evhttp_parse_firstline_(struct evhttp_request *req, struct evbuffer *buffer) {
     static void *slot = NULL;
-    parse_fn parse = (parse_fn)original(&slot, "evhttp_parse_firstline_");
+    parse_fn parse = (parse_fn)gh_next_symbol(&slot, "evhttp_parse_firstline_");
     if (req->kind != EVHTTP_REQUEST) return parse(req, buffer);
     if (check_head(buffer, 1) < 0) return GH_DATA_CORRUPTED;
     int status = parse(req, buffer);
@@ -110,7 +110,7 @@ int evhttp_parse_firstline_(struct evhttp_request *req, struct evbuffer *buffer)
 __attribute__((visibility("default")))
 int evhttp_parse_headers_(struct evhttp_request *req, struct evbuffer *buffer) {
     static void *slot = NULL;
-    parse_fn parse = (parse_fn)original(&slot, "evhttp_parse_headers_");
+    parse_fn parse = (parse_fn)gh_next_symbol(&slot, "evhttp_parse_headers_");
     if (req->kind != EVHTTP_REQUEST) return parse(req, buffer);
     const int verdict = check_head(buffer, 0);
     if (verdict < 0) return GH_DATA_CORRUPTED;

@@ -29,25 +29,18 @@
 #include <string.h>
 #include <event2/buffer.h>
 #include "CEvhttpHook.h"
+#include "hookstate.h"
 
 enum { GH_READLN_CHAINS = 8 };
-
-void *event_mm_malloc_(size_t size);
-void event_mm_free_(void *p);
 
 typedef char *(*evbuffer_readln_fn)(struct evbuffer *, size_t *, enum evbuffer_eol_style);
 
 /* 0: not decided yet, 1: this file's readln, 2: libevent's for every call. */
 static int readln_mode = 0;
-static evbuffer_readln_fn libevent_readln = NULL;
+static void *libevent_readln = NULL;
 
 static evbuffer_readln_fn original_readln(void) {
-    evbuffer_readln_fn fn = __atomic_load_n(&libevent_readln, __ATOMIC_ACQUIRE);
-    if (fn == NULL) {
-        fn = (evbuffer_readln_fn)dlsym(RTLD_NEXT, "evbuffer_readln");
-        __atomic_store_n(&libevent_readln, fn, __ATOMIC_RELEASE);
-    }
-    return fn;
+    return (evbuffer_readln_fn)gh_next_symbol(&libevent_readln, "evbuffer_readln");
 }
 
 static int choose_readln_mode(void) {
