@@ -6,6 +6,11 @@ import GatehousePolicy
 /// proxy that reads such a head differently from its upstream is how requests get smuggled.
 enum RequestHead {
     /// nil when the head is acceptable; otherwise what is wrong (for debugging, never sent).
+    ///
+    /// One walk of the list. Each name is read once: its bytes checked as `tchar` and counted,
+    /// then compared with the one name of that length the rules care about (a chain of
+    /// comparisons per field, in a closure, cost ~350 instructions a field;
+    /// deploy/bench/callgrind-jwt.sh).
     static func problem(_ headers: HeaderList, httpMinor: Int32, absoluteForm: Bool) -> String? {
         var contentLength: String? = nil
         var transferEncodings = 0
@@ -13,34 +18,38 @@ enum RequestHead {
         var hosts = 0
         var authorizations = 0
         var connectionTokens = ConnectionTokens()
-        var problem: String? = nil
-        headers.forEach { name, value in
-            guard problem == nil else { return }
+        var entry = gh_headers_first(headers.queue)
+        while let field = entry {
+            entry = gh_header_next(field)
+            let name = field.pointee.key!, value = field.pointee.value!
             // §5.1: no whitespace (or anything else) but tchar in a field name.
-            var i = 0
-            while name[i] != 0 {
-                if !PlainBytes.isTokenByte(UInt8(bitPattern: name[i])) { problem = "bad header name"; return }
-                i += 1
+            var length = 0
+            while name[length] != 0 {
+                if !PlainBytes.isTokenByte(UInt8(bitPattern: name[length])) { return "bad header name" }
+                length += 1
             }
-            if i == 0 { problem = "empty header name"; return }
-            if HeaderRules.nameEquals(name, constant: "content-length") {
+            switch length {
+            case 0:
+                return "empty header name"
+            case 4 where HeaderRules.nameEquals(name, constant: "host"):
+                hosts += 1
+                if !isAcceptableHost(value) { return "bad Host" }
+            case 10 where HeaderRules.nameEquals(name, constant: "connection"):
+                connectionTokens.add(value)
+            case 13 where HeaderRules.nameEquals(name, constant: "authorization"):
+                authorizations += 1
+            case 14 where HeaderRules.nameEquals(name, constant: "content-length"):
                 let v = String(cString: value).trimmingCharacters(in: " \t")
-                if v.isEmpty || !v.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) { problem = "bad Content-Length"; return }
-                if let seen = contentLength, seen != v { problem = "conflicting Content-Length"; return }   // §6.3
+                if v.isEmpty || !v.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) { return "bad Content-Length" }
+                if let seen = contentLength, seen != v { return "conflicting Content-Length" }   // §6.3
                 contentLength = v
-            } else if HeaderRules.nameEquals(name, constant: "transfer-encoding") {
+            case 17 where HeaderRules.nameEquals(name, constant: "transfer-encoding"):
                 transferEncodings += 1
                 transferEncodingIsChunked = String(cString: value).trimmingCharacters(in: " \t").lowercased() == "chunked"
-            } else if HeaderRules.nameEquals(name, constant: "host") {
-                hosts += 1
-                if !isAcceptableHost(value) { problem = "bad Host"; return }
-            } else if HeaderRules.nameEquals(name, constant: "authorization") {
-                authorizations += 1
-            } else if HeaderRules.nameEquals(name, constant: "connection") {
-                connectionTokens.add(value)
+            default:
+                break
             }
         }
-        if let problem { return problem }
         if connectionTokens.tooMany { return "more than 64 Connection tokens" }           // SPEC §3.2
         // §6.1: the only transfer coding gatehouse reads is a lone `chunked`.
         if transferEncodings > 0 && (transferEncodings > 1 || !transferEncodingIsChunked) { return "unsupported Transfer-Encoding" }
