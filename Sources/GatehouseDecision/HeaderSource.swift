@@ -15,9 +15,15 @@ public protocol HeaderSource {
     /// absent or repeated (forward auth's description headers, SPEC §11). The name is given in
     /// lowercase. A default implementation reads ``joined(_:separator:)``.
     func single(_ lowercasedName: StaticString) -> String?
+    /// The first `Authorization` value: ``first(_:)``'s. A server may answer it from what the
+    /// connection sent before, when the bytes are the same (a client presents one token on
+    /// request after request).
+    func authorization() -> String?
 }
 
 extension HeaderSource {
+    public func authorization() -> String? { first("Authorization") }
+
     public func single(_ lowercasedName: StaticString) -> String? {
         // Repeats are joined with a newline, which no accepted header value holds (the raw head
         // check refuses control bytes).

@@ -61,7 +61,7 @@ public struct RequestFacts: Sendable {
         self.method = method
         self.target = target
         self.host = host
-        authorization = headers.first("Authorization")
+        authorization = headers.authorization()
         accept = headers.first("Accept")
         origin = headers.first("Origin")
         // Only a config with a websocket route reads `Upgrade` (elsewhere a handshake changes nothing).

@@ -46,7 +46,7 @@ extension Worker {
                 log.path = AccessLogRecord.receivedPath(log.rawTarget)  // what was tried (SPEC §3.2)
                 return refuse(req, pathRefusal(req, rawTarget: log.rawTarget, snapshot: snapshot), log: &log, startNs: startNs)
             }
-            facts = requestFacts(req, target: target, snapshot: snapshot)
+            facts = requestFacts(req, target: target, snapshot: snapshot, connection: conn)
         }
         log.path = facts.target.path
         if let endpoint = Decide.sessionEndpoint(facts, under: snapshot.decision) {
@@ -90,10 +90,10 @@ extension Worker {
 
     /// The request's facts, built once at this edge (``RequestFacts/init(method:target:host:headers:config:)``)
     /// under the request's own snapshot.
-    func requestFacts(_ req: Request, target: NormalizedTarget, snapshot: Snapshot) -> RequestFacts {
-        let headers = HeaderList(evhttp_request_get_input_headers(req))
+    func requestFacts(_ req: Request, target: NormalizedTarget, snapshot: Snapshot, connection: ClientConnection) -> RequestFacts {
+        let headers = ConnectionHeaders(list: HeaderList(evhttp_request_get_input_headers(req)), connection: connection)
         var facts = RequestFacts(method: Worker.methodName(evhttp_request_get_command(req)), target: target,
-                                 host: RequestFacts.host(of: target, headers: headers), headers: headers,
+                                 host: RequestFacts.host(of: target, headers: headers.list), headers: headers,
                                  under: snapshot.decision)
         identifyClient(&facts, req: req, snapshot: snapshot)
         return facts

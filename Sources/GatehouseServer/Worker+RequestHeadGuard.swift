@@ -141,7 +141,7 @@ extension Worker {
             return EarlyRefusal(refusal: pathRefusal(req, rawTarget: rawTarget, snapshot: snapshot),
                                 path: AccessLogRecord.receivedPath(rawTarget))  // what was tried (SPEC §3.2)
         }
-        let facts = requestFacts(req, target: target, snapshot: snapshot)
+        let facts = requestFacts(req, target: target, snapshot: snapshot, connection: conn)
         conn.decidedHead = DecidedHead(req: req, snapshot: snapshot, facts: facts)
         if Decide.sessionEndpoint(facts, under: snapshot.decision) != nil { return nil }
         let auth = AuthContext(verifier: snapshot.verifier, cache: tokenCache, now: Clock.wallMs() / 1000)

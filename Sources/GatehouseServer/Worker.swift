@@ -346,6 +346,8 @@ final class ClientConnection {
     /// The end of a lingering close (Worker+ClientIO), and the bytes discarded meanwhile.
     var lingerTimer: OpaquePointer?
     var lingerBytes = 0
+    /// The last `Authorization` value this connection sent (``AuthorizationMemo``).
+    var lastAuthorization: String? = nil
     init(evcon: OpaquePointer, worker: Worker) {
         self.evcon = evcon
         self.worker = worker

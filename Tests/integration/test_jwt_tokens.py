@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import time
 
@@ -689,3 +690,36 @@ def test_reload_with_a_new_secret_refuses_tokens_signed_with_the_old_one(gatehou
     finally:
         gateways.close()
         upstream.stop()
+
+
+def test_one_keep_alive_connection_gets_each_tokens_own_answer(gw, upstream, kit):
+    """A connection remembers the last `Authorization` value it sent (AuthorizationMemo): a
+    client presenting one token again is not charged for its copy. Tokens of the same length
+    that differ only in the signature's last byte, or only in the first byte of the header, and
+    another subject's token of the same length, on one connection, each get their own answer;
+    the remembered one is still answered as itself afterwards."""
+    alice = kit.valid("RS256", sub="alice-memo")
+    bob = kit.valid("RS256", sub="bobby-memo")
+    assert len(alice) == len(bob) and alice != bob
+    last = "A" if alice[-1] != "A" else "B"
+    tail_changed = alice[:-1] + last
+    head_changed = ("f" if alice[0] != "f" else "e") + alice[1:]
+    steps = [(alice, 200, "alice-memo"), (alice, 200, "alice-memo"), (tail_changed, 401, None),
+             (alice, 200, "alice-memo"), (head_changed, 401, None), (bob, 200, "bobby-memo"),
+             (alice, 200, "alice-memo"), ("", 401, None), (alice, 200, "alice-memo")]
+    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+    try:
+        for i, (token, status, subject) in enumerate(steps):
+            rid = f"memo-{i}-{time.time_ns()}"
+            conn.request("GET", "/api/memo", headers={"X-Request-Id": rid, "Authorization": f"Bearer {token}".rstrip()})
+            response = conn.getresponse()
+            response.read()
+            assert response.status == status, (i, response.status)
+            assert response.getheader("Connection", "").lower() != "close", i
+            record = upstream_record(upstream, rid)
+            if subject is None:
+                assert record is None, f"step {i}: a refused request reached the upstream"
+            else:
+                assert received_headers(record, "X-Auth-Subject") == [subject], (i, record["headers"])
+    finally:
+        conn.close()
