@@ -163,7 +163,8 @@ public enum IdentityHeaderValues {
         // request, memo hit or not (~1,000 instructions a request, `callgrind-jwt.sh`).
         // `identity.token?.` reads the token in place (`if let token` copied the optional out:
         // a retain and a release, ~200 instructions a request).
-        if identity.token != nil, identity.token?.subject == identity.subject, identity.token?.roles == identity.roles,
+        if identity.hasTokenClaims
+            || (identity.token != nil && identity.token?.subject == identity.subject && identity.token?.roles == identity.roles),
            let block = identity.token?.identityHeaders(layout: names.layout, method: identity.method.rawValue, make: {
                lines(headers(of: identity, names: names))
            }) {

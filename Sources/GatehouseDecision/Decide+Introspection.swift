@@ -58,7 +58,7 @@ extension Decide {
         case .failure(let reason):
             return unauthenticated(route, facts, config, reason: reason, tried: .introspection)
         case .success(let verified):
-            let identity = Identity(method: .introspection, subject: verified.subject, roles: verified.roles, token: verified)
+            let identity = Identity(method: .introspection, token: verified)
             if let requirement = wait.requirement, let failed = requirement.evaluate(verified) {
                 var refused = refusal(.forbidden, failed, status: route.denyStatus, route: route, tried: .introspection,
                                       subject: verified.subject, facts, config)

@@ -146,10 +146,10 @@ public enum Decide {
             if let requirement, let failed = requirement.evaluate(verified) {
                 var refused = refusal(.forbidden, failed, status: route.denyStatus, route: route, tried: .jwt,
                                       subject: verified.subject, facts, config)
-                refused.identity = Identity(method: .jwt, subject: verified.subject, roles: verified.roles, token: verified)
+                refused.identity = Identity(method: .jwt, token: verified)
                 return .refuse(refused)
             }
-            let identity = Identity(method: .jwt, subject: verified.subject, roles: verified.roles, token: verified)
+            let identity = Identity(method: .jwt, token: verified)
             return forward(route, identity, facts, config)
         }
     }

@@ -50,6 +50,37 @@ final class IdentityHeaderValuesTests: XCTestCase {
         }
     }
 
+    /// An identity made from the token alone reads the token's subject and roles and gives
+    /// the same headers and header block as one given them explicitly — hostile values too;
+    /// one given other values keeps its own, in the block as well (the token's memo is not used).
+    func testATokensOwnIdentityReadsTheToken() {
+        var names = IdentityHeaders()
+        names.claims = [("X-Auth-Email", "email")]
+        for (subject, roles) in [("alice", ["admin", "reader"]), (nil, []), ("a\r\nb", ["x,y", "z"])] as [(String?, [String])] {
+            let verified = token(subject: subject, roles: roles)
+            let own = Identity(method: .jwt, token: verified)
+            let explicit = Identity(method: .jwt, subject: subject, roles: roles, token: verified)
+            XCTAssertTrue(own.hasTokenClaims)
+            XCTAssertFalse(explicit.hasTokenClaims)
+            XCTAssertEqual(own.subject, subject)
+            XCTAssertEqual(own.roles, roles)
+            XCTAssertEqual(headers(own), headers(explicit))
+            XCTAssertEqual(headers(own, everyName: true), headers(explicit, everyName: true))
+            let a = IdentityHeaderValues.block(of: own, names: names), b = IdentityHeaderValues.block(of: explicit, names: names)
+            XCTAssertEqual(a.lines, b.lines)
+            XCTAssertEqual(a.dropped, b.dropped)
+        }
+        let verified = token(subject: "alice", roles: ["admin"])
+        _ = IdentityHeaderValues.block(of: Identity(method: .jwt, token: verified), names: IdentityHeaders())  // the memo filled
+        let other = Identity(method: .jwt, subject: "bob", roles: ["reader"], token: verified)
+        XCTAssertEqual(String(decoding: IdentityHeaderValues.block(of: other, names: IdentityHeaders()).lines, as: UTF8.self),
+                       "X-Auth-Subject: bob\r\nX-Auth-Roles: reader\r\nX-Auth-Method: jwt\r\n")
+        let session = Identity(method: .session, subject: "carol", roles: ["admin"], token: nil)
+        XCTAssertFalse(session.hasTokenClaims)
+        XCTAssertEqual(session.subject, "carol")
+        XCTAssertEqual(session.roles, ["admin"])
+    }
+
     /// An identity made with other values than its token's uses its own, checked here.
     func testAnIdentityWithItsOwnSubjectAndRolesUsesThem() {
         let verified = token(subject: "alice", roles: ["admin"])
