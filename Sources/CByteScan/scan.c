@@ -183,3 +183,25 @@ size_t gh_json_plain_prefix(const unsigned char *bytes, size_t count) {
 #endif
     return prefix_short(bytes, count, json_bad_bytes_8, json_escaped);
 }
+
+/* RFC 9110 §5.6.2 tchar: "!#$%&'*+-.^_`|~", digits and letters. Header names are checked for
+   it on every request (RequestHead, the upstream head): a table lookup a byte, ~4 instructions,
+   where Swift's test of two 64-bit masks took ~11. PlainBytesTests checks the two agree. */
+static const unsigned char token_byte[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
+    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
+    ['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1,
+};
+
+size_t gh_token_prefix(const unsigned char *bytes, size_t count) {
+    size_t i = 0;
+    while (i < count && token_byte[bytes[i]]) i++;
+    return i;
+}
+
+size_t gh_token_span(const char *text) {
+    const unsigned char *bytes = (const unsigned char *)text;
+    size_t i = 0;
+    while (token_byte[bytes[i]]) i++;  /* NUL is not tchar: the end stops it */
+    return i;
+}

@@ -38,8 +38,14 @@ public enum PlainBytes {
     /// A non-empty name of token characters (RFC 9110 §5.1): a header name that may be written.
     @inlinable
     public static func isToken(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        !bytes.isEmpty && bytes.allSatisfy(isTokenByte)
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return false }
+        return gh_token_prefix(base, bytes.count) == bytes.count
     }
+
+    /// How many bytes of the NUL-terminated `name` are token characters: all of them when
+    /// `name[result]` is its NUL.
+    @inlinable @inline(__always)
+    public static func tokenSpan(_ name: UnsafePointer<CChar>) -> Int { gh_token_span(name) }
 
     /// RFC 9110 §5.6.2 `tchar`, from a 256-bit table: the one definition of a header name's
     /// bytes (request heads, upstream heads and responses, identity headers).

@@ -23,11 +23,8 @@ enum RequestHead {
             entry = gh_header_next(field)
             let name = field.pointee.key!, value = field.pointee.value!
             // §5.1: no whitespace (or anything else) but tchar in a field name.
-            var length = 0
-            while name[length] != 0 {
-                if !PlainBytes.isTokenByte(UInt8(bitPattern: name[length])) { return "bad header name" }
-                length += 1
-            }
+            let length = PlainBytes.tokenSpan(name)
+            if name[length] != 0 { return "bad header name" }
             switch length {
             case 0:
                 return "empty header name"

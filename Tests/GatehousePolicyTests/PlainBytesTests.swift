@@ -110,6 +110,29 @@ final class PlainBytesTests: XCTestCase {
         }
     }
 
+    /// The C table of tchar (gh_token_prefix, gh_token_span) against the RFC's list: every byte
+    /// value at every position of names of 1–20 bytes, and the NUL as the end of a span.
+    func testTheCTokenScansAgreeWithTheRFCsTokenSet() {
+        let listed = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
+        for length in 1...20 {
+            for position in 0..<length {
+                for byte in 0...255 {
+                    var bytes = [UInt8](repeating: UInt8(ascii: "k"), count: length)
+                    bytes[position] = UInt8(byte)
+                    let expected = listed.contains(UInt8(byte)) ? length : position
+                    let prefix = bytes.withUnsafeBufferPointer { PlainBytes.isToken($0) }
+                    XCTAssertEqual(prefix, expected == length, "byte \(byte) at \(position) of \(length)")
+                    let span = (bytes + [0]).withUnsafeBufferPointer {
+                        PlainBytes.tokenSpan(UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self))
+                    }
+                    XCTAssertEqual(span, byte == 0 ? position : expected, "span: byte \(byte) at \(position) of \(length)")
+                }
+            }
+        }
+        XCTAssertEqual(PlainBytes.tokenSpan(""), 0)
+        XCTAssertFalse(PlainBytes.isToken(UnsafeBufferPointer(start: nil, count: 0)))
+    }
+
     func testFieldValuesAllowHTABOnly() {
         func check(_ bytes: [UInt8]) -> Bool { bytes.withUnsafeBufferPointer { PlainBytes.isFieldValue($0) } }
         XCTAssertTrue(check([]))

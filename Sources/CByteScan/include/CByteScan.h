@@ -18,4 +18,11 @@ int gh_plain_prefix_uses_avx2(void);
    '"' nor '\\', at most `count`. JSONLineWriter (the access log) is its caller. */
 size_t gh_json_plain_prefix(const unsigned char *bytes, size_t count);
 
+/* How many bytes from `bytes` are RFC 9110 tchar (header-name bytes), at most `count`. */
+size_t gh_token_prefix(const unsigned char *bytes, size_t count);
+
+/* How many bytes of the NUL-terminated `text` are tchar before the first that is not (the NUL
+   at the latest): all of them when text[result] is the NUL. */
+size_t gh_token_span(const char *text);
+
 #endif
