@@ -15,26 +15,6 @@ import GatehouseDecision
 enum AuthorizationMemo {
     static let tailBytes = 64
 
-    /// The NUL-terminated value at `raw` as a String: `known` when it holds the same bytes,
-    /// else a new one.
-    static func value(_ raw: UnsafePointer<CChar>, known: String?) -> String {
-        if let known, holds(known, raw) { return known }
-        return make(raw)
-    }
-
-    /// `known` holds the bytes of the NUL-terminated value at `raw`.
-    @inline(__always)
-    static func holds(_ known: String, _ raw: UnsafePointer<CChar>) -> Bool {
-        holds(known, UnsafeRawPointer(raw).assumingMemoryBound(to: UInt8.self), strlen(raw))
-    }
-
-    /// A new String of the NUL-terminated value at `raw` (invalid UTF-8 repaired, as
-    /// `String(cString:)` does).
-    static func make(_ raw: UnsafePointer<CChar>) -> String {
-        String(decoding: UnsafeBufferPointer(start: UnsafeRawPointer(raw).assumingMemoryBound(to: UInt8.self), count: strlen(raw)),
-               as: UTF8.self)
-    }
-
     /// `known`'s UTF-8 is the `length` bytes at `bytes`.
     static func holds(_ known: String, _ bytes: UnsafePointer<UInt8>, _ length: Int) -> Bool {
         guard known.utf8.count == length else { return false }
@@ -62,9 +42,12 @@ struct ConnectionHeaders: HeaderSource {
     func single(_ lowercasedName: StaticString) -> String? { list.single(lowercasedName) }
     func authorization() -> String? {
         guard let raw = list.raw("Authorization") else { return nil }
+        let length = strlen(raw)
+        let bytes = UnsafeRawPointer(raw).assumingMemoryBound(to: UInt8.self)
         // A hit leaves the remembered value where it is: one retain, for the caller's copy.
-        if let known = connection.lastAuthorization, AuthorizationMemo.holds(known, raw) { return known }
-        let made = AuthorizationMemo.make(raw)
+        if let known = connection.lastAuthorization, AuthorizationMemo.holds(known, bytes, length) { return known }
+        // As `String(cString:)` makes it (invalid UTF-8 repaired).
+        let made = String(decoding: UnsafeBufferPointer(start: bytes, count: length), as: UTF8.self)
         connection.lastAuthorization = made
         return made
     }
