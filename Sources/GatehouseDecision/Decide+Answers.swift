@@ -131,18 +131,18 @@ public enum IdentityHeaderValues {
             if everyName { for name in [names.subject, names.roles, names.method] + names.claims.map(\.header) { out.append((name, "")) } }
             return out
         }
-        // A token's subject and role list were checked and joined when it was verified; the
-        // identity has them as they are unless it was made otherwise (then they are made here).
+        // A token's subject and role list were checked and joined when it was verified: an
+        // identity made from the token alone has them so; any other's are made here.
         let token = identity.token
         if identity.subject != nil || everyName {
-            if let token, identity.subject != nil, identity.subject == token.subject {
-                added(names.subject, token.subjectHeaderValue)
+            if identity.hasTokenClaims, token?.subject != nil {
+                added(names.subject, token?.subjectHeaderValue)
             } else {
                 add(names.subject, identity.subject)
             }
         }
-        if let token, identity.roles == token.roles {
-            added(names.roles, token.rolesHeaderValue)
+        if identity.hasTokenClaims {
+            added(names.roles, token?.rolesHeaderValue)
         } else {
             add(names.roles, VerifiedToken.roleList(identity.roles))
         }
@@ -155,16 +155,16 @@ public enum IdentityHeaderValues {
     }
 
     /// ``headers(of:names:everyName:)`` with the same as header lines. A verified token's are
-    /// made once per configuration (``VerifiedToken/identityHeaders(layout:method:make:)``) when
-    /// the identity carries the token's own subject and roles; any other identity's each time.
+    /// made once per configuration (``VerifiedToken/identityHeaders(layout:method:make:)``) for
+    /// an identity made from the token alone (``Identity/init(method:token:)``); any other
+    /// identity's each time.
     public static func block(of identity: Identity, names: IdentityHeaders) -> IdentityHeaderBlock {
         // The closure is written out at its one use, not kept in a `let`: a stored closure
         // captures `identity` and `names` in a heap context, copied (and freed) on every
         // request, memo hit or not (~1,000 instructions a request, `callgrind-jwt.sh`).
         // `identity.token?.` reads the token in place (`if let token` copied the optional out:
         // a retain and a release, ~200 instructions a request).
-        if identity.hasTokenClaims
-            || (identity.token != nil && identity.token?.subject == identity.subject && identity.token?.roles == identity.roles),
+        if identity.hasTokenClaims,
            let block = identity.token?.identityHeaders(layout: names.layout, method: identity.method.rawValue, make: {
                lines(headers(of: identity, names: names))
            }) {

@@ -35,6 +35,14 @@ public enum PlainBytes {
         }
     }
 
+    /// How many bytes from `base` are RFC 9110 §5.6.2 `tchar`, at most `count`. The one
+    /// definition of a header name's bytes (request heads, upstream heads and responses,
+    /// identity headers) is the table behind it (CByteScan's `gh_token_prefix`).
+    @inlinable @inline(__always)
+    public static func tokenPrefixLength(_ base: UnsafePointer<UInt8>, _ count: Int) -> Int {
+        gh_token_prefix(base, count)
+    }
+
     /// A non-empty name of token characters (RFC 9110 §5.1): a header name that may be written.
     @inlinable
     public static func isToken(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
@@ -46,24 +54,4 @@ public enum PlainBytes {
     /// `name[result]` is its NUL.
     @inlinable @inline(__always)
     public static func tokenSpan(_ name: UnsafePointer<CChar>) -> Int { gh_token_span(name) }
-
-    /// RFC 9110 §5.6.2 `tchar`, from a 256-bit table: the one definition of a header name's
-    /// bytes (request heads, upstream heads and responses, identity headers).
-    @inlinable @inline(__always)
-    public static func isTokenByte(_ c: UInt8) -> Bool {
-        let word: UInt64
-        switch c >> 6 {
-        case 0: word = tokenBits.0
-        case 1: word = tokenBits.1
-        default: return false
-        }
-        return (word >> UInt64(c & 63)) & 1 == 1
-    }
-
-    /// Bits 0-63 and 64-127 of the token set (bytes 128 and up are never token bytes): `!#$%&'*+-.`,
-    /// digits, letters, `^_`|~`. Constants, not a `static let` computed once: that is a `swift_once`
-    /// call per byte looked up (~800 instructions per proxied request). `PlainBytesTests` checks
-    /// them against the RFC's list for all 256 bytes.
-    @inlinable
-    static var tokenBits: (UInt64, UInt64) { (0x03FF_6CFA_0000_0000, 0x57FF_FFFF_C7FF_FFFE) }
 }

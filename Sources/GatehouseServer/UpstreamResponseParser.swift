@@ -372,12 +372,9 @@ final class UpstreamResponseParser {
             let e = UnsafeMutableRawPointer(lf).assumingMemoryBound(to: UInt8.self) - buffer
             let lineStop = e > p && buffer[e - 1] == UInt8(ascii: "\r") ? e - 1 : e
             if lineStop == p { break }   // the empty line
-            var colon = p
-            while colon < lineStop && buffer[colon] != UInt8(ascii: ":") {
-                guard PlainBytes.isTokenByte(buffer[colon]) else { return nil }
-                colon += 1
-            }
-            guard colon > p, colon < lineStop else { return nil }
+            // The name: tchar up to the colon (':' is not tchar).
+            let colon = p + PlainBytes.tokenPrefixLength(buffer + p, lineStop - p)
+            guard colon > p, colon < lineStop, buffer[colon] == UInt8(ascii: ":") else { return nil }
             var v = colon + 1
             while v < lineStop && (buffer[v] == UInt8(ascii: " ") || buffer[v] == UInt8(ascii: "\t")) { v += 1 }
             var ve = lineStop

@@ -44,9 +44,12 @@ final class IdentityHeaderValuesTests: XCTestCase {
         ]
         for row in rows {
             let verified = token(subject: row.subject, roles: row.roles)
-            let identity = Identity(method: .jwt, subject: verified.subject, roles: verified.roles, token: verified)
-            XCTAssertEqual(headers(identity), row.plain, row.name)
-            XCTAssertEqual(headers(identity, everyName: true), row.every, row.name)
+            // The token's values checked once (the proxy's identity) and checked here.
+            for identity in [Identity(method: .jwt, token: verified),
+                             Identity(method: .jwt, subject: verified.subject, roles: verified.roles, token: verified)] {
+                XCTAssertEqual(headers(identity), row.plain, row.name)
+                XCTAssertEqual(headers(identity, everyName: true), row.every, row.name)
+            }
         }
     }
 
@@ -112,7 +115,7 @@ final class IdentityHeaderValuesTests: XCTestCase {
         for (subject, roles) in [("alice", ["admin", "reader"]), ("alice\r\nX-Admin: 1", ["admin"]), ("bob", ["x\u{0}"])] {
             let verified = VerifiedToken(issuerName: "main", subject: subject, roles: roles, scopes: [], expiresAt: 2_000_000_000,
                                          claims: claims)
-            let identity = Identity(method: .jwt, subject: verified.subject, roles: verified.roles, token: verified)
+            let identity = Identity(method: .jwt, token: verified)
             let block = IdentityHeaderValues.block(of: identity, names: names)
             let pairs = IdentityHeaderValues.headers(of: identity, names: names)
             XCTAssertEqual(block.pairs.map { "\($0.0)=\($0.1)" }, pairs.map { "\($0.0)=\($0.1)" }, subject)
@@ -139,7 +142,7 @@ final class IdentityHeaderValuesTests: XCTestCase {
     /// introspected identity of the same token make their own, with their own names.
     func testTheTokenKeepsItsBlockPerLayoutAndMethod() {
         let verified = token(subject: "alice", roles: ["admin"])
-        let jwt = Identity(method: .jwt, subject: verified.subject, roles: verified.roles, token: verified)
+        let jwt = Identity(method: .jwt, token: verified)
         let names = IdentityHeaders()
         let first = IdentityHeaderValues.block(of: jwt, names: names)
         XCTAssertTrue(first === IdentityHeaderValues.block(of: jwt, names: names))
@@ -155,17 +158,21 @@ final class IdentityHeaderValuesTests: XCTestCase {
         claimed.claims = [("X-Auth-Issuer", "iss")]
         XCTAssertEqual(text(IdentityHeaderValues.block(of: jwt, names: claimed)),
                        "X-User: alice\r\nX-Auth-Roles: admin\r\nX-Auth-Method: jwt\r\n", "no iss claim")
-        let introspected = Identity(method: .introspection, subject: verified.subject, roles: verified.roles, token: verified)
+        let introspected = Identity(method: .introspection, token: verified)
         XCTAssertEqual(text(IdentityHeaderValues.block(of: introspected, names: names)),
                        "X-Auth-Subject: alice\r\nX-Auth-Roles: admin\r\nX-Auth-Method: introspection\r\n")
         XCTAssertEqual(text(IdentityHeaderValues.block(of: jwt, names: names)), text(first))
-        // An identity with its own subject or roles is never served the token's block.
+        // An identity with its own subject or roles is never served the token's block, even with
+        // the token's very values.
         let other = Identity(method: .jwt, subject: "bob", roles: verified.roles, token: verified)
         XCTAssertEqual(text(IdentityHeaderValues.block(of: other, names: names)),
                        "X-Auth-Subject: bob\r\nX-Auth-Roles: admin\r\nX-Auth-Method: jwt\r\n")
         let fewer = Identity(method: .jwt, subject: verified.subject, roles: [], token: verified)
         XCTAssertEqual(text(IdentityHeaderValues.block(of: fewer, names: names)),
                        "X-Auth-Subject: alice\r\nX-Auth-Roles: \r\nX-Auth-Method: jwt\r\n")
+        let same = Identity(method: .jwt, subject: verified.subject, roles: verified.roles, token: verified)
+        XCTAssertFalse(first === IdentityHeaderValues.block(of: same, names: names))
+        XCTAssertEqual(text(IdentityHeaderValues.block(of: same, names: names)), text(first))
         XCTAssertEqual(text(IdentityHeaderValues.block(of: jwt, names: names)), text(first))
     }
 
@@ -173,7 +180,7 @@ final class IdentityHeaderValuesTests: XCTestCase {
     /// layout's, whole (the memo is behind a lock; bounded: 8 threads × 2,000 asks).
     func testOneTokenAskedFromManyThreadsGetsEachLayoutsOwn() {
         let verified = token(subject: "alice", roles: ["admin"])
-        let identity = Identity(method: .jwt, subject: verified.subject, roles: verified.roles, token: verified)
+        let identity = Identity(method: .jwt, token: verified)
         var renamed = IdentityHeaders()
         renamed.roles = "X-Roles"
         let layouts = [IdentityHeaders(), renamed]
